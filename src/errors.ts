@@ -1,0 +1,95 @@
+/**
+ * Every error certkeeper throws or emits is a `CertkeeperError` with a stable `code`.
+ * Match on `err.code`, never on the message: messages may be reworded, codes may not.
+ *
+ * Messages never carry private key material. The constructor scrubs anything that looks like a
+ * PEM private key block or a long base64 run as a last line of defence; call sites are still
+ * expected never to interpolate key bytes in the first place.
+ */
+
+/** Stable error codes, grouped by the part that raises them. */
+export type ErrorCode =
+  // toolkit: parsing and bundle validation
+  | 'MALFORMED_PEM'
+  | 'UNSUPPORTED_KEY'
+  | 'KEY_MISMATCH'
+  | 'CHAIN_INVALID'
+  | 'UNTRUSTED_ROOT'
+  | 'NAME_NOT_COVERED'
+  | 'INVALID_NAME'
+  | 'EXPIRED'
+  | 'NOT_YET_VALID'
+  | 'WRONG_PURPOSE'
+  // stores and locks
+  | 'INVALID_STORE_KEY'
+  | 'STORE_CORRUPT'
+  | 'STORE_IO'
+  | 'STORE_NO_SPACE'
+  | 'STORE_READ_ONLY'
+  | 'STORE_CLOSED'
+  | 'LOCK_ABORTED'
+  | 'LOCK_LOST'
+  // configuration
+  | 'INVALID_OPTION';
+
+const BRAND = Symbol.for('certkeeper.error');
+
+const PEM_PRIVATE_BLOCK =
+  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
+// 40+ base64 characters in a row: key bytes, DER blobs, JWK "d" values. Hex fingerprints are
+// 64 hex chars in colon-free form, which this also matches, so exempt pure-hex runs.
+const LONG_BASE64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
+
+/** Removes anything shaped like key material from a human-readable string. */
+export function scrubSecrets(text: string): string {
+  return text
+    .replace(PEM_PRIVATE_BLOCK, '[private key redacted]')
+    .replace(LONG_BASE64, (run) => (/^[0-9a-fA-F]+$/.test(run) ? run : '[redacted]'));
+}
+
+export interface CertkeeperErrorOptions {
+  cause?: unknown;
+  /** Structured, non-secret facts for logs and events (names, serials, option paths). */
+  details?: Record<string, unknown>;
+}
+
+export class CertkeeperError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, options: CertkeeperErrorOptions = {}) {
+    super(scrubSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  override get name(): string {
+    return 'CertkeeperError';
+  }
+
+  /**
+   * `instanceof` holds across duplicate installs of certkeeper (two copies in node_modules),
+   * the same way undici's errors do.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
+  toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, details: { ...this.details } };
+  }
+}
+
+export function isCertkeeperError(value: unknown, code?: ErrorCode): value is CertkeeperError {
+  return value instanceof CertkeeperError && (code === undefined || value.code === code);
+}
+
+/** A short, secret-free description of an unknown thrown value, for wrapping. */
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return scrubSecrets(code ? `${code}: ${cause.message}` : cause.message);
+  }
+  return scrubSecrets(String(cause));
+}

@@ -1,0 +1,103 @@
+/**
+ * The storage contract. Every certificate, key, account and challenge answer certkeeper keeps
+ * goes through this interface, so a fleet shares state by sharing a store. Implementations:
+ * `MemoryStore`, `FileStore` (the default), and the Redis / PostgreSQL stores. Run
+ * `runStoreConformance` from `certkeeper/testing` against any implementation to prove it keeps
+ * this contract.
+ *
+ * ## Keys
+ * A key is a relative path of `/`-separated segments, e.g. `certificates/internal/a.example/cert.pem`.
+ * Segments are non-empty, never `.` or `..`, contain no NUL or control characters and no `\`,
+ * and a key has no leading or trailing `/`. Build keys with `./layout.ts`; stores re-check every
+ * key with `assertStoreKey` and throw `INVALID_STORE_KEY` for anything else. Keys are
+ * case-sensitive.
+ *
+ * ## Values
+ * Values are opaque bytes. `put` of a string stores its UTF-8 encoding.
+ *
+ * ## Not found
+ * `get` and `stat` return `null` when the key does not exist. They throw only for real failures
+ * (I/O errors, corruption the store itself can detect, a closed store), always a
+ * `CertkeeperError`. "Not found" is never an exception, so callers cannot confuse a missing
+ * certificate with an unreadable one.
+ *
+ * ## Atomicity
+ * `put` is atomic per key: a concurrent reader sees the complete old value or the complete new
+ * value, never a mix or a truncation. A failed `put` (no space, read-only, crash) leaves the
+ * previous value intact: the last good value is never destroyed by a failed write.
+ * There are no multi-key transactions; writers that need several keys to agree take a lock.
+ *
+ * ## Listing
+ * `list(prefix)` returns every key (at any depth) below the prefix, where the prefix is matched
+ * segment-wise: `list('certs/a')` includes `certs/a/x` but never `certs/ab/x`. An empty prefix
+ * lists everything. Order is unspecified. A key created or deleted during a listing may or may
+ * not appear.
+ *
+ * ## Locks
+ * Locks coordinate processes (replicas) that share a store, so that one certificate is never
+ * ordered twice. A lock is a *lease*: it is held until released or until `ttlMs` passes without
+ * renewal; after that anyone may take it over. A holder doing long work must call `renewLock`
+ * well inside the TTL (`withLock` does this for you).
+ *
+ * Each successful acquisition carries a fencing `token` that is strictly greater than every token
+ * previously issued for that lock name in this store. A holder that stalled (GC pause, stopped
+ * VM) past its lease may still believe it holds the lock; writes that matter can carry the token
+ * so that a stale holder's late write is recognisable.
+ *
+ * **Why a holder must re-check state after acquiring:** the lock only says "nobody else is
+ * working on this now". While you waited, the previous holder may already have done the work
+ * (e.g. another replica obtained the certificate and stored it). Always re-read the state after
+ * `lock()` returns and skip the work if it is no longer needed; otherwise a fleet of N replicas
+ * orders the same certificate N times, one after another.
+ *
+ * `lock` waits until the lock is free or its lease lapses, and rejects with `LOCK_ABORTED` when
+ * the signal aborts. `tryLock` never waits. `unlock` of a lease that was already taken over is a
+ * no-op that returns `false`: it never releases somebody else's lock. `renewLock` of such a lease
+ * throws `LOCK_LOST`.
+ */
+
+export interface StoreStat {
+  key: string;
+  /** Size of the stored value in bytes. */
+  size: number;
+  /** Last modification time. */
+  modified: Date;
+}
+
+export interface LockOptions {
+  /** Lease duration in milliseconds. Default 30 000. */
+  ttlMs?: number;
+  /** Cancels a waiting `lock()`; it rejects with `LOCK_ABORTED`. */
+  signal?: AbortSignal;
+}
+
+/** A held lock. Treat as opaque apart from the documented fields. */
+export interface LockLease {
+  readonly name: string;
+  /** Fencing token: strictly increasing per lock name across all holders of this store. */
+  readonly token: number;
+  /** Random identity of this acquisition. */
+  readonly owner: string;
+  /** Epoch milliseconds at which the lease lapses unless renewed. */
+  readonly expiresAt: number;
+}
+
+export interface Store {
+  get(key: string): Promise<Uint8Array | null>;
+  put(key: string, value: Uint8Array | string): Promise<void>;
+  /** Returns whether the key existed. Deleting a missing key is not an error. */
+  delete(key: string): Promise<boolean>;
+  list(prefix: string): Promise<string[]>;
+  stat(key: string): Promise<StoreStat | null>;
+
+  lock(name: string, options?: LockOptions): Promise<LockLease>;
+  tryLock(name: string, options?: Omit<LockOptions, 'signal'>): Promise<LockLease | null>;
+  /** Extends the lease to `ttlMs` from now (default: the TTL it was taken with). */
+  renewLock(lease: LockLease, ttlMs?: number): Promise<LockLease>;
+  unlock(lease: LockLease): Promise<boolean>;
+
+  /** Releases resources (connections, watchers). Further calls reject with `STORE_CLOSED`. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LOCK_TTL_MS = 30_000;

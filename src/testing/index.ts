@@ -1,0 +1,2 @@
+// certkeeper/testing: helpers for people who implement certkeeper contracts.
+export {};
