@@ -36,15 +36,15 @@ const BRAND = Symbol.for('certkeeper.error');
 
 const PEM_PRIVATE_BLOCK =
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
-// 40+ base64 characters in a row: key bytes, DER blobs, JWK "d" values. Hex fingerprints are
-// 64 hex chars in colon-free form, which this also matches, so exempt pure-hex runs.
+// 40+ base64 characters in a row: key bytes, DER blobs, JWK "d" values. SHA-256 fingerprints
+// (64 hex digits) and serials are safe and useful in logs, so hex runs up to 64 digits stay.
 const LONG_BASE64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
 
 /** Removes anything shaped like key material from a human-readable string. */
 export function scrubSecrets(text: string): string {
   return text
     .replace(PEM_PRIVATE_BLOCK, '[private key redacted]')
-    .replace(LONG_BASE64, (run) => (/^[0-9a-fA-F]+$/.test(run) ? run : '[redacted]'));
+    .replace(LONG_BASE64, (run) => (run.length <= 64 && /^[0-9a-fA-F]+$/.test(run) ? run : '[redacted]'));
 }
 
 export interface CertkeeperErrorOptions {

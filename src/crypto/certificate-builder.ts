@@ -1,0 +1,91 @@
+/**
+ * Creating certificates: what the embedded CA signs with, and what tests use to build hostile
+ * chains. Leaves get SKI/AKI (ARI needs the AKI), key usage fitting the key type, and the EKUs
+ * asked for; CAs get critical basicConstraints and keyCertSign.
+ */
+import { randomBytes, type webcrypto as WebCrypto } from 'node:crypto';
+import { rdnValue, sanExtension } from './csr.js';
+import { type ParsedCertificate, parseCertificateDer } from './inspect.js';
+import type { PrivateKey } from './keys.js';
+import { parseNames } from './names.js';
+import { crypto, x509 } from './x509.js';
+
+export interface CertificateSpec {
+  /** Public key the certificate certifies (from a CSR or a PrivateKey). */
+  publicKey: WebCrypto.CryptoKey | PrivateKey;
+  /** Signing key and certificate; omit for a self-signed certificate (then `publicKey` must be a PrivateKey). */
+  issuer?: { key: PrivateKey; certificate: ParsedCertificate };
+  commonName?: string;
+  /** Subject DN in RFC 4514 form; overrides `commonName`. */
+  subject?: string;
+  names?: readonly string[];
+  notBefore: Date;
+  notAfter: Date;
+  isCA?: boolean;
+  pathLength?: number;
+  extKeyUsage?: readonly ('serverAuth' | 'clientAuth')[];
+  /** Hex; default 16 random bytes with the top bit cleared (a positive INTEGER, 128 bits). */
+  serialNumber?: string;
+  /** Extra extensions (e.g. the ACME identifier of TLS-ALPN-01). */
+  extensions?: x509.Extension[];
+}
+
+export function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive and never a leading zero byte
+  return bytes.toString('hex');
+}
+
+async function publicCryptoKey(key: WebCrypto.CryptoKey | PrivateKey): Promise<WebCrypto.CryptoKey> {
+  return 'cryptoKeyPair' in key ? (await key.cryptoKeyPair()).publicKey : key;
+}
+
+export async function createCertificate(spec: CertificateSpec): Promise<ParsedCertificate> {
+  const subjectPublic = await publicCryptoKey(spec.publicKey);
+  const signer = spec.issuer?.key ?? (spec.publicKey as PrivateKey);
+  if (!('cryptoKeyPair' in signer)) throw new TypeError('a self-signed certificate needs a PrivateKey');
+  const signerKeys = await signer.cryptoKeyPair();
+  const subject = spec.subject ?? (spec.commonName ? `CN=${rdnValue(spec.commonName)}` : '');
+  const isCA = spec.isCA ?? false;
+
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(isCA, isCA ? spec.pathLength : undefined, true),
+    await x509.SubjectKeyIdentifierExtension.create(subjectPublic, false, crypto),
+    await x509.AuthorityKeyIdentifierExtension.create(signerKeys.publicKey, false, crypto),
+  ];
+  if (isCA) {
+    extensions.push(
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
+    );
+  } else {
+    const rsa = subjectPublic.algorithm.name.startsWith('RSA');
+    const usage = x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0);
+    extensions.push(new x509.KeyUsagesExtension(usage, true));
+  }
+  if (spec.extKeyUsage && spec.extKeyUsage.length > 0) {
+    const oids = spec.extKeyUsage.map((u) => x509.ExtendedKeyUsage[u]);
+    extensions.push(new x509.ExtendedKeyUsageExtension(oids, false));
+  }
+  if (spec.names && spec.names.length > 0) extensions.push(sanExtension(parseNames(spec.names)));
+  extensions.push(...(spec.extensions ?? []));
+
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: spec.serialNumber ?? randomSerial(),
+      subject,
+      // The issuer's own encoded name, not a re-parsed string, so name chaining matches byte for byte.
+      issuer: spec.issuer ? new x509.X509Certificate(spec.issuer.certificate.der).subjectName : subject,
+      notBefore: spec.notBefore,
+      notAfter: spec.notAfter,
+      publicKey: subjectPublic,
+      signingKey: signerKeys.privateKey,
+      signingAlgorithm: signer.signingAlgorithm as WebCrypto.Algorithm,
+      extensions,
+    },
+    crypto,
+  );
+  return parseCertificateDer(Buffer.from(cert.rawData));
+}

@@ -1,0 +1,136 @@
+/**
+ * Certificate inspection: the facts the lifecycle needs (names, validity, serial, fingerprint,
+ * key identifiers for ARI, EKUs, CA flag) as plain data. Node's X509Certificate does the signature
+ * work; @peculiar/x509 reads the extensions Node does not expose (AKI, SKI, typed SANs).
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { CertkeeperError, describeCause } from '../errors.js';
+import { type KeyType, keyTypeOf } from './keys.js';
+import { canonicalIp } from './names.js';
+import { parseCertificatePems, toPem } from './pem.js';
+import { x509 } from './x509.js';
+
+export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const EKU_NAMES: Record<string, string> = {
+  [EKU_SERVER_AUTH]: 'serverAuth',
+  [EKU_CLIENT_AUTH]: 'clientAuth',
+};
+
+export interface CertificateInfo {
+  subject: string;
+  issuer: string;
+  commonName: string | null;
+  /** Lowercase hex of the DER INTEGER content bytes (leading 00 kept: ARI's certID needs them). */
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+  lifetimeMs: number;
+  dnsNames: string[];
+  ipAddresses: string[];
+  /** DNS names then IP addresses, as they appear in the SAN extension. */
+  names: string[];
+  /** Lowercase hex SHA-256 of the DER. */
+  fingerprint256: string;
+  subjectKeyId: string | null;
+  authorityKeyId: string | null;
+  /** `serverAuth`, `clientAuth` or the dotted OID of other usages; null when the extension is absent. */
+  extKeyUsage: string[] | null;
+  isCA: boolean;
+  pathLength: number | null;
+  keyType: KeyType | null;
+}
+
+/** One parsed certificate: its bytes, Node's view (for verification) and the extracted facts. */
+export interface ParsedCertificate {
+  der: Buffer;
+  pem: string;
+  node: X509Certificate;
+  info: CertificateInfo;
+}
+
+/**
+ * DER content bytes of a positive INTEGER from its hex value: minimal, with the 00 byte that
+ * keeps a high first bit positive. @peculiar/x509 drops that byte; ARI's certID needs it.
+ */
+export function serialDerHex(value: string): string {
+  let digits = value.toLowerCase().replace(/^(00)+/, '');
+  if (digits.length % 2 === 1) digits = `0${digits}`;
+  if (digits === '') return '00';
+  return Number.parseInt(digits[0]!, 16) >= 8 ? `00${digits}` : digits;
+}
+
+function hex(value: string | undefined | null): string | null {
+  return value ? value.toLowerCase() : null;
+}
+
+export function parseCertificateDer(der: Buffer, what = 'certificate'): ParsedCertificate {
+  let node: X509Certificate;
+  let cert: x509.X509Certificate;
+  try {
+    node = new X509Certificate(der);
+    cert = new x509.X509Certificate(der);
+  } catch (cause) {
+    throw new CertkeeperError('MALFORMED_PEM', `${what}: not a valid X.509 certificate`, {
+      details: { reason: describeCause(cause) },
+    });
+  }
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
+  for (const item of san?.names.items ?? []) {
+    if (item.type === 'dns') dnsNames.push(item.value.toLowerCase());
+    else if (item.type === 'ip') ipAddresses.push(canonicalIp(item.value) ?? item.value);
+  }
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  const basic = cert.getExtension(x509.BasicConstraintsExtension);
+  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension);
+  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
+  const cn = cert.subjectName.getField('CN')[0] ?? null;
+  const info: CertificateInfo = {
+    subject: cert.subject,
+    issuer: cert.issuer,
+    commonName: cn,
+    serialNumber: serialDerHex(cert.serialNumber),
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    lifetimeMs: cert.notAfter.getTime() - cert.notBefore.getTime(),
+    dnsNames,
+    ipAddresses,
+    names: [...dnsNames, ...ipAddresses],
+    fingerprint256: createHash('sha256').update(der).digest('hex'),
+    subjectKeyId: hex(ski?.keyId),
+    authorityKeyId: hex(aki?.keyId),
+    extKeyUsage: eku ? eku.usages.map((u) => EKU_NAMES[String(u)] ?? String(u)) : null,
+    isCA: basic?.ca ?? false,
+    pathLength: basic?.pathLength ?? null,
+    keyType: keyTypeOf(node.publicKey),
+  };
+  return { der, pem: toPem('CERTIFICATE', der), node, info };
+}
+
+/** Parses every certificate of a PEM bundle, in order. */
+export function parseCertificates(pem: string | Uint8Array, what = 'certificate chain'): ParsedCertificate[] {
+  return parseCertificatePems(pem, what).map((der, i) => parseCertificateDer(der, `${what} [${i}]`));
+}
+
+/** Facts about the first certificate of a PEM (or a DER buffer). */
+export function inspectCertificate(input: string | Uint8Array): CertificateInfo {
+  if (typeof input !== 'string' && input[0] === 0x30) {
+    return parseCertificateDer(Buffer.from(input)).info;
+  }
+  return parseCertificates(input, 'certificate')[0]!.info;
+}
+
+/** Whether `child` names `parent` as issuer and carries a signature made by parent's key. */
+export function isSignedBy(child: ParsedCertificate, parent: ParsedCertificate): boolean {
+  try {
+    return child.node.checkIssued(parent.node) && child.node.verify(parent.node.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+export function isSelfSigned(cert: ParsedCertificate): boolean {
+  return isSignedBy(cert, cert);
+}
