@@ -33,3 +33,6 @@ export {
   type Purpose,
 } from './crypto/validate.js';
 export { createCertificate, randomSerial, type CertificateSpec } from './crypto/certificate-builder.js';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
+export { FileStore, type FileStoreOptions } from './store/file-store.js';
+export { withLock, type WithLockOptions } from './store/with-lock.js';

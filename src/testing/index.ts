@@ -1,2 +1,8 @@
 // certkeeper/testing: helpers for people who implement certkeeper contracts.
-export {};
+
+export {
+  runStoreConformance,
+  type StoreConformanceOptions,
+  type StoreFactory,
+  type StoreUnderTest,
+} from './store-conformance.js';

@@ -1,0 +1,107 @@
+/**
+ * File-system primitives shared by `FileStore` and its locks: private modes that do not depend on
+ * the umask, durable temp files, directory fsync and the errno → error-code mapping.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { CertkeeperError, describeCause, type ErrorCode } from '../errors.js';
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+/** Temp files start with this; `list` skips them and keys may not use it. */
+export const TMP_PREFIX = '.tmp-';
+
+export function errno(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isErrno(err: unknown, ...codes: string[]): boolean {
+  const code = errno(err);
+  return code !== undefined && codes.includes(code);
+}
+
+function codeFor(err: unknown): ErrorCode {
+  switch (errno(err)) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'STORE_NO_SPACE';
+    case 'EROFS':
+    case 'EACCES':
+    case 'EPERM':
+      return 'STORE_READ_ONLY';
+    default:
+      return 'STORE_IO';
+  }
+}
+
+/**
+ * Wraps a file-system failure. `what` names the operation and the key or lock, never the value;
+ * the message ends with the errno code so operators can tell a full disk from a read-only mount.
+ */
+export function storeError(err: unknown, what: string, details: Record<string, unknown>): CertkeeperError {
+  if (err instanceof CertkeeperError) return err;
+  const code = errno(err);
+  return new CertkeeperError(codeFor(err), `${what} failed: ${code ?? describeCause(err)}`, {
+    cause: err,
+    details: { ...details, errno: code },
+  });
+}
+
+/**
+ * `mkdir -p` with every directory it creates set to 0700. The mode passed to mkdir is filtered by
+ * the umask, so each new directory is chmod-ed explicitly before anything goes inside it.
+ */
+export async function ensureDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: DIR_MODE });
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return;
+    if (!isErrno(err, 'ENOENT') || dirname(dir) === dir) throw err;
+    await ensureDirectory(dirname(dir));
+    try {
+      await mkdir(dir, { mode: DIR_MODE });
+    } catch (again) {
+      if (isErrno(again, 'EEXIST')) return;
+      throw again;
+    }
+  }
+  await chmod(dir, DIR_MODE);
+}
+
+/**
+ * Writes `data` to a new, uniquely named, fsync-ed 0600 file in `dir` and returns its path. On
+ * failure nothing is left behind.
+ */
+export async function writeTemp(dir: string, data: Uint8Array | string): Promise<string> {
+  const path = join(dir, `${TMP_PREFIX}${randomUUID()}`);
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(path, 'wx', FILE_MODE);
+    await handle.chmod(FILE_MODE);
+    await handle.writeFile(data);
+    await handle.sync();
+    const closing = handle;
+    handle = undefined;
+    await closing.close();
+    return path;
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw err;
+  }
+}
+
+/** Makes a rename, link or unlink in `dir` durable. Skipped where directories cannot be fsync-ed. */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    if (!isErrno(err, 'EINVAL', 'ENOTSUP', 'EISDIR', 'EBADF')) throw err;
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}

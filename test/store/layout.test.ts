@@ -1,0 +1,189 @@
+import { describe, expect, it } from 'vitest';
+import {
+  assertStoreKey,
+  certificateName,
+  issuerKey,
+  joinKey,
+  keyHasPrefix,
+  layout,
+  MAX_KEY_LENGTH,
+  MAX_SEGMENT_LENGTH,
+  segment,
+} from '../../src/store/layout.js';
+
+const invalid = expect.objectContaining({ code: 'INVALID_STORE_KEY' });
+
+describe('segment', () => {
+  it('accepts ordinary names unchanged', () => {
+    for (const name of [
+      'a',
+      'a.example',
+      '_wildcard_.a.example',
+      'cert.pem',
+      '..hidden',
+      'x'.repeat(MAX_SEGMENT_LENGTH),
+    ]) {
+      expect(segment(name)).toBe(name);
+    }
+  });
+
+  it.each([
+    ['empty', ''],
+    ['dot', '.'],
+    ['dot-dot', '..'],
+    ['slash', 'a/b'],
+    ['backslash', 'a\\b'],
+    ['NUL', 'a\0b'],
+    ['newline', 'a\nb'],
+    ['carriage return', 'a\rb'],
+    ['escape', '\u001b[31m'],
+    ['DEL', 'a\u007f'],
+    ['over-long', 'x'.repeat(MAX_SEGMENT_LENGTH + 1)],
+  ])('refuses %s', (_, value) => {
+    expect(() => segment(value)).toThrow(invalid);
+  });
+
+  it('shows a hostile value JSON-escaped and truncated, so it cannot forge a log line', () => {
+    try {
+      segment(`evil\n[INFO] forged ${'y'.repeat(100)}`);
+      expect.unreachable();
+    } catch (err) {
+      const message = (err as Error).message;
+      expect(message).not.toContain('\n');
+      expect(message).toContain('\\n[INFO] forged');
+      expect(message).toContain('…');
+    }
+  });
+});
+
+describe('assertStoreKey', () => {
+  it('accepts relative multi-segment keys', () => {
+    expect(assertStoreKey('certificates/internal/a.example/cert.pem')).toBe(
+      'certificates/internal/a.example/cert.pem',
+    );
+    expect(assertStoreKey('', { allowEmpty: true })).toBe('');
+  });
+
+  it.each([
+    ['traversal', '../x'],
+    ['traversal in the middle', 'a/../../x'],
+    ['current-directory segment', 'a/./b'],
+    ['absolute', '/etc/passwd'],
+    ['drive letter', 'C:/x'],
+    ['empty segment', 'a//b'],
+    ['trailing slash', 'a/'],
+    ['empty', ''],
+    ['NUL', 'a/b\0.pem'],
+    ['control character', 'a/\tb'],
+    ['backslash traversal', '..\\..\\x'],
+    ['over-long', 'a/'.repeat(MAX_KEY_LENGTH / 2).concat('a')],
+  ])('refuses %s', (_, key) => {
+    expect(() => assertStoreKey(key)).toThrow(invalid);
+  });
+
+  it('refuses non-strings', () => {
+    expect(() => assertStoreKey(42 as never)).toThrow(invalid);
+    expect(() => assertStoreKey(undefined as never)).toThrow(invalid);
+  });
+});
+
+describe('joinKey and keyHasPrefix', () => {
+  it('joins validated segments and refuses a segment with a separator', () => {
+    expect(joinKey('a', 'b', 'c')).toBe('a/b/c');
+    expect(() => joinKey('a', '../b')).toThrow(invalid);
+    expect(() => joinKey('a', 'b/c')).toThrow(invalid);
+  });
+
+  it('matches segment-wise', () => {
+    expect(keyHasPrefix('certs/a/x', 'certs/a')).toBe(true);
+    expect(keyHasPrefix('certs/a', 'certs/a')).toBe(true);
+    expect(keyHasPrefix('certs/ab/x', 'certs/a')).toBe(false);
+    expect(keyHasPrefix('anything', '')).toBe(true);
+  });
+});
+
+describe('certificateName', () => {
+  it.each([
+    ['A.Example.COM', 'a.example.com'],
+    ['a.example.', 'a.example'],
+    ['*.Example.com', '_wildcard_.example.com'],
+    ['192.0.2.1', '192.0.2.1'],
+    ['2001:DB8::1', '2001_db8__1'],
+    ['::1', '__1'],
+  ])('%s → %s', (input, expected) => {
+    expect(certificateName(input)).toBe(expected);
+  });
+
+  it.each([['a/b'], ['..'], ['.'], [''], ['a\0b'], ['a\\b'], ['x'.repeat(300)]])('refuses %j', (input) => {
+    expect(() => certificateName(input)).toThrow(invalid);
+  });
+});
+
+describe('issuerKey', () => {
+  it.each([
+    ['https://acme-v02.api.letsencrypt.org/directory', 'acme-v02.api.letsencrypt.org-directory'],
+    [
+      'https://acme-staging-v02.api.letsencrypt.org/directory',
+      'acme-staging-v02.api.letsencrypt.org-directory',
+    ],
+    ['https://localhost:14000/dir', 'localhost_14000-dir'],
+    ['https://[::1]:14000/dir', '___1__14000-dir'],
+    ['https://ca.example/', 'ca.example'],
+    ['https://user:secret@ca.example/acme', 'ca.example-acme'],
+    ['internal', 'internal'],
+    ['Internal CA', 'internal_ca'],
+    ['a/b', 'a_b'],
+    ['../x', '.._x'],
+  ])('%s → %s', (input, expected) => {
+    expect(issuerKey(input)).toBe(expected);
+  });
+
+  it('keeps staging and production of one CA apart', () => {
+    expect(issuerKey('https://acme-staging-v02.api.letsencrypt.org/directory')).not.toBe(
+      issuerKey('https://acme-v02.api.letsencrypt.org/directory'),
+    );
+  });
+
+  it('never lets URL credentials into the key', () => {
+    expect(issuerKey('https://user:secret@ca.example/acme')).not.toContain('secret');
+  });
+
+  it.each([['..'], ['.'], [''], ['   ']])('refuses %j', (input) => {
+    expect(() => issuerKey(input)).toThrow(invalid);
+  });
+});
+
+describe('layout', () => {
+  it('builds certificate, account, challenge, CA and lock keys under fixed roots', () => {
+    expect(layout.certificate('https://ca.example/dir', '*.A.example').dir).toBe(
+      'certificates/ca.example-dir/_wildcard_.a.example',
+    );
+    expect(layout.certificatesOf('internal')).toBe('certificates/internal');
+    expect(layout.account('internal', 'ops')).toEqual({
+      dir: 'accounts/internal/ops',
+      record: 'accounts/internal/ops/account.json',
+      key: 'accounts/internal/ops/key.pem',
+    });
+    expect(layout.challenge('tok-123_x')).toBe('challenges/tok-123_x');
+    expect(layout.ca('root', 'cert.pem')).toBe('ca/root/cert.pem');
+    expect(layout.lock('issue')).toBe('locks/issue');
+  });
+
+  it.each([
+    ['challenge token with traversal', () => layout.challenge('../../etc/passwd')],
+    ['challenge token with a slash', () => layout.challenge('a/b')],
+    ['account with traversal', () => layout.account('internal', '..')],
+    ['CA file with a slash', () => layout.ca('root', 'x/y')],
+    ['certificate name with a slash', () => layout.certificate('internal', 'a/b')],
+    ['certificate name with NUL', () => layout.certificate('internal', 'a\0.example')],
+    ['lock name with traversal', () => layout.lock('..')],
+  ])('refuses a %s', (_, build) => {
+    expect(build).toThrow(invalid);
+  });
+
+  it('marks private keys as sensitive', () => {
+    expect(layout.isSensitive('accounts/internal/ops/key.pem')).toBe(true);
+    expect(layout.isSensitive('x/server.key')).toBe(true);
+    expect(layout.isSensitive('accounts/internal/ops/account.json')).toBe(false);
+  });
+});
