@@ -29,6 +29,15 @@ export type ErrorCode =
   | 'STORE_CLOSED'
   | 'LOCK_ABORTED'
   | 'LOCK_LOST'
+  // issuers
+  | 'ISSUER_FAILED'
+  | 'ISSUER_UNAVAILABLE'
+  | 'CA_CORRUPT'
+  | 'NOT_SUPPORTED'
+  // lifecycle
+  | 'LIVE_VERIFY_FAILED'
+  | 'UNKNOWN_CERTIFICATE'
+  | 'MANAGER_STOPPED'
   // configuration
   | 'INVALID_OPTION';
 
@@ -36,15 +45,23 @@ const BRAND = Symbol.for('certkeeper.error');
 
 const PEM_PRIVATE_BLOCK =
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
-// 40+ base64 characters in a row: key bytes, DER blobs, JWK "d" values. SHA-256 fingerprints
-// (64 hex digits) and serials are safe and useful in logs, so hex runs up to 64 digits stay.
+// 40+ base64 characters in a row: candidates for key bytes, DER blobs, JWK "d" values.
 const LONG_BASE64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
 
 /** Removes anything shaped like key material from a human-readable string. */
 export function scrubSecrets(text: string): string {
   return text
     .replace(PEM_PRIVATE_BLOCK, '[private key redacted]')
-    .replace(LONG_BASE64, (run) => (run.length <= 64 && /^[0-9a-fA-F]+$/.test(run) ? run : '[redacted]'));
+    .replace(LONG_BASE64, (run) => (looksLikeSecret(run) ? '[redacted]' : run));
+}
+
+/**
+ * Encoded key material is random: base64 of it mixes upper case, lower case and digits, and hex
+ * of it is long. Store paths, names, serials and fingerprints are neither, and stay readable.
+ */
+function looksLikeSecret(run: string): boolean {
+  if (/^[0-9a-fA-F]+$/.test(run)) return run.length > 64;
+  return /[A-Z]/.test(run) && /[a-z]/.test(run) && /[0-9]/.test(run);
 }
 
 export interface CertkeeperErrorOptions {

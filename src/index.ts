@@ -1,38 +1,66 @@
 // Public API of certkeeper. Every exported name is listed here explicitly.
-export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
-export { assertStoreKey, certificateName, issuerKey, layout } from './store/layout.js';
-export type { LockLease, LockOptions, Store, StoreStat } from './store/store.js';
-export { DEFAULT_LOCK_TTL_MS } from './store/store.js';
-export { PrivateKey, KEY_TYPES, DEFAULT_KEY_TYPE, isKeyType, type KeyType } from './crypto/keys.js';
+
+export { type Clock, systemClock } from './clock.js';
+export { type CertificateSpec, createCertificate, randomSerial } from './crypto/certificate-builder.js';
+export { type Csr, type CsrOptions, createCsr, inspectCsr } from './crypto/csr.js';
+export {
+  type CertificateInfo,
+  EKU_CLIENT_AUTH,
+  EKU_SERVER_AUTH,
+  inspectCertificate,
+  type ParsedCertificate,
+  parseCertificates,
+} from './crypto/inspect.js';
+export { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType, PrivateKey } from './crypto/keys.js';
 export {
   canonicalIp,
   hostMatches,
+  type Identifier,
+  type NameType,
   nameCovered,
   normalizeName,
   parseName,
   parseNames,
-  type Identifier,
-  type NameType,
 } from './crypto/names.js';
-export { parsePem, toPem, type PemBlock } from './crypto/pem.js';
-export { createCsr, inspectCsr, type Csr, type CsrOptions } from './crypto/csr.js';
-export {
-  inspectCertificate,
-  parseCertificates,
-  EKU_CLIENT_AUTH,
-  EKU_SERVER_AUTH,
-  type CertificateInfo,
-  type ParsedCertificate,
-} from './crypto/inspect.js';
+export { type PemBlock, parsePem, toPem } from './crypto/pem.js';
 export {
   assertValidBundle,
-  validateBundle,
-  DEFAULT_SKEW_MS,
   type BundleInput,
   type BundleVerdict,
+  DEFAULT_SKEW_MS,
   type Purpose,
+  validateBundle,
 } from './crypto/validate.js';
-export { createCertificate, randomSerial, type CertificateSpec } from './crypto/certificate-builder.js';
-export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
+export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
+export { InternalCA, type InternalCAOptions } from './issuers/internal-ca.js';
+export type {
+  CertificatePurpose,
+  CertificateRequest,
+  IssuedCertificate,
+  Issuer,
+  IssuerContext,
+  RenewalWindow,
+  RevocationReason,
+} from './issuers/issuer.js';
+export { defaultLogger, type Logger, silentLogger } from './logger.js';
+export type { ManagerEventName, ManagerEvents, ObtainReason } from './manager/events.js';
+export {
+  CertificateManager,
+  type CertificateStatus,
+  createCertificateManager,
+} from './manager/manager.js';
+export type { ManagedCertificateOptions, ManagerOptions } from './manager/options.js';
+export { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './manager/policy.js';
+export { type AttachOptions, ServerAttachment } from './server/attachment.js';
+export {
+  createHttp2SecureServer,
+  createHttpsServer,
+  createTlsServer,
+  type ManagedServerOptions,
+} from './server/create-server.js';
 export { FileStore, type FileStoreOptions } from './store/file-store.js';
-export { withLock, type WithLockOptions } from './store/with-lock.js';
+export { assertStoreKey, certificateName, issuerKey, layout } from './store/layout.js';
+export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
+export type { LockLease, LockOptions, Store, StoreStat } from './store/store.js';
+export { DEFAULT_LOCK_TTL_MS } from './store/store.js';
+export { type WithLockOptions, withLock } from './store/with-lock.js';

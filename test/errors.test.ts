@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PrivateKey } from '../src/crypto/keys.js';
@@ -36,7 +37,9 @@ describe('CertkeeperError', () => {
     expect(err.message).toContain('[private key redacted]');
     const fp = key.publicKeyFingerprint();
     expect(scrubSecrets(`key ${fp}`)).toBe(`key ${fp}`);
-    expect(scrubSecrets(`d=${'Q'.repeat(43)}`)).toBe('d=[redacted]');
+    expect(scrubSecrets(`d=${randomBytes(32).toString('base64url')}x9Z`)).toBe('d=[redacted]');
+    const path = 'certificates/internal-ca/localhost/2b51048a3632752aad057edc0df959a4/cert.pem';
+    expect(scrubSecrets(`at ${path}`)).toBe(`at ${path}`);
     expect(scrubSecrets(`der=${'ab'.repeat(40)}`)).toBe('der=[redacted]');
   });
 });

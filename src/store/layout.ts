@@ -2,10 +2,12 @@
  * The one place that builds store keys. Nothing else in certkeeper concatenates key strings, so
  * the layout can be read (and audited for traversal) here:
  *
- *   certificates/<issuer>/<name>/cert.pem        leaf + chain, PEM
- *   certificates/<issuer>/<name>/key.pem         PKCS#8 private key (sensitive)
- *   certificates/<issuer>/<name>/meta.json       names, key type, generation, timestamps
- *   certificates/<issuer>/<name>/previous/...    the generation before, kept for rollback
+ *   certificates/<issuer>/<name>/current.json      pointer to the served generation + its facts
+ *   certificates/<issuer>/<name>/<serial>/cert.pem leaf + chain of one generation, PEM
+ *   certificates/<issuer>/<name>/<serial>/key.pem  its PKCS#8 private key (sensitive)
+ *
+ * Generations are immutable directories named by serial; `current.json` is the single atomic
+ * commit point (written last), and names the previous generation, which is kept for rollback.
  *   accounts/<issuer>/<account>/account.json     ACME account URL and contact
  *   accounts/<issuer>/<account>/key.pem          account private key (sensitive)
  *   challenges/<token>                           pending challenge answers, shared by replicas
@@ -99,12 +101,9 @@ export function issuerKey(identity: string): string {
 
 export interface CertificateKeys {
   dir: string;
-  cert: string;
-  key: string;
-  meta: string;
-  previousCert: string;
-  previousKey: string;
-  previousMeta: string;
+  /** The pointer to the served generation. */
+  current: string;
+  generation(serial: string): { dir: string; cert: string; key: string };
 }
 
 export const layout = {
@@ -112,12 +111,11 @@ export const layout = {
     const dir = joinKey('certificates', issuerKey(issuer), certificateName(name));
     return {
       dir,
-      cert: `${dir}/cert.pem`,
-      key: `${dir}/key.pem`,
-      meta: `${dir}/meta.json`,
-      previousCert: `${dir}/previous/cert.pem`,
-      previousKey: `${dir}/previous/key.pem`,
-      previousMeta: `${dir}/previous/meta.json`,
+      current: `${dir}/current.json`,
+      generation(serial: string) {
+        const gen = `${dir}/${segment(serial.toLowerCase())}`;
+        return { dir: gen, cert: `${gen}/cert.pem`, key: `${gen}/key.pem` };
+      },
     };
   },
   certificatesOf(issuer: string): string {

@@ -1,5 +1,6 @@
 // certkeeper/testing: helpers for people who implement certkeeper contracts.
 
+export { FakeClock } from './fake-clock.js';
 export {
   runStoreConformance,
   type StoreConformanceOptions,

@@ -1,0 +1,332 @@
+/**
+ * The embedded CA: a root and an intermediate kept in the store (keys at 0600 in a FileStore),
+ * issuing short-lived server and client certificates. It is the zero-configuration issuer for
+ * development, demos and small fleets; every replica that shares the store shares the CA.
+ *
+ * The CA is created on first use under a store lock, re-checked after acquiring, so replicas
+ * starting together create exactly one. Material is re-read on every issuance (a handful of
+ * small reads) so a replica never signs with an intermediate another replica already rotated.
+ * A damaged root is never silently replaced: that would invalidate every client's trust.
+ */
+import type { webcrypto } from 'node:crypto';
+import { createCertificate } from '../crypto/certificate-builder.js';
+import { inspectCsr } from '../crypto/csr.js';
+import { type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
+import { DEFAULT_KEY_TYPE, isKeyType, type KeyType, PrivateKey } from '../crypto/keys.js';
+import { crypto, x509 } from '../crypto/x509.js';
+import { CertkeeperError, isCertkeeperError } from '../errors.js';
+import { layout } from '../store/layout.js';
+import type { Store } from '../store/store.js';
+import type {
+  CertificatePurpose,
+  CertificateRequest,
+  IssuedCertificate,
+  Issuer,
+  IssuerContext,
+  RevocationReason,
+} from './issuer.js';
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+export interface InternalCAOptions {
+  /** Names the CA in the store and in its subject. Default `certkeeper-internal`. */
+  name?: string;
+  /** Leaf lifetime. Default 24 h; at least 1 s (a minute or more outside tests). */
+  lifetimeMs?: number;
+  /** Default 10 years. */
+  rootLifetimeMs?: number;
+  /** Default 1 year; re-issued automatically when less than 10 leaf lifetimes (or 1/3) remain. */
+  intermediateLifetimeMs?: number;
+  /** Key type of the CA keys. Default ECDSA P-256. */
+  keyType?: KeyType;
+  /** `purpose` (default): serverAuth for servers, clientAuth for clients. `both`: both EKUs always. */
+  extKeyUsage?: 'purpose' | 'both';
+  /** Where the CA keeps its material; default: the store of the manager using it. */
+  store?: Store;
+}
+
+interface Authority {
+  key: PrivateKey;
+  certificate: ParsedCertificate;
+}
+
+interface RevokedEntry {
+  serial: string;
+  reason: RevocationReason;
+  revokedAt: string;
+}
+
+const REASON_CODES: Record<RevocationReason, x509.X509CrlReason> = {
+  unspecified: x509.X509CrlReason.unspecified,
+  keyCompromise: x509.X509CrlReason.keyCompromise,
+  caCompromise: x509.X509CrlReason.cACompromise,
+  affiliationChanged: x509.X509CrlReason.affiliationChanged,
+  superseded: x509.X509CrlReason.superseded,
+  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
+};
+
+function option(condition: boolean, name: string, bound: string): void {
+  if (!condition) throw new CertkeeperError('INVALID_OPTION', `InternalCA option ${name} ${bound}`);
+}
+
+export class InternalCA implements Issuer {
+  readonly id: string;
+  readonly name: string;
+  readonly lifetimeMs: number;
+  readonly #rootLifetimeMs: number;
+  readonly #intermediateLifetimeMs: number;
+  readonly #keyType: KeyType;
+  readonly #ekuMode: 'purpose' | 'both';
+  #store: Store | undefined;
+
+  constructor(options: InternalCAOptions = {}) {
+    this.name = options.name ?? 'certkeeper-internal';
+    option(/^[a-z0-9][a-z0-9._-]{0,63}$/.test(this.name), 'name', 'must be 1-64 of [a-z0-9._-]');
+    this.lifetimeMs = options.lifetimeMs ?? DAY;
+    option(
+      Number.isFinite(this.lifetimeMs) && this.lifetimeMs >= 1000,
+      'lifetimeMs',
+      'must be at least 1000',
+    );
+    this.#rootLifetimeMs = options.rootLifetimeMs ?? 3650 * DAY;
+    this.#intermediateLifetimeMs = options.intermediateLifetimeMs ?? 365 * DAY;
+    option(
+      this.#intermediateLifetimeMs > this.lifetimeMs && this.#rootLifetimeMs >= this.#intermediateLifetimeMs,
+      'intermediateLifetimeMs',
+      'must exceed lifetimeMs and not exceed rootLifetimeMs',
+    );
+    this.#keyType = options.keyType ?? DEFAULT_KEY_TYPE;
+    option(isKeyType(this.#keyType), 'keyType', 'must be a supported key type');
+    this.#ekuMode = options.extKeyUsage ?? 'purpose';
+    option(['purpose', 'both'].includes(this.#ekuMode), 'extKeyUsage', "must be 'purpose' or 'both'");
+    this.#store = options.store;
+    this.id = `internal-${this.name}`;
+  }
+
+  supportsPurpose(_purpose: CertificatePurpose): boolean {
+    return true;
+  }
+
+  async issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate> {
+    const store = this.#useStore(context.store);
+    const csr = await inspectCsr(request.csr.der);
+    if (!csr.signatureValid)
+      throw new CertkeeperError('ISSUER_FAILED', 'internal CA: CSR signature is invalid');
+    const now = context.clock.now();
+    const intermediate = await this.#ensureIntermediate(store, now);
+    const backdate = Math.min(MINUTE, this.lifetimeMs / 10);
+    const notBefore = new Date(now - backdate);
+    const notAfter = new Date(
+      Math.min(notBefore.getTime() + this.lifetimeMs, intermediate.certificate.info.notAfter.getTime()),
+    );
+    const publicKey = await new x509.Pkcs10CertificateRequest(request.csr.der).publicKey.export(crypto);
+    const leaf = await createCertificate({
+      publicKey: publicKey as webcrypto.CryptoKey,
+      issuer: intermediate,
+      commonName: request.names.find((n) => !n.includes(':') && n.length <= 64 && !/^[\d.]+$/.test(n)),
+      names: request.names,
+      notBefore,
+      notAfter,
+      extKeyUsage:
+        this.#ekuMode === 'both'
+          ? ['serverAuth', 'clientAuth']
+          : [request.purpose === 'client' ? 'clientAuth' : 'serverAuth'],
+    });
+    return { chainPem: leaf.pem + intermediate.certificate.pem };
+  }
+
+  async trustAnchors(context: IssuerContext): Promise<string[]> {
+    return [(await this.#ensureRoot(this.#useStore(context.store))).certificate.pem];
+  }
+
+  /** The root certificate (PEM) that clients must trust. Creates the CA on first call. */
+  async rootCertificate(store?: Store): Promise<string> {
+    return (await this.#ensureRoot(this.#useStore(store))).certificate.pem;
+  }
+
+  /**
+   * Replaces the intermediate with a fresh one from the root: the "intermediate compromised"
+   * drill. Follow with `manager.renewAll()` so every leaf is re-issued under it.
+   */
+  async rotateIntermediate(store?: Store, now = Date.now()): Promise<void> {
+    const s = this.#useStore(store);
+    await this.#underLock(s, async () => {
+      const root = await this.#rootLocked(s);
+      await this.#writeAuthority(s, 'intermediate', await this.#makeIntermediate(root, now));
+    });
+  }
+
+  async revoke(
+    certificate: { chainPem: string },
+    reason: RevocationReason,
+    context: IssuerContext,
+  ): Promise<void> {
+    const store = this.#useStore(context.store);
+    const [leaf] = parseCertificates(certificate.chainPem);
+    await this.#underLock(store, async () => {
+      const list = await this.#revoked(store);
+      if (!list.some((e) => e.serial === leaf!.info.serialNumber)) {
+        list.push({
+          serial: leaf!.info.serialNumber,
+          reason,
+          revokedAt: new Date(context.clock.now()).toISOString(),
+        });
+        await store.put(layout.ca(this.name, 'revoked.json'), JSON.stringify(list, null, 2));
+      }
+    });
+  }
+
+  /** Serials revoked so far (lowercase hex). */
+  async revokedSerials(store?: Store): Promise<string[]> {
+    return (await this.#revoked(this.#useStore(store))).map((e) => e.serial);
+  }
+
+  /** A CRL (PEM) signed by the current intermediate, for servers that check client certificates. */
+  async crl(store?: Store, now = Date.now()): Promise<string> {
+    const s = this.#useStore(store);
+    const intermediate = await this.#ensureIntermediate(s, now);
+    const entries = (await this.#revoked(s)).map((e) => ({
+      serialNumber: e.serial,
+      revocationDate: new Date(e.revokedAt),
+      reason: REASON_CODES[e.reason],
+    }));
+    const crl = await x509.X509CrlGenerator.create(
+      {
+        issuer: new x509.X509Certificate(intermediate.certificate.der).subjectName,
+        thisUpdate: new Date(now - MINUTE),
+        nextUpdate: new Date(now + Math.min(this.lifetimeMs, DAY)),
+        entries,
+        signingKey: (await intermediate.key.cryptoKeyPair()).privateKey,
+        signingAlgorithm: intermediate.key.signingAlgorithm as webcrypto.Algorithm,
+      },
+      crypto,
+    );
+    return crl.toString('pem');
+  }
+
+  #useStore(store: Store | undefined): Store {
+    const chosen = this.#store ?? store;
+    if (!chosen) {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        'InternalCA has no store yet: pass options.store or use it through a manager',
+      );
+    }
+    this.#store ??= chosen;
+    return chosen;
+  }
+
+  async #revoked(store: Store): Promise<RevokedEntry[]> {
+    const raw = await store.get(layout.ca(this.name, 'revoked.json'));
+    if (!raw) return [];
+    try {
+      return JSON.parse(Buffer.from(raw).toString('utf8')) as RevokedEntry[];
+    } catch {
+      throw new CertkeeperError('CA_CORRUPT', `internal CA ${this.name}: revoked.json is not valid JSON`);
+    }
+  }
+
+  async #underLock<T>(store: Store, fn: () => Promise<T>): Promise<T> {
+    const lease = await store.lock(`ca/${this.name}`, { ttlMs: 60_000 });
+    try {
+      return await fn();
+    } finally {
+      await store.unlock(lease);
+    }
+  }
+
+  async #readAuthority(store: Store, which: 'root' | 'intermediate'): Promise<Authority | null> {
+    const [certRaw, keyRaw] = await Promise.all([
+      store.get(layout.ca(this.name, `${which}.pem`)),
+      store.get(layout.ca(this.name, `${which}-key.pem`)),
+    ]);
+    if (!certRaw) return null;
+    try {
+      if (!keyRaw) throw new CertkeeperError('CA_CORRUPT', `${which} key is missing`);
+      const [certificate] = parseCertificates(certRaw, `internal CA ${which}`);
+      const key = PrivateKey.fromPem(keyRaw);
+      if (!certificate!.node.checkPrivateKey(key.keyObject)) {
+        throw new CertkeeperError('CA_CORRUPT', `${which} key does not match its certificate`);
+      }
+      return { key, certificate: certificate! };
+    } catch (error) {
+      const reason = isCertkeeperError(error) ? error.message : 'unreadable';
+      throw new CertkeeperError(
+        'CA_CORRUPT',
+        `internal CA ${this.name}: ${which} in the store is damaged (${reason})`,
+        {
+          cause: error,
+          details: { which },
+        },
+      );
+    }
+  }
+
+  async #writeAuthority(store: Store, which: 'root' | 'intermediate', authority: Authority): Promise<void> {
+    // Key first: a certificate without its key would look like a working CA.
+    await store.put(layout.ca(this.name, `${which}-key.pem`), authority.key.toPem());
+    await store.put(layout.ca(this.name, `${which}.pem`), authority.certificate.pem);
+  }
+
+  async #ensureRoot(store: Store): Promise<Authority> {
+    const existing = await this.#readAuthority(store, 'root');
+    if (existing) return existing;
+    // Another replica may create it while we wait for the lock: #rootLocked re-reads first.
+    return this.#underLock(store, () => this.#rootLocked(store));
+  }
+
+  /** Reads or creates the root; the caller holds the CA lock (locks are not re-entrant). */
+  async #rootLocked(store: Store): Promise<Authority> {
+    const existing = await this.#readAuthority(store, 'root');
+    if (existing) return existing;
+    const key = await PrivateKey.generate(this.#keyType);
+    const now = Date.now();
+    const certificate = await createCertificate({
+      publicKey: key,
+      subject: `CN=${this.name} Root CA,O=certkeeper`,
+      notBefore: new Date(now - MINUTE),
+      notAfter: new Date(now + this.#rootLifetimeMs),
+      isCA: true,
+      pathLength: 1,
+    });
+    const root = { key, certificate };
+    await this.#writeAuthority(store, 'root', root);
+    return root;
+  }
+
+  async #makeIntermediate(root: Authority, now: number): Promise<Authority> {
+    const key = await PrivateKey.generate(this.#keyType);
+    const certificate = await createCertificate({
+      publicKey: key,
+      issuer: root,
+      subject: `CN=${this.name} Intermediate CA,O=certkeeper`,
+      notBefore: new Date(now - MINUTE),
+      notAfter: new Date(
+        Math.min(now + this.#intermediateLifetimeMs, root.certificate.info.notAfter.getTime()),
+      ),
+      isCA: true,
+      pathLength: 0,
+    });
+    return { key, certificate };
+  }
+
+  #intermediateFresh(intermediate: Authority, now: number): boolean {
+    const { notAfter, lifetimeMs } = intermediate.certificate.info;
+    const margin = Math.max(10 * this.lifetimeMs, lifetimeMs / 3);
+    return notAfter.getTime() - now > Math.min(margin, lifetimeMs / 2);
+  }
+
+  async #ensureIntermediate(store: Store, now: number): Promise<Authority> {
+    const existing = await this.#readAuthority(store, 'intermediate');
+    if (existing && this.#intermediateFresh(existing, now)) return existing;
+    return this.#underLock(store, async () => {
+      const again = await this.#readAuthority(store, 'intermediate');
+      if (again && this.#intermediateFresh(again, now)) return again;
+      const root = await this.#rootLocked(store);
+      const intermediate = await this.#makeIntermediate(root, now);
+      await this.#writeAuthority(store, 'intermediate', intermediate);
+      return intermediate;
+    });
+  }
+}

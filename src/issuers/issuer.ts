@@ -1,0 +1,93 @@
+/**
+ * The issuer contract: how the manager gets a certificate. An issuer obtains a certificate for a
+ * request; it may also renew a current one (token enrollment renews over mTLS with the old
+ * certificate), revoke one, report the trust anchors its chains end at, suggest a renewal window
+ * (ACME ARI) and say which purposes it can issue for. Optional abilities are detected at the call
+ * site, so a minimal issuer is one method.
+ *
+ * Issuers receive the manager's store, clock and logger through `IssuerContext` on every call
+ * instead of at construction, so one issuer object can serve several managers and tests can
+ * hand it whatever store they like.
+ */
+import type { Clock } from '../clock.js';
+import type { Csr } from '../crypto/csr.js';
+import type { CertificateInfo } from '../crypto/inspect.js';
+import type { KeyType, PrivateKey } from '../crypto/keys.js';
+import type { Logger } from '../logger.js';
+import type { Store } from '../store/store.js';
+
+export type CertificatePurpose = 'server' | 'client';
+
+export interface IssuerContext {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Aborted when the manager stops or the attempt is given up. */
+  signal: AbortSignal;
+}
+
+export interface CertificateRequest {
+  /** The managed certificate's id. */
+  id: string;
+  /** Normalised names (DNS, wildcard, IP), the first being the primary name. */
+  names: string[];
+  purpose: CertificatePurpose;
+  keyType: KeyType;
+  /** The key to certify; issuers that only need the public half use `csr`. */
+  key: PrivateKey;
+  /** A CSR for `names`, signed by `key`. */
+  csr: Csr;
+  /** The certificate being replaced, when this is a renewal (ACME ARI `replaces`, mTLS renew). */
+  current?: IssuedCertificate & { info: CertificateInfo; key: PrivateKey };
+}
+
+export interface IssuedCertificate {
+  /** Leaf first, then intermediates, PEM. A trailing root is tolerated. */
+  chainPem: string;
+  /**
+   * The key the certificate is for, when it is not `request.key` (a renewal that keeps the old
+   * key, as step-ca's `/renew` does).
+   */
+  key?: PrivateKey;
+}
+
+export interface RenewalWindow {
+  start: Date;
+  end: Date;
+  /** When to ask again (ARI Retry-After). */
+  refreshAt?: Date;
+}
+
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'caCompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation';
+
+export interface Issuer {
+  /** Stable identity; certificates are stored under it (e.g. `internal`, an ACME directory URL). */
+  readonly id: string;
+  issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate>;
+  /** Renew `request.current` (for CAs that renew with the old certificate). Falls back to `issue`. */
+  renew?(
+    request: CertificateRequest & { current: NonNullable<CertificateRequest['current']> },
+    context: IssuerContext,
+  ): Promise<IssuedCertificate>;
+  revoke?(
+    certificate: { chainPem: string; key?: PrivateKey },
+    reason: RevocationReason,
+    context: IssuerContext,
+  ): Promise<void>;
+  /** Root certificates (PEM) that issued chains must end at; validation checks against them. */
+  trustAnchors?(context: IssuerContext): Promise<string[]>;
+  /** A CA-suggested renewal window (ACME ARI); null means "use the lifetime rule". */
+  renewalWindow?(
+    certificate: CertificateInfo & { chainPem: string },
+    context: IssuerContext,
+  ): Promise<RenewalWindow | null>;
+  /** Whether this issuer can issue certificates for that purpose (checked at configuration time). */
+  supportsPurpose?(purpose: CertificatePurpose): boolean;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,45 @@
+/**
+ * The manager's events: stable names, plain-data payloads, no key material (only ids, names,
+ * serials, fingerprints, times and typed errors). The same facts are in `status()`.
+ */
+import type { CertkeeperError } from '../errors.js';
+
+export type ObtainReason = 'missing' | 'renewal' | 'expired' | 'forced' | 'healing' | 'retry';
+
+export interface ManagerEvents {
+  /** A valid certificate was found in the store at start-up and is being served. */
+  loaded: [{ id: string; serial: string; notAfter: Date; issuer: string }];
+  /** A stored entry is damaged or does not fit its configuration; it is not served and will be re-issued. */
+  storedInvalid: [{ id: string; error: CertkeeperError }];
+  obtaining: [{ id: string; names: string[]; reason: ObtainReason; attempt: number }];
+  /** The first certificate for an id (nothing was served before). */
+  obtained: [{ id: string; serial: string; notAfter: Date; issuer: string; durationMs: number }];
+  /** A certificate replaced a previous one. */
+  renewed: [
+    {
+      id: string;
+      serial: string;
+      previousSerial: string;
+      notAfter: Date;
+      issuer: string;
+      durationMs: number;
+    },
+  ];
+  /** Another replica obtained a newer certificate; this process adopted it. */
+  adopted: [{ id: string; serial: string; notAfter: Date }];
+  renewalFailed: [
+    { id: string; error: CertkeeperError; attempt: number; retryAt: Date; servingSerial: string | null },
+  ];
+  /** A warning threshold of the lifetime was crossed (`remainingMs` ≤ 0 means expired). */
+  expiring: [{ id: string; serial: string; notAfter: Date; remainingMs: number; threshold: number }];
+  /** New handshakes on the attached servers now get `serial`. */
+  swapped: [{ id: string; serial: string; previousSerial: string | null; servers: number; verified: number }];
+  /** A new certificate was refused or undone; `servingSerial` is what is served instead. */
+  rolledBack: [
+    { id: string; reason: CertkeeperError; rejectedSerial: string | null; servingSerial: string | null },
+  ];
+  liveVerifyFailed: [{ id: string; error: CertkeeperError; expected: string }];
+  revoked: [{ id: string; serial: string; reason: string }];
+}
+
+export type ManagerEventName = keyof ManagerEvents;

@@ -1,0 +1,182 @@
+/**
+ * The manager's one options object, validated eagerly and once: every message names the option
+ * (`certificates[1].names[0]`) and its bound, so a typo fails at start-up, not at 3 a.m. when the
+ * first renewal runs.
+ */
+import { resolve } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
+import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
+import { parseNames } from '../crypto/names.js';
+import { CertkeeperError, isCertkeeperError } from '../errors.js';
+import { InternalCA } from '../issuers/internal-ca.js';
+import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
+import { defaultLogger, type Logger } from '../logger.js';
+import { FileStore } from '../store/file-store.js';
+import type { Store } from '../store/store.js';
+import { type RenewalPolicy, validatePolicy } from './policy.js';
+
+export interface ManagedCertificateOptions {
+  /** Stable id for events, status and `renewNow`. Default: the first name. */
+  id?: string;
+  /** DNS names, wildcards and IP addresses; the first is the primary name. */
+  names: string[];
+  /** Default `ec-p256`. */
+  keyType?: KeyType;
+  /** Default `server`. */
+  purpose?: CertificatePurpose;
+}
+
+export interface ManagerOptions {
+  /** Default: a FileStore in `$CERTKEEPER_DIR` or `./.certkeeper`. */
+  store?: Store;
+  /** One issuer, or several tried in order. Default: an InternalCA (24 h certificates). */
+  issuer?: Issuer | Issuer[];
+  certificates: ManagedCertificateOptions[];
+  renewal?: Partial<RenewalPolicy>;
+  logger?: Logger;
+  clock?: Clock;
+  /** Renewals that may run at once (default 4). */
+  concurrency?: number;
+  /** Lease of the per-certificate store lock while obtaining (default 60 s, renewed while held). */
+  lockTtlMs?: number;
+  /** Timeout of one issuance attempt (default 5 minutes). */
+  issueTimeoutMs?: number;
+}
+
+export interface ManagedCertificate {
+  id: string;
+  names: string[];
+  primary: string;
+  keyType: KeyType;
+  purpose: CertificatePurpose;
+}
+
+export interface ResolvedOptions {
+  store: Store;
+  ownsStore: boolean;
+  issuers: Issuer[];
+  certificates: ManagedCertificate[];
+  policy: RenewalPolicy;
+  logger: Logger;
+  clock: Clock;
+  concurrency: number;
+  lockTtlMs: number;
+  issueTimeoutMs: number;
+}
+
+export function optionError(path: string, message: string): CertkeeperError {
+  return new CertkeeperError('INVALID_OPTION', `options.${path} ${message}`, { details: { option: path } });
+}
+
+function hasMethods(value: unknown, methods: string[]): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
+  );
+}
+
+export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): ManagedCertificate {
+  if (typeof input !== 'object' || input === null) throw optionError(path, 'must be an object');
+  const cert = input as ManagedCertificateOptions;
+  if (!Array.isArray(cert.names) || cert.names.length === 0)
+    throw optionError(`${path}.names`, 'must be a non-empty array');
+  let names: string[];
+  try {
+    names = parseNames(cert.names).map((n) => n.value);
+  } catch (error) {
+    const index = cert.names.findIndex((n) => {
+      try {
+        parseNames([n]);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    throw optionError(
+      `${path}.names[${index}]`,
+      isCertkeeperError(error) ? `is invalid: ${error.message}` : 'is invalid',
+    );
+  }
+  const keyType = cert.keyType ?? DEFAULT_KEY_TYPE;
+  if (!isKeyType(keyType)) throw optionError(`${path}.keyType`, `must be one of ${KEY_TYPES.join(', ')}`);
+  const purpose = cert.purpose ?? 'server';
+  if (purpose !== 'server' && purpose !== 'client')
+    throw optionError(`${path}.purpose`, "must be 'server' or 'client'");
+  const unable = issuers.filter((i) => i.supportsPurpose && !i.supportsPurpose(purpose));
+  if (unable.length === issuers.length) {
+    throw optionError(
+      `${path}.purpose`,
+      `is '${purpose}', which no configured issuer can issue (${unable.map((i) => i.id).join(', ')})`,
+    );
+  }
+  const id = cert.id ?? names[0]!;
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200)
+    throw optionError(`${path}.id`, 'must be a non-empty string');
+  return { id, names, primary: names[0]!, keyType, purpose };
+}
+
+export function resolveOptions(options: ManagerOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw optionError('', 'must be an object');
+  let ownsStore = false;
+  let store = options.store;
+  if (store === undefined) {
+    store = new FileStore({ directory: resolve(process.env.CERTKEEPER_DIR ?? '.certkeeper') });
+    ownsStore = true;
+  } else if (
+    !hasMethods(store, ['get', 'put', 'delete', 'list', 'stat', 'lock', 'tryLock', 'renewLock', 'unlock'])
+  ) {
+    throw optionError('store', 'must implement the Store interface');
+  }
+
+  const issuers = options.issuer === undefined ? [new InternalCA()] : [options.issuer].flat();
+  if (issuers.length === 0) throw optionError('issuer', 'must not be an empty list');
+  issuers.forEach((issuer, i) => {
+    const path = Array.isArray(options.issuer) ? `issuer[${i}]` : 'issuer';
+    if (!hasMethods(issuer, ['issue']) || typeof issuer.id !== 'string' || issuer.id === '') {
+      throw optionError(path, 'must implement the Issuer interface (an id and issue())');
+    }
+  });
+  if (new Set(issuers.map((i) => i.id)).size !== issuers.length)
+    throw optionError('issuer', 'ids must be unique');
+
+  if (!Array.isArray(options.certificates)) throw optionError('certificates', 'must be an array');
+  const certificates = options.certificates.map((c, i) =>
+    resolveCertificate(c, `certificates[${i}]`, issuers),
+  );
+  const ids = new Set<string>();
+  certificates.forEach((c, i) => {
+    if (ids.has(c.id)) throw optionError(`certificates[${i}].id`, `duplicates id "${c.id}"`);
+    ids.add(c.id);
+  });
+
+  const logger = options.logger ?? defaultLogger;
+  if (!hasMethods(logger, ['debug', 'info', 'warn', 'error']))
+    throw optionError('logger', 'must have debug, info, warn and error methods');
+  const clock = options.clock ?? systemClock;
+  if (!hasMethods(clock, ['now', 'setTimeout', 'clearTimeout']))
+    throw optionError('clock', 'must have now, setTimeout and clearTimeout');
+
+  const concurrency = options.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)
+    throw optionError('concurrency', 'must be an integer in 1..256');
+  const lockTtlMs = options.lockTtlMs ?? 60_000;
+  if (!Number.isFinite(lockTtlMs) || lockTtlMs < 1_000)
+    throw optionError('lockTtlMs', 'must be at least 1000');
+  const issueTimeoutMs = options.issueTimeoutMs ?? 300_000;
+  if (!Number.isFinite(issueTimeoutMs) || issueTimeoutMs < 1_000)
+    throw optionError('issueTimeoutMs', 'must be at least 1000');
+
+  return {
+    store,
+    ownsStore,
+    issuers,
+    certificates,
+    policy: validatePolicy(options.renewal, 'options.renewal'),
+    logger,
+    clock,
+    concurrency,
+    lockTtlMs,
+    issueTimeoutMs,
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * One timer for all certificates. Due times live in a binary min-heap with lazy invalidation:
+ * rescheduling pushes a new entry and bumps a version, stale entries are dropped when they
+ * surface. The single timer is armed for the earliest entry only, so 10,000 certificates cost
+ * one pending timer, and each reschedule is O(log n).
+ */
+import { type Clock, MAX_TIMER_MS } from '../clock.js';
+
+interface Entry {
+  at: number;
+  id: string;
+  version: number;
+}
+
+export type Job = (id: string) => Promise<void>;
+
+export class Scheduler {
+  readonly #clock: Clock;
+  readonly #job: Job;
+  readonly #concurrency: number;
+  readonly #heap: Entry[] = [];
+  readonly #current = new Map<string, { at: number; version: number }>();
+  readonly #queue: string[] = [];
+  readonly #queued = new Set<string>();
+  #running = 0;
+  #timer: unknown;
+  #armedAt = Number.POSITIVE_INFINITY;
+  #version = 0;
+  #stopped = true;
+  readonly #idle = new Set<() => void>();
+
+  constructor(clock: Clock, job: Job, { concurrency = 4 }: { concurrency?: number } = {}) {
+    this.#clock = clock;
+    this.#job = job;
+    this.#concurrency = concurrency;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#arm();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#disarm();
+  }
+
+  /** Schedules (or reschedules) `id` at epoch ms `at`; the earlier of two calls does not win, the last does. */
+  set(id: string, at: number): void {
+    const version = ++this.#version;
+    this.#current.set(id, { at, version });
+    this.#push({ at, id, version });
+    this.#arm();
+  }
+
+  delete(id: string): void {
+    this.#current.delete(id);
+    this.#arm();
+  }
+
+  /** When `id` is next due, if scheduled. */
+  dueAt(id: string): number | undefined {
+    return this.#current.get(id)?.at;
+  }
+
+  /** Resolves when no job is queued or running (for orderly shutdown and tests). */
+  idle(): Promise<void> {
+    if (this.#running === 0 && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.add(resolve));
+  }
+
+  #arm(): void {
+    if (this.#stopped) return;
+    const top = this.#peek();
+    const at = top?.at ?? Number.POSITIVE_INFINITY;
+    if (at === this.#armedAt) return;
+    this.#disarm();
+    if (!top) return;
+    this.#armedAt = at;
+    const delay = Math.min(Math.max(0, at - this.#clock.now()), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(() => this.#wake(), delay);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+  }
+
+  #wake(): void {
+    this.#timer = undefined;
+    this.#armedAt = Number.POSITIVE_INFINITY;
+    if (this.#stopped) return;
+    const now = this.#clock.now();
+    for (let top = this.#peek(); top && top.at <= now; top = this.#peek()) {
+      this.#pop();
+      this.#current.delete(top.id);
+      if (!this.#queued.has(top.id)) {
+        this.#queued.add(top.id);
+        this.#queue.push(top.id);
+      }
+    }
+    this.#drain();
+    this.#arm();
+  }
+
+  #drain(): void {
+    while (!this.#stopped && this.#running < this.#concurrency && this.#queue.length > 0) {
+      const id = this.#queue.shift()!;
+      this.#queued.delete(id);
+      this.#running++;
+      // The job reports its own errors and reschedules itself; a throw here is a bug, but it
+      // must not stop the loop for every other certificate.
+      this.#job(id)
+        .catch(() => {})
+        .finally(() => {
+          this.#running--;
+          this.#drain();
+          if (this.#running === 0 && this.#queue.length === 0) {
+            for (const resolve of this.#idle) resolve();
+            this.#idle.clear();
+          }
+        });
+    }
+  }
+
+  /** The earliest live entry, dropping stale ones. */
+  #peek(): Entry | undefined {
+    while (this.#heap.length > 0) {
+      const top = this.#heap[0]!;
+      const live = this.#current.get(top.id);
+      if (live && live.version === top.version) return top;
+      this.#pop();
+    }
+    return undefined;
+  }
+
+  #push(entry: Entry): void {
+    const heap = this.#heap;
+    heap.push(entry);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]!.at <= entry.at) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = entry;
+  }
+
+  #pop(): void {
+    const heap = this.#heap;
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child = right < heap.length && heap[right]!.at < heap[left]!.at ? right : left;
+      if (heap[child]!.at >= last.at) break;
+      heap[i] = heap[child]!;
+      i = child;
+    }
+    heap[i] = last;
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Where a handshake picks a certificate. An attachment binds one `tls.Server` (https and http2
+ * secure servers are tls.Servers) to the manager: an SNICallback answers from the manager's name
+ * index, and the default certificate (clients without SNI, unknown names) is the server's own
+ * context, replaced with `setSecureContext` on every swap.
+ *
+ * protocols.md §1: `setSecureContext` rebuilds the context from only the options passed, so each
+ * call passes the full option set (a snapshot of the server's fields at attach time, overlaid
+ * with the caller's `tls` options) plus ticket keys that never change, or mTLS (`ca`) and session
+ * resumption (ticket keys) silently break at the first swap.
+ */
+import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
+import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Generation } from '../manager/records.js';
+import { ContextCache } from './context-cache.js';
+import { type ProbeResult, probe } from './live-verify.js';
+
+/** The options `setSecureContext` forgets unless passed again. */
+export const CONTEXT_OPTION_KEYS = [
+  'ca',
+  'crl',
+  'ciphers',
+  'ecdhCurve',
+  'dhparam',
+  'honorCipherOrder',
+  'minVersion',
+  'maxVersion',
+  'secureOptions',
+  'secureProtocol',
+  'sessionIdContext',
+  'sigalgs',
+  'clientCertEngine',
+  'privateKeyEngine',
+  'privateKeyIdentifier',
+  'sessionTimeout',
+] as const;
+
+export interface AttachOptions {
+  /**
+   * TLS context options for every swap (ca, ciphers, minVersion, sessionTimeout, …). Fields the
+   * server already carries are picked up automatically; these override them.
+   */
+  tls?: tls.SecureContextOptions;
+  /** Ids of the managed certificates this server serves. Default: every server certificate. */
+  certificates?: string[];
+  /** Served without SNI or for unknown names. Default: the first of `certificates`. */
+  defaultCertificate?: string;
+  /** For a name no certificate covers: serve the default (default) or fail the handshake. */
+  unknownName?: 'default' | 'reject';
+  /** Check each swap with a real handshake to the server (default true). */
+  liveVerify?: boolean;
+  /** Bound of the lazily built SNI context cache (default 1000). */
+  contextCacheSize?: number;
+}
+
+/** What an attachment needs from the manager. */
+export interface CertificateSource {
+  lookup(servername: string | undefined): string | undefined;
+  current(id: string): Generation | undefined;
+  /** Ids of server certificates, in configuration order. */
+  serverIds(): string[];
+  logger: Logger;
+}
+
+const SNI_MARK = Symbol.for('certkeeper.sniCallback');
+type SniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
+
+function sniSymbol(server: tls.Server): symbol | undefined {
+  return Object.getOwnPropertySymbols(server).find((s) => s.description === 'snicallback');
+}
+
+export class ServerAttachment {
+  readonly server: tls.Server;
+  readonly liveVerify: boolean;
+  readonly #source: CertificateSource;
+  readonly #options: tls.SecureContextOptions;
+  readonly #ticketKeys: Buffer;
+  readonly #ids: Set<string> | null;
+  readonly #defaultId: string | undefined;
+  readonly #unknown: 'default' | 'reject';
+  readonly #contexts: ContextCache;
+  #defaultServed: string | undefined;
+  #restoreSni: (() => void) | undefined;
+
+  constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
+    if (!(server instanceof tls.Server)) {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        'attach(server): server must be a tls.Server, https.Server or http2 secure server',
+      );
+    }
+    this.server = server;
+    this.#source = source;
+    const snapshot: Record<string, unknown> = {};
+    const fields = server as unknown as Record<string, unknown>;
+    for (const key of CONTEXT_OPTION_KEYS) if (fields[key] !== undefined) snapshot[key] = fields[key];
+    this.#options = { ...snapshot, ...(options.tls ?? {}) } as tls.SecureContextOptions;
+    // Keep the server's current ticket keys so sessions issued before attach still resume.
+    this.#ticketKeys = options.tls?.ticketKeys ?? server.getTicketKeys?.() ?? randomBytes(48);
+    this.#ids = options.certificates ? new Set(options.certificates) : null;
+    this.#defaultId = options.defaultCertificate ?? options.certificates?.[0];
+    this.#unknown = options.unknownName ?? 'default';
+    this.liveVerify = options.liveVerify ?? true;
+    this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
+    this.#installSni();
+  }
+
+  /** The certificate served without SNI. */
+  get defaultId(): string | undefined {
+    return this.#defaultId ?? this.#source.serverIds().find((id) => this.serves(id));
+  }
+
+  serves(id: string): boolean {
+    return this.#ids === null ? this.#source.serverIds().includes(id) : this.#ids.has(id);
+  }
+
+  /** The full option set for a context serving `generation`. */
+  contextOptions(generation: Generation): tls.SecureContextOptions {
+    return {
+      ...this.#options,
+      key: generation.key.toPem(),
+      cert: generation.chainPem,
+      ticketKeys: this.#ticketKeys,
+    };
+  }
+
+  /**
+   * Makes `generation` the one served for `id`: builds its context once, and when `id` is this
+   * server's default, swaps the server's own context. Open connections keep theirs.
+   */
+  apply(id: string, generation: Generation, replaced?: Generation): void {
+    if (!this.serves(id)) return;
+    if (replaced) this.#contexts.delete(replaced.info.fingerprint256);
+    if (id === this.defaultId) {
+      this.server.setSecureContext(this.contextOptions(generation));
+      this.#defaultServed = generation.info.fingerprint256;
+    } else {
+      this.#contexts.getOrCreate(generation.info.fingerprint256, () =>
+        tls.createSecureContext(this.contextOptions(generation)),
+      );
+    }
+  }
+
+  /**
+   * Verifies that a fresh handshake gets `generation` for `id`. Returns null when the check
+   * cannot apply (server not listening, an IP-only certificate that is not the default).
+   */
+  async verify(id: string, generation: Generation): Promise<ProbeResult | null> {
+    if (!this.liveVerify || !this.serves(id) || !this.server.listening) return null;
+    const servername = this.#probeName(id, generation);
+    if (servername === undefined && id !== this.defaultId) return null;
+    const result = await probe(this.server, servername);
+    if (result.fingerprint256 !== generation.info.fingerprint256) {
+      throw new CertkeeperError(
+        'LIVE_VERIFY_FAILED',
+        `server served ${result.fingerprint256} instead of ${generation.info.fingerprint256} for ${servername ?? '(no SNI)'}`,
+        { details: { expected: generation.info.fingerprint256, served: result.fingerprint256, servername } },
+      );
+    }
+    return result;
+  }
+
+  detach(): void {
+    this.#restoreSni?.();
+    this.#contexts.clear();
+  }
+
+  /** The SNI handler: exact name, wildcard, then default (the server's own context). */
+  readonly sniCallback: SniCallback = (servername, cb) => {
+    const id = this.#source.lookup(servername);
+    if (id === undefined || !this.serves(id)) {
+      if (this.#unknown === 'reject' && servername) cb(new Error(`no certificate for ${servername}`));
+      else cb(null);
+      return;
+    }
+    const generation = this.#source.current(id);
+    if (!generation) {
+      cb(null);
+      return;
+    }
+    const fp = generation.info.fingerprint256;
+    // The default certificate is already the server's own context: nothing to build or pass.
+    if (fp === this.#defaultServed) {
+      cb(null);
+      return;
+    }
+    try {
+      cb(
+        null,
+        this.#contexts.getOrCreate(fp, () => tls.createSecureContext(this.contextOptions(generation))),
+      );
+    } catch (error) {
+      this.#source.logger.error('building a TLS context failed', {
+        id,
+        serial: generation.info.serialNumber,
+      });
+      cb(error as Error);
+    }
+  };
+
+  #probeName(id: string, generation: Generation): string | undefined {
+    for (const name of generation.info.dnsNames) {
+      const concrete = name.startsWith('*.') ? `certkeeper-probe${name.slice(1)}` : name;
+      if (this.#source.lookup(concrete) === id) return concrete;
+    }
+    return undefined;
+  }
+
+  /**
+   * Installs our SNI handler on a server created without it. Node keeps the handler under an
+   * internal symbol read at each connection; a user's own handler is kept as the fallback for
+   * names we do not manage.
+   */
+  #installSni(): void {
+    const symbol = sniSymbol(this.server);
+    if (!symbol) {
+      this.#source.logger.warn(
+        'cannot install SNI routing on this Node version; only the default certificate is served',
+      );
+      return;
+    }
+    const fields = this.server as unknown as Record<symbol, SniCallback | undefined>;
+    const previous = fields[symbol];
+    if (previous && (previous as unknown as Record<symbol, unknown>)[SNI_MARK]) {
+      // Created by certkeeper's helper: route that placeholder to this attachment.
+      (previous as unknown as Record<symbol, unknown>)[SNI_MARK] = this.sniCallback;
+      this.#restoreSni = () => {
+        (previous as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
+      };
+      return;
+    }
+    const ours: SniCallback = previous
+      ? (servername, cb) => {
+          if (this.#source.lookup(servername) !== undefined) this.sniCallback(servername, cb);
+          else previous.call(this.server, servername, cb);
+        }
+      : this.sniCallback;
+    fields[symbol] = ours;
+    this.#restoreSni = () => {
+      fields[symbol] = previous;
+    };
+  }
+}
+
+/**
+ * An SNICallback for `tls.createServer` options that forwards to whichever attachment later
+ * claims the server (the setup helpers use it so the server is created already routed).
+ */
+export function deferredSniCallback(): SniCallback {
+  const fn = ((servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
+    const target = (fn as unknown as Record<symbol, unknown>)[SNI_MARK];
+    if (typeof target === 'function') (target as SniCallback)(servername, cb);
+    else cb(null);
+  }) as SniCallback;
+  (fn as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
+  return fn;
+}

@@ -1,0 +1,274 @@
+import type https from 'node:https';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PrivateKey } from '../../src/crypto/keys.js';
+import type { ManagerEvents } from '../../src/manager/events.js';
+import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
+import type { ManagerOptions } from '../../src/manager/options.js';
+import { createHttpsServer } from '../../src/server/create-server.js';
+import { layout } from '../../src/store/layout.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { nextEvent } from '../support/events.js';
+import { SwitchableIssuer } from '../support/issuers.js';
+import { close, handshake, listen } from '../support/tls.js';
+
+const managers: CertificateManager[] = [];
+const servers: https.Server[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.stop()));
+  await Promise.all(servers.splice(0).map((s) => close(s)));
+});
+
+function make(options: Partial<ManagerOptions> = {}) {
+  const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+  const store = new MemoryStore();
+  const manager = createCertificateManager({
+    store,
+    issuer,
+    certificates: [{ id: 'web', names: ['localhost', '127.0.0.1'] }],
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    ...options,
+  });
+  managers.push(manager);
+  return { manager, issuer, store };
+}
+
+function record(manager: CertificateManager) {
+  const events: { name: keyof ManagerEvents; payload: unknown }[] = [];
+  const names: (keyof ManagerEvents)[] = [
+    'loaded',
+    'storedInvalid',
+    'obtaining',
+    'obtained',
+    'renewed',
+    'adopted',
+    'renewalFailed',
+    'expiring',
+    'swapped',
+    'rolledBack',
+    'liveVerifyFailed',
+    'revoked',
+  ];
+  for (const name of names) manager.on(name, (payload: unknown) => events.push({ name, payload }));
+  return events;
+}
+
+describe('options are validated eagerly, naming the option', () => {
+  it.each([
+    [
+      { certificates: [{ names: ['ok.test'] }, { names: ['ok2.test', 'bad name'] }] },
+      /options\.certificates\[1\]\.names\[1\]/,
+    ],
+    [{ certificates: [{ names: [] }] }, /options\.certificates\[0\]\.names must be a non-empty array/],
+    [
+      { certificates: [{ names: ['a.test'], keyType: 'rsa-1024' }] },
+      /options\.certificates\[0\]\.keyType must be one of/,
+    ],
+    [{ certificates: [{ names: ['a.test'], purpose: 'email' }] }, /options\.certificates\[0\]\.purpose/],
+    [
+      { certificates: [{ names: ['a.test'] }, { names: ['A.test'] }] },
+      /options\.certificates\[1\]\.id duplicates/,
+    ],
+    [{ certificates: 'a.test' }, /options\.certificates must be an array/],
+    [{ certificates: [], issuer: [] }, /options\.issuer must not be an empty list/],
+    [{ certificates: [], issuer: { id: 'x' } }, /options\.issuer must implement the Issuer interface/],
+    [{ certificates: [], store: {} }, /options\.store must implement the Store interface/],
+    [{ certificates: [], renewal: { renewAt: 3 } }, /options\.renewal\.renewAt/],
+    [{ certificates: [], concurrency: 0 }, /options\.concurrency/],
+    [{ certificates: [], logger: console.log }, /options\.logger/],
+  ])('%#: %j', (options, message) => {
+    expect(() =>
+      createCertificateManager({
+        store: new MemoryStore(),
+        ...(options as object),
+      } as unknown as ManagerOptions),
+    ).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
+    );
+  });
+
+  it('refuses a purpose no issuer can issue', () => {
+    const serverOnly = {
+      id: 'public-acme',
+      supportsPurpose: (p: string) => p === 'server',
+      issue: async () => ({ chainPem: '' }),
+    };
+    expect(() =>
+      createCertificateManager({
+        store: new MemoryStore(),
+        issuer: serverOnly,
+        certificates: [{ names: ['svc'], purpose: 'client' }],
+      }),
+    ).toThrowError(
+      /certificates\[0\]\.purpose is 'client', which no configured issuer can issue \(public-acme\)/,
+    );
+  });
+});
+
+describe('CertificateManager', () => {
+  it('obtains a missing certificate, stores it and serves it on an attached server', async () => {
+    const { manager, issuer, store } = make();
+    const events = record(manager);
+    await manager.start();
+    await manager.ready();
+    expect(events.map((e) => e.name)).toEqual(['obtaining', 'swapped', 'obtained']);
+    const status = manager.status()[0]!;
+    expect(status).toMatchObject({
+      id: 'web',
+      state: 'valid',
+      issuer: issuer.id,
+      failures: 0,
+      lastError: null,
+    });
+    expect(status.nextRenewalAt!.getTime()).toBeGreaterThan(Date.now());
+
+    const pointer = JSON.parse(
+      Buffer.from((await store.get(layout.certificate(issuer.id, 'localhost').current))!).toString(),
+    );
+    expect(pointer.serial).toBe(status.serial);
+
+    const server = createHttpsServer(manager, {}, (_req, res) => res.end('ok'));
+    servers.push(server);
+    const port = await listen(server);
+    const root = await issuer.ca.rootCertificate();
+    for (const servername of ['localhost', undefined]) {
+      const served = await handshake(port, { servername, ca: root, rejectUnauthorized: true });
+      expect(served.serial).toBe(status.serial);
+      expect(served.authorized).toBe(true);
+    }
+  });
+
+  it('renewNow replaces the certificate and live-verifies the swap', async () => {
+    const { manager } = make();
+    const server = createHttpsServer(manager, {}, (_req, res) => res.end('ok'));
+    servers.push(server);
+    await manager.start();
+    await manager.ready();
+    const port = await listen(server);
+    const before = manager.status()[0]!.serial;
+    const events = record(manager);
+    await manager.renewNow('web');
+    const after = manager.status()[0]!.serial;
+    expect(after).not.toBe(before);
+    const swapped = events.find((e) => e.name === 'swapped')!.payload as ManagerEvents['swapped'][0];
+    expect(swapped).toMatchObject({ serial: after, previousSerial: before, servers: 1, verified: 1 });
+    expect(events.find((e) => e.name === 'renewed')).toBeTruthy();
+    expect((await handshake(port, { servername: 'localhost' })).serial).toBe(after);
+  });
+
+  it('renewAll re-issues every certificate (rotate everything after an intermediate compromise)', async () => {
+    const { manager, issuer, store } = make({
+      certificates: [
+        { names: ['a.test'] },
+        { names: ['b.test'] },
+        { names: ['svc-client'], purpose: 'client' },
+      ],
+    });
+    await manager.start();
+    await manager.ready();
+    const before = manager.status().map((s) => s.serial);
+    await issuer.ca.rotateIntermediate(store);
+    await manager.renewAll();
+    const after = manager.status();
+    for (const [i, s] of after.entries()) expect(s.serial).not.toBe(before[i]);
+    const newIntermediate = Buffer.from(
+      (await store.get(layout.ca(issuer.ca.name, 'intermediate.pem')))!,
+    ).toString();
+    for (const s of after)
+      expect(manager.certificate(s.id)!.chainPem).toContain(newIntermediate.trim().split('\n')[1]);
+  });
+
+  it('revokes through the issuer and replaces the revoked certificate', async () => {
+    const { manager, issuer, store } = make();
+    await manager.start();
+    await manager.ready();
+    const serial = manager.status()[0]!.serial!;
+    const events = record(manager);
+    await manager.revoke('web', 'keyCompromise');
+    expect(await issuer.ca.revokedSerials(store)).toEqual([serial]);
+    expect(manager.status()[0]!.serial).not.toBe(serial);
+    expect(events.map((e) => e.name)).toContain('revoked');
+  });
+
+  it('tries issuers in order and uses the first that succeeds', async () => {
+    const first = new SwitchableIssuer({ id: 'first', name: 'first' });
+    const second = new SwitchableIssuer({ id: 'second', name: 'second' });
+    first.fault = 'down';
+    const { manager } = make({ issuer: [first, second] });
+    await manager.start();
+    await manager.ready();
+    expect(first.calls).toBe(1);
+    expect(manager.status()[0]!.issuer).toBe('second');
+  });
+
+  it('manages certificates added later and serves them by SNI', async () => {
+    const { manager } = make();
+    const server = createHttpsServer(manager, {}, (_req, res) => res.end('ok'));
+    servers.push(server);
+    await manager.start();
+    const port = await listen(server);
+    manager.manage({ id: 'api', names: ['api.test', '*.api.test'] });
+    await manager.ready(['api']);
+    const api = manager.status().find((s) => s.id === 'api')!;
+    expect((await handshake(port, { servername: 'x.api.test' })).serial).toBe(api.serial);
+    expect((await handshake(port, { servername: 'localhost' })).serial).toBe(manager.status()[0]!.serial);
+    manager.unmanage('api');
+    expect(manager.lookup('x.api.test')).toBeUndefined();
+  });
+
+  it('stop() is idempotent and later calls fail with MANAGER_STOPPED', async () => {
+    const { manager } = make();
+    await manager.start();
+    await manager.stop();
+    await manager.stop();
+    expect(() => manager.renewNow('web')).toThrowError(expect.objectContaining({ code: 'MANAGER_STOPPED' }));
+    expect(() => manager.status()).not.toThrow();
+  });
+
+  it('never puts key material in events, status or logs', async () => {
+    const lines: string[] = [];
+    const logger = {
+      debug: (m: string, f?: object) => lines.push(m + JSON.stringify(f ?? {})),
+      info: (m: string, f?: object) => lines.push(m + JSON.stringify(f ?? {})),
+      warn: (m: string, f?: object) => lines.push(m + JSON.stringify(f ?? {})),
+      error: (m: string, f?: object) => lines.push(m + JSON.stringify(f ?? {})),
+    };
+    const { manager, issuer } = make({ logger });
+    const events = record(manager);
+    await manager.start();
+    await manager.ready();
+    issuer.fault = 'wrong-key';
+    await manager.renewNow('web');
+    issuer.fault = 'garbage';
+    await manager.renewNow('web');
+    issuer.fault = null;
+    await manager.renewNow('web');
+    const key = manager.credentials('web')!.key;
+    expect(key).toBeInstanceOf(PrivateKey);
+    const secret = key.toPem().split('\n').slice(1, 3).join('');
+    const surfaces = [JSON.stringify(events), JSON.stringify(manager.status()), lines.join('\n')];
+    for (const surface of surfaces) {
+      expect(surface).not.toContain(secret.slice(0, 24));
+      expect(surface).not.toMatch(/PRIVATE KEY/);
+    }
+    expect(events.map((e) => e.name)).toEqual(
+      expect.arrayContaining(['rolledBack', 'renewalFailed', 'renewed']),
+    );
+  });
+
+  it('emits typed events that carry errors with stable codes', async () => {
+    const { manager, issuer } = make();
+    await manager.start();
+    await manager.ready();
+    issuer.fault = 'down';
+    const failed = nextEvent(manager, 'renewalFailed');
+    void manager.renewNow('web');
+    const payload = await failed;
+    expect(payload.error.code).toBe('ISSUER_UNAVAILABLE');
+    expect(payload.servingSerial).toBe(manager.status()[0]!.serial);
+    expect(payload.retryAt.getTime()).toBeGreaterThan(Date.now());
+    expect(manager.status()[0]!.lastError).toEqual({
+      code: 'ISSUER_UNAVAILABLE',
+      message: 'test issuer is down',
+    });
+  });
+});
