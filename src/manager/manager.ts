@@ -538,9 +538,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
           },
           { ttlMs: this.#o.lockTtlMs, signal },
         );
-        state.failures = 0;
-        state.lastError = undefined;
-        state.retryAt = undefined;
+        this.#succeeded(state);
       } catch (error) {
         if (this.#phase === 'stopped') return;
         const failure = asError(error);
@@ -569,6 +567,12 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       this.#reschedule(state);
     });
     return state.inflight;
+  }
+
+  #succeeded(state: CertState): void {
+    state.failures = 0;
+    state.lastError = undefined;
+    state.retryAt = undefined;
   }
 
   /**
@@ -700,6 +704,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
       throw error;
     }
+    // Status must already read "healthy" when listeners of the events below look at it.
+    this.#succeeded(state);
     const verified = results.filter((r) => r.status === 'fulfilled' && r.value !== null).length;
     const serial = generation.info.serialNumber;
     this.emit('swapped', {

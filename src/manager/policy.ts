@@ -50,13 +50,13 @@ export function renewalTime(validity: Validity, policy: RenewalPolicy, jitterSam
       ? start + lifetime * policy.renewAt
       : end - policy.renewAt.beforeExpiryMs;
   const clamped = Math.min(Math.max(planned, start), end);
-  return clamped - jitterSample * policy.jitter * lifetime;
+  return Math.floor(clamped - jitterSample * policy.jitter * lifetime);
 }
 
 /** A time inside a CA-suggested window (ARI), drawn uniformly with the generation's sample. */
 export function timeInWindow(window: { start: Date; end: Date }, sample: number): number {
   const start = window.start.getTime();
-  return start + sample * Math.max(0, window.end.getTime() - start);
+  return Math.floor(start + sample * Math.max(0, window.end.getTime() - start));
 }
 
 /**

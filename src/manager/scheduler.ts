@@ -77,7 +77,7 @@ export class Scheduler {
     this.#disarm();
     if (!top) return;
     this.#armedAt = at;
-    const delay = Math.min(Math.max(0, at - this.#clock.now()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(0, Math.ceil(at - this.#clock.now())), MAX_TIMER_MS);
     this.#timer = this.#clock.setTimeout(() => this.#wake(), delay);
   }
 

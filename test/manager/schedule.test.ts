@@ -1,0 +1,181 @@
+// Scheduling decisions, driven by a fake clock over days of certificate lifetime; issuance,
+// storage and validation stay real.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ManagerEvents } from '../../src/manager/events.js';
+import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
+import { nextEvent } from '../support/events.js';
+import { SwitchableIssuer } from '../support/issuers.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const managers: CertificateManager[] = [];
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.stop()));
+});
+
+async function setup(lifetimeMs: number, count = 1) {
+  const clock = new FakeClock();
+  const issuer = new SwitchableIssuer({ lifetimeMs, intermediateLifetimeMs: 3 * 365 * DAY });
+  const manager = createCertificateManager({
+    store: new MemoryStore(),
+    issuer,
+    clock,
+    logger: quiet,
+    certificates: Array.from({ length: count }, (_, i) => ({ id: `c${i}`, names: [`c${i}.test`] })),
+  });
+  managers.push(manager);
+  await manager.start();
+  // Obtaining is due "now": on a fake clock, now only happens when the test moves it.
+  await clock.advance(0);
+  await manager.ready();
+  // Let the first obtain finish its bookkeeping (events after the swap).
+  while (manager.status().some((s) => s.renewing)) await new Promise((r) => setTimeout(r, 5));
+  return { clock, issuer, manager };
+}
+
+const status = (m: CertificateManager, i = 0) => m.status()[i]!;
+
+describe('renewal schedule', () => {
+  it('keeps one timer for fifty certificates', async () => {
+    const { clock } = await setup(DAY, 50);
+    expect(clock.pending).toBe(1);
+  });
+
+  it.each([
+    ['90 days', 90 * DAY],
+    ['6 days', 6 * DAY],
+    ['24 hours', DAY],
+  ])('renews a %s certificate at 2/3 of its lifetime, minus at most 5 % jitter', async (_name, lifetime) => {
+    const { clock, manager } = await setup(lifetime);
+    const s = status(manager);
+    const start = s.notBefore!.getTime();
+    const due = s.nextRenewalAt!.getTime();
+    const actualLifetime = s.notAfter!.getTime() - start;
+    expect(due).toBeLessThanOrEqual(start + (actualLifetime * 2) / 3);
+    expect(due).toBeGreaterThanOrEqual(start + actualLifetime * (2 / 3 - 0.05));
+
+    const serial = s.serial;
+    await clock.advance(due - clock.now() - 1_000);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(status(manager).serial).toBe(serial);
+
+    const renewed = nextEvent(manager, 'renewed');
+    const obtaining = nextEvent(manager, 'obtaining');
+    await clock.advance(2_000);
+    expect((await obtaining).reason).toBe('renewal');
+    expect((await renewed).previousSerial).toBe(serial);
+  });
+
+  it('spreads a fleet: jitter differs between certificates', async () => {
+    const { manager } = await setup(90 * DAY, 20);
+    const offsets = manager.status().map((s) => s.nextRenewalAt!.getTime() - s.notBefore!.getTime());
+    expect(new Set(offsets).size).toBeGreaterThan(15);
+  });
+
+  it('backs off after failures while the current certificate keeps being served', async () => {
+    const { clock, issuer, manager } = await setup(90 * DAY);
+    const serving = status(manager).serial;
+    issuer.fault = 'down';
+    const failures: ManagerEvents['renewalFailed'][0][] = [];
+    manager.on('renewalFailed', (e) => failures.push(e));
+    await clock.advance(status(manager).nextRenewalAt!.getTime() - clock.now());
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      while (failures.length < attempt) await new Promise((r) => setTimeout(r, 5));
+      const failure = failures[attempt - 1]!;
+      expect(failure.attempt).toBe(attempt);
+      expect(failure.servingSerial).toBe(serving);
+      await clock.advance(failure.retryAt.getTime() - clock.now());
+    }
+    const gaps = failures.slice(1).map((f, i) => f.retryAt.getTime() - failures[i]!.retryAt.getTime());
+    const delays = failures.map(
+      (f, i) => f.retryAt.getTime() - (i === 0 ? 0 : failures[i - 1]!.retryAt.getTime()),
+    );
+    // 1, 2, 4, 8, 16, 32 minutes, each ±10 %.
+    delays.slice(1).forEach((d, i) => {
+      const expected = 60_000 * 2 ** (i + 1);
+      expect(d).toBeGreaterThanOrEqual(expected * 0.9 - 1);
+      expect(d).toBeLessThanOrEqual(expected * 1.1 + 1);
+    });
+    expect(gaps.length).toBe(5);
+    expect(status(manager)).toMatchObject({
+      serial: serving,
+      failures: 6,
+      lastError: { code: 'ISSUER_UNAVAILABLE' },
+    });
+
+    issuer.fault = null;
+    const renewed = nextEvent(manager, 'renewed');
+    await clock.advance(failures.at(-1)!.retryAt.getTime() - clock.now() + 100 * 60_000);
+    await renewed;
+    expect(status(manager)).toMatchObject({ failures: 0, lastError: null });
+  });
+
+  it('never lets a retry wait past a quarter of the remaining lifetime', async () => {
+    const { clock, issuer, manager } = await setup(DAY);
+    issuer.fault = 'down';
+    const failures: ManagerEvents['renewalFailed'][0][] = [];
+    manager.on('renewalFailed', (e) => failures.push(e));
+    // Jump close to expiry: 20 minutes left.
+    const notAfter = status(manager).notAfter!.getTime();
+    clock.set(notAfter - 20 * 60_000);
+    await manager.renewNow('c0').catch(() => {});
+    for (let i = 0; i < 8; i++) {
+      while (failures.length < i + 1) await new Promise((r) => setTimeout(r, 5));
+      const f = failures[i]!;
+      const remaining = notAfter - clock.now();
+      expect(f.retryAt.getTime() - clock.now()).toBeLessThanOrEqual(Math.max(1_000, (remaining / 4) * 1.1));
+      await clock.advance(f.retryAt.getTime() - clock.now());
+    }
+  });
+
+  it.each([
+    ['90 days', 90 * DAY, [30 * DAY, 14 * DAY, 7 * DAY]],
+    ['24 hours', DAY, [8 * HOUR, (14 / 90) * DAY, (7 / 90) * DAY]],
+  ])(
+    'warns once per threshold for a %s certificate when renewal keeps failing',
+    async (_n, lifetime, before) => {
+      const { clock, issuer, manager } = await setup(lifetime);
+      issuer.fault = 'down';
+      const warnings: ManagerEvents['expiring'][0][] = [];
+      manager.on('expiring', (e) => warnings.push(e));
+      const notAfter = status(manager).notAfter!.getTime();
+      const lifetimeActual = notAfter - status(manager).notBefore!.getTime();
+      // Walk to one minute past expiry in steps; retries keep waking the loop meanwhile.
+      while (clock.now() < notAfter + 60_000) {
+        await clock.advance(Math.min(lifetimeActual / 200, 30 * 60_000));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      // The last wake is due at the last step; let it run.
+      while (manager.status()[0]!.renewing) await new Promise((r) => setTimeout(r, 5));
+      await clock.advance(0);
+      while (manager.status()[0]!.renewing) await new Promise((r) => setTimeout(r, 5));
+      expect(warnings.map((w) => w.threshold)).toEqual([30 / 90, 14 / 90, 7 / 90, 0]);
+      warnings.slice(0, 3).forEach((w, i) => {
+        const scaled = (before[i]! * lifetimeActual) / lifetime;
+        // Emitted at the first wake after the threshold: within one step of it.
+        expect(w.remainingMs).toBeLessThanOrEqual(scaled);
+        expect(w.remainingMs).toBeGreaterThan(
+          scaled - Math.min(lifetimeActual / 200, 30 * 60_000) - 6 * 60_000,
+        );
+      });
+      expect(warnings[3]!.remainingMs).toBeLessThanOrEqual(0);
+      expect(status(manager).state).toBe('expired');
+    },
+    60_000,
+  );
+
+  it('renews an overdue certificate at once after a long sleep', async () => {
+    const { clock, manager } = await setup(DAY);
+    const serial = status(manager).serial;
+    const obtaining = nextEvent(manager, 'obtaining');
+    // The host slept through the renewal time and woke after expiry.
+    clock.set(status(manager).notAfter!.getTime() + HOUR);
+    await clock.advance(0);
+    expect(['expired', 'renewal']).toContain((await obtaining).reason);
+    await nextEvent(manager, 'renewed');
+    expect(status(manager).serial).not.toBe(serial);
+  });
+});
