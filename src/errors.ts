@@ -34,6 +34,11 @@ export type ErrorCode =
   | 'ISSUER_UNAVAILABLE'
   | 'CA_CORRUPT'
   | 'NOT_SUPPORTED'
+  // ACME
+  | 'ACME_PROBLEM'
+  | 'RATE_LIMITED'
+  | 'ORDER_INVALID'
+  | 'CHALLENGE_FAILED'
   // lifecycle
   | 'LIVE_VERIFY_FAILED'
   | 'UNKNOWN_CERTIFICATE'

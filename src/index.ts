@@ -1,5 +1,23 @@
 // Public API of certkeeper. Every exported name is listed here explicitly.
 
+export { AlpnChallengeRegistry } from './challenges/alpn-registry.js';
+export {
+  type Dns01Options,
+  Dns01Solver,
+  type DnsProvider,
+  dns01Record,
+  dns01Value,
+} from './challenges/dns-01.js';
+export {
+  createHttp01Handler,
+  type Http01Handler,
+  type Http01ServerOptions,
+  Http01Solver,
+  startHttp01Server,
+} from './challenges/http-01.js';
+export { ChallTestSrvProvider } from './challenges/providers/challtestsrv.js';
+export type { ChallengeSolver, ChallengeTask, ChallengeType } from './challenges/solver.js';
+export { createAlpnCertificate, TlsAlpn01Solver, tlsAlpnSupported } from './challenges/tls-alpn-01.js';
 export { type Clock, systemClock } from './clock.js';
 export { type CertificateSpec, createCertificate, randomSerial } from './crypto/certificate-builder.js';
 export { type Csr, type CsrOptions, createCsr, inspectCsr } from './crypto/csr.js';
@@ -32,6 +50,8 @@ export {
   validateBundle,
 } from './crypto/validate.js';
 export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
+export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme/acme-issuer.js';
+export { certId } from './issuers/acme/ari.js';
 export { InternalCA, type InternalCAOptions } from './issuers/internal-ca.js';
 export type {
   CertificatePurpose,

@@ -9,6 +9,7 @@
  * instead of at construction, so one issuer object can serve several managers and tests can
  * hand it whatever store they like.
  */
+import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import type { Clock } from '../clock.js';
 import type { Csr } from '../crypto/csr.js';
 import type { CertificateInfo } from '../crypto/inspect.js';
@@ -24,6 +25,8 @@ export interface IssuerContext {
   logger: Logger;
   /** Aborted when the manager stops or the attempt is given up. */
   signal: AbortSignal;
+  /** TLS-ALPN-01 certificates this process's attached servers answer with. */
+  alpnChallenges?: AlpnChallengeRegistry;
 }
 
 export interface CertificateRequest {
@@ -69,6 +72,8 @@ export type RevocationReason =
 export interface Issuer {
   /** Stable identity; certificates are stored under it (e.g. `internal`, an ACME directory URL). */
   readonly id: string;
+  /** ACME challenge types this issuer may use (attached servers answer TLS-ALPN-01 when listed). */
+  readonly challengeTypes?: readonly string[];
   issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate>;
   /** Renew `request.current` (for CAs that renew with the old certificate). Falls back to `issue`. */
   renew?(
@@ -80,7 +85,7 @@ export interface Issuer {
     reason: RevocationReason,
     context: IssuerContext,
   ): Promise<void>;
-  /** Root certificates (PEM) that issued chains must end at; validation checks against them. */
+  /** Root certificates (PEM) that issued chains must end at; an empty list means "not checked". */
   trustAnchors?(context: IssuerContext): Promise<string[]>;
   /** A CA-suggested renewal window (ACME ARI); null means "use the lifetime rule". */
   renewalWindow?(

@@ -10,6 +10,7 @@
  */
 import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
+import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { createCsr } from '../crypto/csr.js';
 import { parseCertificates } from '../crypto/inspect.js';
 import { PrivateKey } from '../crypto/keys.js';
@@ -96,6 +97,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #attachments = new Set<ServerAttachment>();
   readonly #scheduler: Scheduler;
   readonly #abort = new AbortController();
+  /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
+  readonly #alpn = new AlpnChallengeRegistry();
   #phase: 'new' | 'running' | 'stopped' = 'new';
 
   constructor(options: ManagerOptions) {
@@ -283,6 +286,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     serverIds: () =>
       [...this.#states.values()].filter((s) => s.cert.purpose === 'server').map((s) => s.cert.id),
     logger: this.#loggerProxy(),
+    alpnChallenges: this.#alpn,
+    usesTlsAlpn: () => this.#o.issuers.some((i) => i.challengeTypes?.includes('tls-alpn-01')),
   };
 
   #loggerProxy() {
@@ -319,7 +324,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   #context(signal: AbortSignal): IssuerContext {
-    return { store: this.#o.store, clock: this.#o.clock, logger: this.#o.logger, signal };
+    return {
+      store: this.#o.store,
+      clock: this.#o.clock,
+      logger: this.#o.logger,
+      signal,
+      alpnChallenges: this.#alpn,
+    };
   }
 
   #issuersFor(cert: ManagedCertificate): Issuer[] {
@@ -545,8 +556,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         state.failures++;
         state.lastError = failure;
         const now = this.#o.clock.now();
-        state.retryAt =
-          now + retryDelay(state.failures, now, state.current?.info.notAfter.getTime(), this.#o.policy);
+        // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner.
+        const retryAfter =
+          typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
+        const backoff = retryDelay(
+          state.failures,
+          now,
+          state.current?.info.notAfter.getTime(),
+          this.#o.policy,
+        );
+        state.retryAt = now + Math.max(backoff, retryAfter);
         this.#o.logger.warn('obtaining a certificate failed', {
           id: cert.id,
           code: failure.code,
@@ -647,7 +666,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
           chain: chain.map((c) => c.info),
           storedAt: this.#o.clock.now(),
         };
-        const anchors = issuer.trustAnchors ? await issuer.trustAnchors(context) : undefined;
+        const listed = issuer.trustAnchors ? await issuer.trustAnchors(context) : [];
+        const anchors = listed.length > 0 ? listed : undefined;
         const problem = this.#validate(cert, generation, anchors);
         if (problem) {
           this.emit('rolledBack', {

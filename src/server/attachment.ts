@@ -11,9 +11,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
+import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Generation } from '../manager/records.js';
+import { alpnChallengeOf, installAlpnChallenges } from './alpn.js';
 import { ContextCache } from './context-cache.js';
 import { type ProbeResult, probe } from './live-verify.js';
 
@@ -53,6 +55,16 @@ export interface AttachOptions {
   liveVerify?: boolean;
   /** Bound of the lazily built SNI context cache (default 1000). */
   contextCacheSize?: number;
+  /**
+   * Answer ACME TLS-ALPN-01 validations on this server (default: when an issuer uses
+   * TLS-ALPN-01). Needs Node >= 20.18 / 22.9.
+   */
+  tlsAlpn01?: boolean;
+  /**
+   * Application protocols for ordinary clients when TLS-ALPN-01 is answered (default: the
+   * server's own ALPNProtocols). A plain tls.Server without ALPN needs this to answer TLS-ALPN-01.
+   */
+  alpnProtocols?: string[];
 }
 
 /** What an attachment needs from the manager. */
@@ -62,6 +74,10 @@ export interface CertificateSource {
   /** Ids of server certificates, in configuration order. */
   serverIds(): string[];
   logger: Logger;
+  /** TLS-ALPN-01 challenge certificates held by this process. */
+  alpnChallenges: AlpnChallengeRegistry;
+  /** Whether any configured issuer solves TLS-ALPN-01. */
+  usesTlsAlpn(): boolean;
 }
 
 const SNI_MARK = Symbol.for('certkeeper.sniCallback');
@@ -83,6 +99,7 @@ export class ServerAttachment {
   readonly #contexts: ContextCache;
   #defaultServed: string | undefined;
   #restoreSni: (() => void) | undefined;
+  #restoreAlpn: (() => void) | null = null;
 
   constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
     if (!(server instanceof tls.Server)) {
@@ -105,6 +122,14 @@ export class ServerAttachment {
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
     this.#installSni();
+    if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
+      this.#restoreAlpn = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
+      if (!this.#restoreAlpn) {
+        source.logger.warn(
+          'TLS-ALPN-01 not answered on a tls.Server without ALPN; pass attach option alpnProtocols',
+        );
+      }
+    }
   }
 
   /** The certificate served without SNI. */
@@ -164,6 +189,7 @@ export class ServerAttachment {
 
   detach(): void {
     this.#restoreSni?.();
+    this.#restoreAlpn?.();
     this.#contexts.clear();
   }
 
@@ -223,21 +249,25 @@ export class ServerAttachment {
     }
     const fields = this.server as unknown as Record<symbol, SniCallback | undefined>;
     const previous = fields[symbol];
-    if (previous && (previous as unknown as Record<symbol, unknown>)[SNI_MARK]) {
+    const marked = previous as unknown as Record<symbol, unknown> | undefined;
+    if (marked?.[SNI_MARK]) {
       // Created by certkeeper's helper: route that placeholder to this attachment.
-      (previous as unknown as Record<symbol, unknown>)[SNI_MARK] = this.sniCallback;
+      marked[SNI_MARK] = this.sniCallback;
       this.#restoreSni = () => {
-        (previous as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
+        marked[SNI_MARK] = true;
       };
       return;
     }
-    const ours: SniCallback = previous
-      ? (servername, cb) => {
-          if (this.#source.lookup(servername) !== undefined) this.sniCallback(servername, cb);
-          else previous.call(this.server, servername, cb);
-        }
-      : this.sniCallback;
-    fields[symbol] = ours;
+    const attachment = this;
+    // A regular function: Node calls it with the TLSSocket as `this`, which the TLS-ALPN-01
+    // path needs (see alpn.ts).
+    fields[symbol] = function sni(this: unknown, servername, cb) {
+      const challenge = alpnChallengeOf(this);
+      if (challenge) return cb(null, challenge);
+      if (!previous || attachment.#source.lookup(servername) !== undefined)
+        attachment.sniCallback(servername, cb);
+      else previous.call(this, servername, cb);
+    };
     this.#restoreSni = () => {
       fields[symbol] = previous;
     };
@@ -249,11 +279,17 @@ export class ServerAttachment {
  * claims the server (the setup helpers use it so the server is created already routed).
  */
 export function deferredSniCallback(): SniCallback {
-  const fn = ((servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
+  const fn = function sni(
+    this: unknown,
+    servername: string,
+    cb: (err: Error | null, ctx?: tls.SecureContext) => void,
+  ) {
+    const challenge = alpnChallengeOf(this);
+    if (challenge) return cb(null, challenge);
     const target = (fn as unknown as Record<symbol, unknown>)[SNI_MARK];
     if (typeof target === 'function') (target as SniCallback)(servername, cb);
     else cb(null);
-  }) as SniCallback;
+  } as SniCallback;
   (fn as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
   return fn;
 }

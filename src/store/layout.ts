@@ -10,7 +10,7 @@
  * commit point (written last), and names the previous generation, which is kept for rollback.
  *   accounts/<issuer>/<account>/account.json     ACME account URL and contact
  *   accounts/<issuer>/<account>/key.pem          account private key (sensitive)
- *   challenges/<token>                           pending challenge answers, shared by replicas
+ *   challenges/<type>/<token or name>              pending challenge answers, shared by replicas
  *   ca/<ca-name>/...                             the embedded CA's root and intermediate
  *   locks/<name>                                 lock records (stores may keep them elsewhere)
  *
@@ -125,8 +125,9 @@ export const layout = {
     const dir = joinKey('accounts', issuerKey(issuer), segment(account));
     return { dir, record: `${dir}/account.json`, key: `${dir}/key.pem` };
   },
-  challenge(token: string): string {
-    return joinKey('challenges', token);
+  /** A challenge answer, e.g. `challenges/http-01/<token>`; any replica sharing the store can serve it. */
+  challenge(type: string, id: string): string {
+    return joinKey('challenges', type, id);
   },
   ca(name: string, file: string): string {
     return joinKey('ca', segment(name), file);

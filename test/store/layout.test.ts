@@ -164,14 +164,14 @@ describe('layout', () => {
       record: 'accounts/internal/ops/account.json',
       key: 'accounts/internal/ops/key.pem',
     });
-    expect(layout.challenge('tok-123_x')).toBe('challenges/tok-123_x');
+    expect(layout.challenge('http-01', 'tok-123_x')).toBe('challenges/http-01/tok-123_x');
     expect(layout.ca('root', 'cert.pem')).toBe('ca/root/cert.pem');
     expect(layout.lock('issue')).toBe('locks/issue');
   });
 
   it.each([
-    ['challenge token with traversal', () => layout.challenge('../../etc/passwd')],
-    ['challenge token with a slash', () => layout.challenge('a/b')],
+    ['challenge token with traversal', () => layout.challenge('http-01', '../../etc/passwd')],
+    ['challenge token with a slash', () => layout.challenge('http-01', 'a/b')],
     ['account with traversal', () => layout.account('internal', '..')],
     ['CA file with a slash', () => layout.ca('root', 'x/y')],
     ['certificate name with a slash', () => layout.certificate('internal', 'a/b')],

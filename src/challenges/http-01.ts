@@ -1,0 +1,123 @@
+/**
+ * HTTP-01 (RFC 8555 §8.3): the CA fetches `http://<name>/.well-known/acme-challenge/<token>` and
+ * expects the key authorization. Answers live in the store, so whichever replica the CA's
+ * request lands on can answer it; the handler reads the store on every request (the CA's
+ * validation attempts, three concurrent ones with Pebble, are the only traffic it sees).
+ *
+ * The handler plugs into any Node HTTP server:
+ *   plain http  `http.createServer((req, res) => handler(req, res, () => app(req, res)))`
+ *   Express     `app.use(handler)`                       (it calls `next()` for other paths)
+ *   Fastify     `fastify.get('/.well-known/acme-challenge/:token', (q, r) => { r.hijack(); handler(q.raw, r.raw) })`
+ * and `startHttp01Server` is a standalone listener that answers challenges and redirects
+ * everything else to HTTPS.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { IssuerContext } from '../issuers/issuer.js';
+import { layout } from '../store/layout.js';
+import type { Store } from '../store/store.js';
+import type { ChallengeSolver, ChallengeTask } from './solver.js';
+
+const PREFIX = '/.well-known/acme-challenge/';
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+
+export class Http01Solver implements ChallengeSolver {
+  readonly type = 'http-01' as const;
+
+  supports(_identifier: ChallengeTask['identifier'], wildcard: boolean): boolean {
+    return !wildcard;
+  }
+
+  async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
+    await context.store.put(layout.challenge('http-01', task.token), task.keyAuthorization);
+  }
+
+  async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
+    await context.store.delete(layout.challenge('http-01', task.token));
+  }
+}
+
+export interface Http01Handler {
+  (req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void;
+  /** Whether a request is for an ACME HTTP-01 path (synchronous, cheap). */
+  matches(req: http.IncomingMessage): boolean;
+}
+
+function tokenOf(req: http.IncomingMessage): string | null {
+  const url = req.url ?? '';
+  if (!url.startsWith(PREFIX)) return null;
+  return url.slice(PREFIX.length).split(/[?#]/)[0] ?? null;
+}
+
+/** A request handler answering HTTP-01 validations from the store; other requests go to `next`. */
+export function createHttp01Handler(store: Store): Http01Handler {
+  const handler = ((req, res, next) => {
+    const token = tokenOf(req);
+    if (token === null || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      if (next) next();
+      else {
+        res.statusCode = 404;
+        res.end();
+      }
+      return;
+    }
+    const answer = (status: number, body: string) => {
+      res.writeHead(status, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (!TOKEN.test(token)) {
+      answer(404, 'not found');
+      return;
+    }
+    store.get(layout.challenge('http-01', token)).then(
+      (value) => (value ? answer(200, Buffer.from(value).toString('utf8')) : answer(404, 'not found')),
+      () => answer(503, 'challenge store unavailable'),
+    );
+  }) as Http01Handler;
+  handler.matches = (req) => tokenOf(req) !== null;
+  return handler;
+}
+
+export interface Http01ServerOptions {
+  store: Store;
+  /** Default 80. */
+  port?: number;
+  host?: string;
+  /** Redirect non-challenge requests to HTTPS (default true); false answers 404. */
+  redirect?: boolean;
+  /** Port of the HTTPS server to redirect to (default 443, omitted from the URL). */
+  httpsPort?: number;
+}
+
+/** A standalone HTTP-01 listener: answers challenges, redirects everything else to HTTPS. */
+export async function startHttp01Server(
+  options: Http01ServerOptions,
+): Promise<{ server: http.Server; port: number; close(): Promise<void> }> {
+  const handler = createHttp01Handler(options.store);
+  const httpsPort = options.httpsPort ?? 443;
+  const server = http.createServer((req, res) =>
+    handler(req, res, () => {
+      if (options.redirect === false) {
+        res.writeHead(404).end();
+        return;
+      }
+      const host = (req.headers.host ?? 'localhost').replace(/:\d+$/, '');
+      // A Host header is attacker-chosen: only a plain host name or IP literal goes into Location.
+      if (!/^[A-Za-z0-9.-]+$|^\[[0-9a-fA-F:.]+\]$/.test(host)) {
+        res.writeHead(400).end();
+        return;
+      }
+      const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+      res.writeHead(301, { Location: `https://${host}${port}${req.url ?? '/'}` }).end();
+    }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 80, options.host, () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * The challenge-solver contract (ACME, RFC 8555 §8). A solver makes one kind of answer
+ * available where the CA will look for it, and takes it away afterwards. Answers go through the
+ * store (or a DNS provider), never only through this process's memory, so any replica sharing
+ * the store can answer a validation that lands on it.
+ */
+import type { IssuerContext } from '../issuers/issuer.js';
+
+export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
+
+export const CHALLENGE_TYPES: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+
+export interface ChallengeTask {
+  type: ChallengeType;
+  /** The authorization's identifier. For a wildcard order this is the base name (no `*.`). */
+  identifier: { type: 'dns' | 'ip'; value: string };
+  wildcard: boolean;
+  token: string;
+  /** `token.thumbprint(accountKey)`: what HTTP-01 serves; TLS-ALPN-01 and DNS-01 serve its SHA-256. */
+  keyAuthorization: string;
+}
+
+export interface ChallengeSolver {
+  readonly type: ChallengeType;
+  /** Whether this solver can answer for an identifier (HTTP-01 and TLS-ALPN-01 cannot do wildcards). */
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean): boolean;
+  /**
+   * Makes the answer available. Resolves when the CA may start validating (for DNS-01: after the
+   * record is visible at the configured resolvers). Must tolerate the CA validating several times
+   * concurrently (Pebble makes three attempts).
+   */
+  present(task: ChallengeTask, context: IssuerContext): Promise<void>;
+  /** Removes the answer. Called whatever the outcome; must not throw for an answer already gone. */
+  cleanup(task: ChallengeTask, context: IssuerContext): Promise<void>;
+}

@@ -1,0 +1,90 @@
+/**
+ * TLS-ALPN-01 (RFC 8737) on the serving port: the CA opens a TLS connection offering only the
+ * ALPN protocol `acme-tls/1` with SNI = the identifier, and expects a self-signed certificate
+ * with that single name and a critical id-pe-acmeIdentifier extension holding SHA-256 of the key
+ * authorization. certkeeper answers it on the same tls/https/http2 server that serves traffic
+ * (see `server/alpn.ts`), so no port 80 and no proxy are needed.
+ *
+ * Requires Node >= 20.18 / 22.9 (ALPNCallback plus TLSSocket.setKeyCert inside it). On older
+ * Node the solver reports itself unsupported and the issuer falls back to the next challenge.
+ */
+import { createHash } from 'node:crypto';
+import tls from 'node:tls';
+import { createCertificate } from '../crypto/certificate-builder.js';
+import { PrivateKey } from '../crypto/keys.js';
+import { x509 } from '../crypto/x509.js';
+import type { IssuerContext } from '../issuers/issuer.js';
+import { layout } from '../store/layout.js';
+import { AlpnChallengeRegistry } from './alpn-registry.js';
+import type { ChallengeSolver, ChallengeTask } from './solver.js';
+
+export const ACME_TLS_ALPN = 'acme-tls/1';
+export const ID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
+
+/** Whether this Node can answer TLS-ALPN-01 on a serving port. */
+export function tlsAlpnSupported(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  const socket = tls.TLSSocket.prototype as unknown as Record<string, unknown>;
+  const hasApi = typeof socket.setKeyCert === 'function';
+  return (
+    hasApi && (major > 22 || (major === 22 && minor >= 9) || (major === 20 && minor >= 18) || major === 21)
+  );
+}
+
+/** The SNI a CA sends for an identifier: the name itself, or the reverse name of an IP (RFC 8738). */
+export function alpnServerName(identifier: ChallengeTask['identifier']): string {
+  if (identifier.type === 'dns') return identifier.value.toLowerCase();
+  if (identifier.value.includes(':')) {
+    const [head = '', tail = ''] = identifier.value.toLowerCase().split('::');
+    const left = head ? head.split(':') : [];
+    const right = tail ? tail.split(':') : [];
+    const groups = identifier.value.includes('::')
+      ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right]
+      : left;
+    const nibbles = groups.map((g) => g.padStart(4, '0')).join('');
+    return `${nibbles.split('').reverse().join('.')}.ip6.arpa`;
+  }
+  return `${identifier.value.split('.').reverse().join('.')}.in-addr.arpa`;
+}
+
+/** The RFC 8737 challenge certificate for `task`. */
+export async function createAlpnCertificate(task: ChallengeTask): Promise<{ key: string; cert: string }> {
+  const key = await PrivateKey.generate('ec-p256');
+  const digest = createHash('sha256').update(task.keyAuthorization).digest();
+  // extnValue is the DER of the acmeIdentifier, itself an OCTET STRING of the 32-byte digest.
+  const value = Buffer.concat([Buffer.from([0x04, 0x20]), digest]);
+  const now = Date.now();
+  const cert = await createCertificate({
+    publicKey: key,
+    commonName: 'ACME TLS-ALPN-01 challenge',
+    names: [task.identifier.value],
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 7 * 24 * 3_600_000),
+    extensions: [new x509.Extension(ID_PE_ACME_IDENTIFIER, true, value)],
+  });
+  return { key: key.toPem(), cert: cert.pem };
+}
+
+export class TlsAlpn01Solver implements ChallengeSolver {
+  readonly type = 'tls-alpn-01' as const;
+  /** Used when the issuer context carries no registry (standalone use). */
+  readonly registry = new AlpnChallengeRegistry();
+
+  supports(_identifier: ChallengeTask['identifier'], wildcard: boolean): boolean {
+    return !wildcard && tlsAlpnSupported();
+  }
+
+  async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
+    const servername = alpnServerName(task.identifier);
+    const credentials = await createAlpnCertificate(task);
+    // The store copy is for replicas; this process must hold it in memory before the CA looks.
+    await context.store.put(layout.challenge('tls-alpn-01', servername), JSON.stringify(credentials));
+    (context.alpnChallenges ?? this.registry).set(servername, credentials);
+  }
+
+  async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
+    const servername = alpnServerName(task.identifier);
+    (context.alpnChallenges ?? this.registry).delete(servername);
+    await context.store.delete(layout.challenge('tls-alpn-01', servername));
+  }
+}

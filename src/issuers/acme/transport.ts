@@ -1,0 +1,183 @@
+/**
+ * The HTTP transport under acme-client. acme-client signs requests (JWS), keeps nonces and
+ * retries `badNonce`; we replace only its `request` method, because its own transport is one
+ * process-wide axios instance that
+ *   - cannot trust a private ACME CA per issuer (Pebble, step-ca's ACME, an internal Boulder),
+ *   - sleeps inside the request on 429/5xx (5 s × attempt, 5 attempts), holding an attempt open
+ *     for minutes instead of letting the lifecycle back off while the old certificate is served,
+ *   - turns every problem document into a flat message, losing the ACME problem type.
+ * Here every error status (except `badNonce`, which acme-client retries with the nonce of the
+ * error) becomes a typed CertkeeperError carrying the problem type, detail and Retry-After, and
+ * each request honours the attempt's AbortSignal (carried by AsyncLocalStorage, since one
+ * acme-client instance serves concurrent orders).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import http from 'node:http';
+import https from 'node:https';
+import { CertkeeperError, describeCause } from '../../errors.js';
+import { problemError } from './problems.js';
+
+export interface AcmeResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  data: unknown;
+}
+
+export interface TransportOptions {
+  /** Extra roots (PEM) trusted for the CA's HTTPS endpoints, replacing the default bundle when set. */
+  ca?: string | string[];
+  /** Per-request timeout (default 30 s). */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+const signals = new AsyncLocalStorage<AbortSignal>();
+
+/** Runs `fn` with every ACME request inside it bound to `signal`. */
+export function withSignal<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  return signals.run(signal, fn);
+}
+
+const BAD_NONCE = 'urn:ietf:params:acme:error:badNonce';
+
+/** Parses a Retry-After header (delta seconds or HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export class AcmeTransport {
+  readonly #agent: https.Agent;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+
+  constructor(options: TransportOptions = {}) {
+    this.#agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 16,
+      ...(options.ca ? { ca: options.ca } : {}),
+    });
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#userAgent = options.userAgent ?? 'certkeeper acme-client/5';
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  /** acme-client's HttpClient.request contract: resolve with any status, reject on transport failure. */
+  readonly request = async (
+    url: string,
+    method: string,
+    opts: { data?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<AcmeResponse> => {
+    const response = await this.#send(url, method.toUpperCase(), opts);
+    if (response.status >= 400) {
+      const problem = response.data as { type?: string } | undefined;
+      if (response.status === 400 && problem?.type === BAD_NONCE) return response;
+      throw problemError(response, `${method.toUpperCase()} ${url}`);
+    }
+    return response;
+  };
+
+  #send(
+    url: string,
+    method: string,
+    opts: { data?: unknown; headers?: Record<string, string> },
+  ): Promise<AcmeResponse> {
+    const signal = signals.getStore();
+    const body =
+      opts.data === undefined
+        ? undefined
+        : typeof opts.data === 'string'
+          ? opts.data
+          : JSON.stringify(opts.data);
+    const target = new URL(url);
+    const client = target.protocol === 'http:' ? http : https;
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(aborted(url, signal));
+        return;
+      }
+      const req = client.request(
+        target,
+        {
+          method,
+          agent: target.protocol === 'http:' ? undefined : this.#agent,
+          headers: {
+            'User-Agent': this.#userAgent,
+            Accept: 'application/json, application/pem-certificate-chain, */*',
+            ...(opts.headers ?? {}),
+            ...(body === undefined
+              ? {}
+              : { 'Content-Type': 'application/jose+json', 'Content-Length': Buffer.byteLength(body) }),
+          },
+          signal,
+          timeout: this.#timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', (error) => reject(unreachable(url, error)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const headers: Record<string, string | undefined> = {};
+            for (const [name, value] of Object.entries(res.headers)) {
+              headers[name] = Array.isArray(value) ? value.join(', ') : value;
+            }
+            const type = headers['content-type'] ?? '';
+            let data: unknown = text;
+            if (/json/i.test(type)) {
+              try {
+                data = text.length > 0 ? JSON.parse(text) : undefined;
+              } catch {
+                reject(
+                  new CertkeeperError(
+                    'ISSUER_FAILED',
+                    `${method} ${url}: the CA answered ${res.statusCode} with invalid JSON`,
+                    {
+                      details: { status: res.statusCode, url },
+                    },
+                  ),
+                );
+                return;
+              }
+            } else if (res.statusCode! < 400 && method !== 'HEAD' && /html/i.test(type)) {
+              reject(
+                new CertkeeperError(
+                  'ISSUER_FAILED',
+                  `${method} ${url}: the CA answered an HTML page, not ACME`,
+                  {
+                    details: { status: res.statusCode, url },
+                  },
+                ),
+              );
+              return;
+            }
+            resolve({ status: res.statusCode ?? 0, headers, data });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)));
+      req.on('error', (error) => reject(signal?.aborted ? aborted(url, signal) : unreachable(url, error)));
+      req.end(body);
+    });
+  }
+}
+
+function aborted(url: string, signal: AbortSignal): CertkeeperError {
+  return new CertkeeperError('ISSUER_UNAVAILABLE', `request to ${url} aborted`, { cause: signal.reason });
+}
+
+function unreachable(url: string, error: unknown): CertkeeperError {
+  return new CertkeeperError(
+    'ISSUER_UNAVAILABLE',
+    `ACME server unreachable (${url}): ${describeCause(error)}`,
+    {
+      cause: error,
+      details: { url },
+    },
+  );
+}
