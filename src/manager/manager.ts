@@ -68,6 +68,8 @@ interface CertState {
   sample: number;
   renewAt?: number;
   retryAt?: number;
+  /** When to ask the issuer for its renewal window again (ARI Retry-After). */
+  windowRefreshAt?: number;
   failures: number;
   lastError?: CertkeeperError;
   warned: Set<number>;
@@ -430,6 +432,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     state.sample = Math.random();
     state.warned = new Set();
     state.renewAt = renewalTime(generation.info, this.#o.policy, state.sample);
+    state.windowRefreshAt = undefined;
     if (state.cert.purpose === 'server') {
       for (const attachment of this.#attachments) attachment.apply(state.cert.id, generation, replaced);
     }
@@ -449,8 +452,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       );
       if (!window || state.current !== generation || window.end <= window.start) return;
       state.renewAt = timeInWindow(window, state.sample);
+      state.windowRefreshAt = window.refreshAt?.getTime();
       this.#reschedule(state);
     } catch (error) {
+      if (state.current !== generation) return;
+      // The lifetime rule stays in force; ask again later.
+      state.windowRefreshAt = this.#o.clock.now() + 3_600_000;
+      this.#reschedule(state);
       this.#o.logger.debug('renewal window unavailable', { id: state.cert.id, error: describeCause(error) });
     }
   }
@@ -461,7 +469,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (state.removed || this.#phase === 'stopped') return;
     const now = this.#o.clock.now();
     const due = state.retryAt ?? (state.current ? state.renewAt! : now);
-    let next = due;
+    let next = Math.min(due, state.windowRefreshAt ?? Number.POSITIVE_INFINITY);
     if (state.current) {
       for (const warning of this.#warnings(state))
         if (!state.warned.has(warning.threshold)) next = Math.min(next, warning.at);
@@ -479,6 +487,10 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (!state) return;
     const now = this.#o.clock.now();
     if (state.current) this.#emitWarnings(state, now);
+    if (state.current && state.windowRefreshAt !== undefined && state.windowRefreshAt <= now) {
+      state.windowRefreshAt = undefined;
+      void this.#refreshWindow(state, state.current);
+    }
     const due = state.retryAt ?? (state.current ? state.renewAt! : now);
     if (due <= now) {
       const expired = state.current && state.current.info.notAfter.getTime() <= now;

@@ -44,6 +44,7 @@ export interface AcmeInternals {
       opts?: { nonce?: string | null; kid?: string | null },
     ): unknown;
     getJwk(): Record<string, string>;
+    getNonce(): Promise<string>;
   };
   api: {
     apiRequest(
@@ -78,6 +79,8 @@ export function makeClient(
     ...(options.eab ? { externalAccountBinding: options.eab } : {}),
   }) as AcmeClient;
   client.http.request = transport.request;
+  const fetchNonce = client.http.getNonce.bind(client.http);
+  client.http.getNonce = async () => transport.takeNonce() ?? fetchNonce();
   return client;
 }
 

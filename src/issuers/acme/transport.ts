@@ -49,6 +49,12 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 export class AcmeTransport {
+  /**
+   * Nonces from Replay-Nonce headers of earlier responses. acme-client fetches a fresh one with
+   * a HEAD before every signed request; reusing the ones the CA hands out anyway halves the round
+   * trips of an order. A stale one costs a `badNonce`, which acme-client retries.
+   */
+  readonly #nonces: string[] = [];
   readonly #agent: https.Agent;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
@@ -67,6 +73,10 @@ export class AcmeTransport {
     this.#agent.destroy();
   }
 
+  takeNonce(): string | undefined {
+    return this.#nonces.pop();
+  }
+
   /** acme-client's HttpClient.request contract: resolve with any status, reject on transport failure. */
   readonly request = async (
     url: string,
@@ -74,6 +84,11 @@ export class AcmeTransport {
     opts: { data?: unknown; headers?: Record<string, string> } = {},
   ): Promise<AcmeResponse> => {
     const response = await this.#send(url, method.toUpperCase(), opts);
+    const nonce = response.headers['replay-nonce'];
+    if (nonce && method.toUpperCase() !== 'HEAD' && response.status < 400) {
+      this.#nonces.push(nonce);
+      if (this.#nonces.length > 32) this.#nonces.shift();
+    }
     if (response.status >= 400) {
       const problem = response.data as { type?: string } | undefined;
       if (response.status === 400 && problem?.type === BAD_NONCE) return response;

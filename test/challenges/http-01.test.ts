@@ -1,0 +1,127 @@
+// HTTP-01 answers from the store, in every server shape users have: plain http, Express,
+// Fastify, and the standalone listener that redirects everything else to HTTPS.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHttp01Handler, Http01Solver, startHttp01Server } from '../../src/challenges/http-01.js';
+import { systemClock } from '../../src/clock.js';
+import type { IssuerContext } from '../../src/issuers/issuer.js';
+import { silentLogger } from '../../src/logger.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+const task = {
+  type: 'http-01' as const,
+  identifier: { type: 'dns' as const, value: 'a.test' },
+  wildcard: false,
+  token: 'tok_EN-123',
+  keyAuthorization: 'tok_EN-123.thumb',
+};
+
+function context(store: MemoryStore): IssuerContext {
+  return { store, clock: systemClock, logger: silentLogger, signal: new AbortController().signal };
+}
+
+async function get(port: number, path: string, method = 'GET') {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { method, redirect: 'manual' });
+  return { status: response.status, body: await response.text(), location: response.headers.get('location') };
+}
+
+async function listen(server: http.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((r) => server.close(r)));
+  return (server.address() as AddressInfo).port;
+}
+
+/** The checks every integration must pass: answer, 404 for unknown tokens, removal after cleanup. */
+async function behaves(port: number, store: MemoryStore, otherPath = '/hello') {
+  const solver = new Http01Solver();
+  await solver.present(task, context(store));
+  // Three concurrent fetches, like Pebble's validation attempts.
+  const answers = await Promise.all(
+    [1, 2, 3].map(() => get(port, `/.well-known/acme-challenge/${task.token}`)),
+  );
+  for (const a of answers) expect(a).toMatchObject({ status: 200, body: task.keyAuthorization });
+  expect((await get(port, '/.well-known/acme-challenge/unknown-token')).status).toBe(404);
+  expect((await get(port, '/.well-known/acme-challenge/..%2F..%2Fetc')).status).toBe(404);
+  expect((await get(port, otherPath)).body).toBe('app');
+  await solver.cleanup(task, context(store));
+  expect((await get(port, `/.well-known/acme-challenge/${task.token}`)).status).toBe(404);
+}
+
+describe('HTTP-01', () => {
+  it('plugs into a plain node:http server', async () => {
+    const store = new MemoryStore();
+    const handler = createHttp01Handler(store);
+    const port = await listen(http.createServer((req, res) => handler(req, res, () => res.end('app'))));
+    await behaves(port, store);
+  });
+
+  it('plugs into Express as middleware', async () => {
+    const store = new MemoryStore();
+    const app = express();
+    app.use(createHttp01Handler(store));
+    app.get('/hello', (_req, res) => {
+      res.send('app');
+    });
+    const port = await listen(http.createServer(app));
+    await behaves(port, store);
+  });
+
+  it('plugs into Fastify as a route', async () => {
+    const store = new MemoryStore();
+    const handler = createHttp01Handler(store);
+    const app = Fastify();
+    app.get('/.well-known/acme-challenge/:token', (request, reply) => {
+      reply.hijack();
+      handler(request.raw, reply.raw);
+    });
+    app.get('/hello', async () => 'app');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+    await behaves((app.server.address() as AddressInfo).port, store);
+  });
+
+  it('the standalone listener answers challenges and redirects the rest to HTTPS', async () => {
+    const store = new MemoryStore();
+    const listener = await startHttp01Server({ store, port: 0, host: '127.0.0.1', httpsPort: 8443 });
+    closers.push(() => listener.close());
+    await new Http01Solver().present(task, context(store));
+    expect(await get(listener.port, `/.well-known/acme-challenge/${task.token}`)).toMatchObject({
+      status: 200,
+      body: task.keyAuthorization,
+    });
+    const redirect = await get(listener.port, '/some/page?q=1');
+    expect(redirect.status).toBe(301);
+    expect(redirect.location).toBe('https://127.0.0.1:8443/some/page?q=1');
+    // POST to a challenge path is not a validation.
+    expect((await get(listener.port, `/.well-known/acme-challenge/${task.token}`, 'POST')).status).toBe(301);
+  });
+
+  it('refuses to put a forged Host header into a redirect', async () => {
+    const store = new MemoryStore();
+    const listener = await startHttp01Server({ store, port: 0, host: '127.0.0.1' });
+    closers.push(() => listener.close());
+    const status = await new Promise<number>((resolve) => {
+      http.get(
+        { host: '127.0.0.1', port: listener.port, path: '/', headers: { host: 'evil.test/@x' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+    });
+    expect(status).toBe(400);
+  });
+
+  it('wildcards are not HTTP-01 material', () => {
+    expect(new Http01Solver().supports({ type: 'dns', value: 'a.test' }, true)).toBe(false);
+    expect(new Http01Solver().supports({ type: 'ip', value: '127.0.0.1' }, false)).toBe(true);
+  });
+});
