@@ -39,7 +39,7 @@ const task: ChallengeTask = {
 };
 
 function connect(port: number, options: tls.ConnectionOptions) {
-  return new Promise<{ issuer?: string; alpn: string | false; ext?: string; sans?: string }>(
+  return new Promise<{ issuer?: string; alpn: string | false | null; ext?: string; sans?: string }>(
     (resolve, reject) => {
       const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
       socket.once('secureConnect', () => {
