@@ -121,7 +121,10 @@ export async function startPebble({ httpPort, tlsPort, env = {} }) {
   for (;;) {
     const ok = await new Promise((resolve) => {
       https
-        .get(directoryUrl, { ca }, (res) => (res.resume(), resolve(res.statusCode === 200)))
+        .get(directoryUrl, { ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        })
         .on('error', () => resolve(false));
     });
     if (ok) break;
