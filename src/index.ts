@@ -62,6 +62,20 @@ export type {
   RenewalWindow,
   RevocationReason,
 } from './issuers/issuer.js';
+export { normalizeFingerprint, rootFingerprint } from './issuers/step-ca/bootstrap.js';
+export { StepCaClient, type StepCaClientOptions } from './issuers/step-ca/client.js';
+export {
+  loadProvisionerKey,
+  type MintTokenOptions,
+  mintRenewToken,
+  mintRevokeToken,
+  mintToken,
+  type ProvisionerKey,
+  type ProvisionerKeyOptions,
+} from './issuers/step-ca/mint.js';
+export { StepCaIssuer, type StepCaIssuerOptions } from './issuers/step-ca/step-ca-issuer.js';
+export { readToken, type TokenClaims, tokenId } from './issuers/step-ca/token.js';
+export { type TokenOption, TokenSource } from './issuers/step-ca/token-source.js';
 export { defaultLogger, type Logger, silentLogger } from './logger.js';
 export type { ManagerEventName, ManagerEvents, ObtainReason } from './manager/events.js';
 export {

@@ -1,0 +1,414 @@
+/**
+ * Token enrollment with a step-ca compatible CA: the way in for internal services an ACME
+ * validation cannot reach (protocols.md §6).
+ *
+ *   bootstrap   CA URL + root fingerprint → the root, fetched once and pinned (bootstrap.ts)
+ *   enroll      `issue`: the manager's CSR + a one-time token → POST /1.0/sign
+ *   renew       `renew`: POST /1.0/renew over mTLS with the current certificate (or /1.0/rekey
+ *               with the manager's new key); once expired, a Bearer x5c token signed by the old
+ *               key, where the CA allows renewal after expiry
+ *   revoke      passive, over mTLS (or `revokeWithToken`)
+ *
+ * Tokens are single-use. Whatever the CA answers to a token, the token is spent (step-ca burns
+ * its `jti` before it even checks the signature), so the answer is recorded in the store under
+ * the hash of the `jti` and the token is never presented again: not after a restart, not by
+ * another replica sharing the store, not by a retry loop. A new token (a new secret file) is
+ * picked up by the next attempt.
+ */
+import { readFileSync } from 'node:fs';
+import { parseCertificates } from '../../crypto/inspect.js';
+import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
+import { issuerKey, joinKey } from '../../store/layout.js';
+import type { Store } from '../../store/store.js';
+import type {
+  CertificatePurpose,
+  CertificateRequest,
+  IssuedCertificate,
+  Issuer,
+  IssuerContext,
+  RevocationReason,
+} from '../issuer.js';
+import { fetchRoot, normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
+import { StepCaClient } from './client.js';
+import { mintRenewToken } from './mint.js';
+import { checkToken, readToken, tokenId } from './token.js';
+import { type TokenOption, TokenSource } from './token-source.js';
+
+export interface StepCaIssuerOptions {
+  /** The CA's URL, e.g. `https://ca.internal:9000`. Tokens must be minted for this host. */
+  caUrl: string;
+  /** SHA-256 fingerprint of the root (hex, `:` and `-` ignored); the root is fetched and pinned. */
+  rootFingerprint?: string;
+  /** A root certificate PEM file, instead of (or checked against) the fingerprint. */
+  rootFile?: string;
+  /** A root certificate PEM, instead of (or checked against) the fingerprint. */
+  rootPem?: string;
+  /** Where the one-time token comes from: the token, `{ env }` or `{ file }`. */
+  token?: TokenOption;
+  /** Requested certificate lifetime (whole seconds are sent); default: the CA's. */
+  lifetimeMs?: number;
+  /** A new key at every renewal (`/1.0/rekey`) instead of renewing the same key. Default false. */
+  rekey?: boolean;
+  /** Renew an expired certificate with the x5c token, where the CA allows it. Default true. */
+  renewAfterExpiry?: boolean;
+  /** Per-request timeout. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** Store identity; default the CA URL. */
+  id?: string;
+}
+
+interface SpentToken {
+  presentedAt: string;
+  outcome: string;
+  serial?: string;
+}
+
+function invalid(name: string, bound: string): CertkeeperError {
+  return new CertkeeperError('INVALID_OPTION', `StepCaIssuer option ${name} ${bound}`, {
+    details: { option: name },
+  });
+}
+
+/** Answers that mean the CA saw the token (so spent it): anything but a 5xx or no answer at all. */
+function caAnswered(error: unknown): error is CertkeeperError {
+  const status = isCertkeeperError(error) ? error.details.status : undefined;
+  return typeof status === 'number' && status < 500;
+}
+
+export class StepCaIssuer implements Issuer {
+  readonly id: string;
+  readonly caUrl: URL;
+  readonly #fingerprint: string | undefined;
+  readonly #token: TokenSource | undefined;
+  readonly #timeoutMs: number;
+  readonly #notAfter: string | undefined;
+  readonly #rekey: boolean;
+  readonly #renewAfterExpiry: boolean;
+  #root: string | undefined;
+  #bootstrapping: Promise<string> | undefined;
+
+  constructor(options: StepCaIssuerOptions) {
+    if (typeof options?.caUrl !== 'string') throw invalid('caUrl', 'is required');
+    try {
+      this.caUrl = new URL(options.caUrl);
+    } catch {
+      throw invalid('caUrl', 'must be a URL');
+    }
+    if (this.caUrl.protocol !== 'https:') throw invalid('caUrl', 'must be an https URL');
+    if (this.caUrl.search || this.caUrl.hash) throw invalid('caUrl', 'must have no query or fragment');
+    this.caUrl = new URL(this.caUrl.href.replace(/\/+$/, ''));
+    this.id = options.id ?? this.caUrl.href.replace(/\/+$/, '');
+
+    if (options.rootFingerprint !== undefined) {
+      const fp = normalizeFingerprint(String(options.rootFingerprint));
+      if (!fp) throw invalid('rootFingerprint', 'must be a SHA-256 fingerprint (64 hex digits)');
+      this.#fingerprint = fp;
+    }
+    let pem = options.rootPem;
+    if (options.rootFile !== undefined) {
+      try {
+        pem = readFileSync(options.rootFile, 'utf8');
+      } catch (error) {
+        throw invalid('rootFile', `cannot be read (${describeCause(error)})`);
+      }
+    }
+    if (pem !== undefined) {
+      const root = parseRoot(pem, options.rootFile ? `root file ${options.rootFile}` : 'rootPem');
+      const fp = rootFingerprint(root.pem);
+      if (this.#fingerprint && fp !== this.#fingerprint) {
+        throw new CertkeeperError(
+          'ROOT_FINGERPRINT_MISMATCH',
+          `root fingerprint mismatch: configured ${this.#fingerprint}, the root certificate given has ${fp}`,
+          { details: { expected: this.#fingerprint, received: [fp] } },
+        );
+      }
+      this.#fingerprint = fp;
+      this.#root = root.pem;
+    }
+    if (!this.#fingerprint) throw invalid('rootFingerprint', 'or rootFile or rootPem is required');
+
+    this.#token = options.token === undefined ? undefined : new TokenSource(options.token, 'token');
+    const timeout = options.requestTimeoutMs ?? 30_000;
+    if (!(Number.isFinite(timeout) && timeout >= 100))
+      throw invalid('requestTimeoutMs', 'must be at least 100');
+    this.#timeoutMs = timeout;
+    if (options.lifetimeMs !== undefined) {
+      if (!(Number.isFinite(options.lifetimeMs) && options.lifetimeMs >= 1000))
+        throw invalid('lifetimeMs', 'must be at least 1000');
+      this.#notAfter = `${Math.round(options.lifetimeMs / 1000)}s`;
+    }
+    this.#rekey = options.rekey ?? false;
+    this.#renewAfterExpiry = options.renewAfterExpiry ?? true;
+  }
+
+  /** The pinned root's fingerprint (lowercase hex). */
+  get rootFingerprint(): string {
+    return this.#fingerprint!;
+  }
+
+  /** step-ca's leaves carry serverAuth and clientAuth: one certificate serves both ways. */
+  supportsPurpose(_purpose: CertificatePurpose): boolean {
+    return true;
+  }
+
+  async trustAnchors(context: IssuerContext): Promise<string[]> {
+    return [await this.rootCertificate(context)];
+  }
+
+  /**
+   * The pinned root (PEM), bootstrapping it on first use: from the options, else from the
+   * store (re-checked against the fingerprint), else fetched from the CA and checked.
+   */
+  rootCertificate(context?: Partial<IssuerContext>): Promise<string> {
+    if (this.#root) return Promise.resolve(this.#root);
+    this.#bootstrapping ??= this.#bootstrap(context?.store, context?.signal).finally(() => {
+      this.#bootstrapping = undefined;
+    });
+    return this.#bootstrapping;
+  }
+
+  async #bootstrap(store: Store | undefined, signal: AbortSignal | undefined): Promise<string> {
+    const key = joinKey('enrollment', issuerKey(this.id), 'root.pem');
+    const cached = store ? await store.get(key) : null;
+    if (cached) {
+      try {
+        const pem = Buffer.from(cached).toString('utf8');
+        if (rootFingerprint(pem) === this.#fingerprint) {
+          this.#root = pem;
+          return pem;
+        }
+      } catch {
+        // a damaged cache is re-fetched below
+      }
+    }
+    const pem = await fetchRoot({
+      caUrl: this.caUrl,
+      fingerprint: this.#fingerprint!,
+      timeoutMs: this.#timeoutMs,
+      signal,
+    });
+    if (store) await store.put(key, pem);
+    this.#root = pem;
+    return pem;
+  }
+
+  async #client(context: IssuerContext): Promise<StepCaClient> {
+    const root = await this.rootCertificate(context);
+    return new StepCaClient({ caUrl: this.caUrl, root, timeoutMs: this.#timeoutMs });
+  }
+
+  /** Calls `listener` when the token file changes (see TokenSource.watch). Returns an unsubscribe. */
+  watchToken(listener: () => void): () => void {
+    return this.#token?.watch(listener) ?? (() => {});
+  }
+
+  async close(): Promise<void> {
+    this.#token?.close();
+  }
+
+  // ---- enrollment ---------------------------------------------------------------------------
+
+  async issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate> {
+    const token = await this.#token?.read();
+    if (!token) {
+      const where = this.#token ? this.#token.describe() : 'the options (no token source is configured)';
+      throw new CertkeeperError(
+        'TOKEN_MISSING',
+        `no one-time token in ${where}: mint one for [${request.names.join(', ')}] (certkeeper token …)`,
+        { details: { id: request.id } },
+      );
+    }
+    return this.#enroll(token, request, context);
+  }
+
+  #spentKey(id: string): string {
+    return joinKey('enrollment', issuerKey(this.id), 'tokens', `${id}.json`);
+  }
+
+  async #spent(store: Store, id: string): Promise<SpentToken | null> {
+    const raw = await store.get(this.#spentKey(id));
+    if (!raw) return null;
+    try {
+      return JSON.parse(Buffer.from(raw).toString('utf8')) as SpentToken;
+    } catch {
+      // A damaged record still says "this token was presented": never present it twice.
+      return { presentedAt: 'unknown', outcome: 'unknown' };
+    }
+  }
+
+  async #enroll(
+    token: string,
+    request: CertificateRequest,
+    context: IssuerContext,
+  ): Promise<IssuedCertificate> {
+    const claims = readToken(token);
+    const id = tokenId(token, claims);
+    const source = this.#token?.describe() ?? 'the token';
+    const spent = await this.#spent(context.store, id);
+    if (spent) {
+      throw new CertkeeperError(
+        'TOKEN_ALREADY_USED',
+        `the one-time token in ${source} was already presented to the CA (at ${spent.presentedAt}, ` +
+          `outcome ${spent.outcome}); tokens are single-use: provide a new one`,
+        { details: { id: request.id, presentedAt: spent.presentedAt, outcome: spent.outcome } },
+      );
+    }
+    const root = await this.rootCertificate(context);
+    checkToken(claims, {
+      caUrl: this.caUrl,
+      endpoint: '1.0/sign',
+      rootFingerprint: this.#fingerprint!,
+      names: request.names,
+      now: context.clock.now(),
+    });
+    context.logger.info('enrolling with a one-time token', { id: request.id, names: request.names, source });
+    const client = new StepCaClient({ caUrl: this.caUrl, root, timeoutMs: this.#timeoutMs });
+    const presentedAt = new Date(context.clock.now()).toISOString();
+    try {
+      const chainPem = await client.sign(request.csr.pem, token, {
+        notAfter: this.#notAfter,
+        signal: context.signal,
+      });
+      const serial = parseCertificates(chainPem)[0]!.info.serialNumber;
+      await this.#remember(context.store, id, { presentedAt, outcome: 'enrolled', serial });
+      return { chainPem };
+    } catch (error) {
+      if (!caAnswered(error)) throw error;
+      await this.#remember(context.store, id, {
+        presentedAt,
+        outcome: `${error.code} ${error.details.status}`,
+      });
+      if (error.code !== 'TOKEN_REJECTED') throw error;
+      const replay = /already used/i.test(String(error.details.caMessage));
+      throw new CertkeeperError(
+        replay ? 'TOKEN_ALREADY_USED' : 'TOKEN_REJECTED',
+        `the CA refused the one-time token from ${source} (401: ${error.details.caMessage}). A token is ` +
+          'single-use and valid for minutes: it may have been used already, be expired by the CA clock, ' +
+          "name a CA host outside the CA's DNS names, or come from an unknown provisioner. Provide a new one",
+        { details: { id: request.id, status: 401, caMessage: error.details.caMessage } },
+      );
+    }
+  }
+
+  async #remember(store: Store, id: string, record: SpentToken): Promise<void> {
+    await store.put(this.#spentKey(id), JSON.stringify(record));
+  }
+
+  // ---- renewal --------------------------------------------------------------------------------
+
+  async renew(
+    request: CertificateRequest & { current: NonNullable<CertificateRequest['current']> },
+    context: IssuerContext,
+  ): Promise<IssuedCertificate> {
+    const { current } = request;
+    const client = await this.#client(context);
+    const now = context.clock.now();
+    const self = { key: current.key, chainPem: current.chainPem };
+    // Past (or about to pass) notAfter the CA's TLS handshake would refuse the certificate.
+    const margin = Math.min(30_000, current.info.lifetimeMs / 20);
+    const expired = current.info.notAfter.getTime() - margin <= now;
+    try {
+      if (!expired && this.#rekey) {
+        return { chainPem: await client.rekey(self, request.csr.pem, context.signal) };
+      }
+      if (!expired) return { chainPem: await client.renew(self, context.signal), key: current.key };
+      if (!this.#renewAfterExpiry) {
+        throw new CertkeeperError(
+          'TOKEN_REJECTED',
+          'renewal after expiry is disabled (renewAfterExpiry: false)',
+        );
+      }
+      const bearer = await mintRenewToken({
+        caUrl: this.caUrl,
+        chainPem: current.chainPem,
+        key: current.key,
+        now,
+      });
+      return { chainPem: await client.renewWithToken(bearer, context.signal), key: current.key };
+    } catch (error) {
+      if (!isCertkeeperError(error, 'TOKEN_REJECTED')) throw error;
+      return this.#renewalRefused(request, context, expired, error);
+    }
+  }
+
+  /**
+   * The CA will not renew this certificate (revoked, expired where it does not renew expired
+   * ones, renewal disabled). A fresh token, if the source now holds one, re-enrolls; otherwise
+   * only a person can help, and the error says what they must do.
+   */
+  async #renewalRefused(
+    request: CertificateRequest & { current: NonNullable<CertificateRequest['current']> },
+    context: IssuerContext,
+    expired: boolean,
+    refusal: CertkeeperError,
+  ): Promise<IssuedCertificate> {
+    const token = await this.#token?.read();
+    if (token) {
+      let fresh = true;
+      try {
+        fresh = !(await this.#spent(context.store, tokenId(token, readToken(token))));
+      } catch {
+        // a malformed token is reported by #enroll
+      }
+      if (fresh) {
+        context.logger.info('renewal refused; enrolling again with the new one-time token', {
+          id: request.id,
+        });
+        return this.#enroll(token, request, context);
+      }
+    }
+    const { serialNumber, notAfter } = request.current.info;
+    const why = expired
+      ? `it expired at ${notAfter.toISOString()} and the CA does not renew expired certificates`
+      : 'the CA refused the renewal (revoked, or renewal disabled for its provisioner)';
+    throw new CertkeeperError(
+      'NEW_TOKEN_REQUIRED',
+      `certificate ${serialNumber} cannot be renewed: ${why}. A new one-time token is needed` +
+        (this.#token ? ` in ${this.#token.describe()}` : ''),
+      { cause: refusal, details: { id: request.id, serial: serialNumber, expired } },
+    );
+  }
+
+  // ---- revocation -----------------------------------------------------------------------------
+
+  /** Passive revocation over mTLS: the certificate authenticates its own revocation. */
+  async revoke(
+    certificate: { chainPem: string; key?: CertificateRequest['key'] },
+    reason: RevocationReason,
+    context: IssuerContext,
+  ): Promise<void> {
+    const leaf = parseCertificates(certificate.chainPem)[0]!.info;
+    if (!certificate.key || leaf.notAfter.getTime() <= context.clock.now()) {
+      throw new CertkeeperError(
+        'NOT_SUPPORTED',
+        `certificate ${leaf.serialNumber} cannot revoke itself over mTLS (expired or no key): ` +
+          'use revokeWithToken with a token minted by mintRevokeToken',
+      );
+    }
+    const client = await this.#client(context);
+    await client.revoke({
+      serialHex: leaf.serialNumber,
+      reason,
+      client: { key: certificate.key, chainPem: certificate.chainPem },
+      signal: context.signal,
+    });
+  }
+
+  /** Passive revocation of `serial` (hex) with a revocation token from the provisioner. */
+  async revokeWithToken(
+    serial: string,
+    token: string,
+    reason: RevocationReason,
+    context: Pick<IssuerContext, 'clock'> & Partial<IssuerContext>,
+  ): Promise<void> {
+    checkToken(readToken(token), {
+      caUrl: this.caUrl,
+      endpoint: '1.0/revoke',
+      rootFingerprint: this.#fingerprint!,
+      now: context.clock.now(),
+    });
+    const root = await this.rootCertificate(context);
+    const client = new StepCaClient({ caUrl: this.caUrl, root, timeoutMs: this.#timeoutMs });
+    await client.revoke({ serialHex: serial.toLowerCase(), reason, ott: token, signal: context.signal });
+  }
+}
