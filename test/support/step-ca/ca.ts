@@ -65,11 +65,15 @@ export class FakeStepCa {
   readonly revoked = new Map<string, number>();
   readonly issued: string[] = [];
   allowRenewalAfterExpiry: boolean;
+  /** Test-only: answer every /root/{fp} with this CA's root, as a man in the middle would. */
+  impostor = false;
   readonly dnsNames: string[];
   readonly now: () => number;
   startedAt = 0;
   port = 0;
   readonly #used = new Set<string>();
+  /** Connections whose client certificate failed: a request already buffered on them is dropped. */
+  readonly #rejected = new WeakSet<object>();
   readonly #policy: DurationPolicy;
   #server: https.Server | undefined;
 
@@ -211,11 +215,13 @@ export class FakeStepCa {
       now <= Date.parse(peer.validTo);
     if (!valid) {
       this.log.push({ method: 'TLS', path: 'handshake', status: 0, reason: 'client certificate rejected' });
+      this.#rejected.add(socket);
       socket.destroy();
     }
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.#rejected.has(req.socket)) return;
     const path = new URL(req.url ?? '/', 'https://ca').pathname;
     const method = req.method ?? 'GET';
     const chunks: Buffer[] = [];
@@ -278,7 +284,8 @@ export class FakeStepCa {
     if (get && path === '/roots') return [201, { crts: [this.rootPem] }];
     if (get && path.startsWith('/root/')) {
       const sum = path.slice('/root/'.length).toLowerCase().replaceAll('-', '');
-      if (sum !== this.rootFingerprint) throw new Refusal(404, `root with fingerprint ${sum} was not found`);
+      if (sum !== this.rootFingerprint && !this.impostor)
+        throw new Refusal(404, `root with fingerprint ${sum} was not found`);
       return [200, { ca: this.rootPem }];
     }
     if (method !== 'POST') throw new Refusal(404, `${method} ${path} not found`);
