@@ -92,9 +92,29 @@ export {
   createTlsServer,
   type ManagedServerOptions,
 } from './server/create-server.js';
+// Shared stores (Redis, PostgreSQL; drivers are optional peer dependencies, loaded on first use),
+// encryption of private keys at rest, and change notification.
+export { EncryptedStore, type EncryptedStoreOptions } from './store/encrypted-store.js';
+export {
+  ENCRYPTION_KEY_ENV,
+  type EncryptionKey,
+  type EncryptionKeyInput,
+  type EncryptionOptions,
+  type ReencryptResult,
+} from './store/envelope.js';
 export { FileStore, type FileStoreOptions } from './store/file-store.js';
 export { assertStoreKey, certificateName, issuerKey, layout } from './store/layout.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
-export type { LockLease, LockOptions, Store, StoreStat } from './store/store.js';
+export { type PgPoolLike, PostgresStore, type PostgresStoreOptions } from './store/postgres-store.js';
+export { type RedisClientLike, RedisStore, type RedisStoreOptions } from './store/redis-store.js';
+export type { SharedStoreOptions } from './store/shared-store.js';
+export type {
+  LockLease,
+  LockOptions,
+  Store,
+  StoreChange,
+  StoreChangeListener,
+  StoreStat,
+} from './store/store.js';
 export { DEFAULT_LOCK_TTL_MS } from './store/store.js';
 export { type WithLockOptions, withLock } from './store/with-lock.js';

@@ -54,6 +54,28 @@
  * the signal aborts. `tryLock` never waits. `unlock` of a lease that was already taken over is a
  * no-op that returns `false`: it never releases somebody else's lock. `renewLock` of such a lease
  * throws `LOCK_LOST`.
+ *
+ * ## Change notification (optional capability)
+ * A store shared by several replicas may implement `watch`, so that a replica learns within about
+ * a second that another one stored a certificate. It is optional: `MemoryStore` and `FileStore`
+ * do not have it, and callers detect it at the call site (`if (store.watch) ...`).
+ *
+ * `watch(prefix, listener)` resolves once the subscription is live (or rejects with a
+ * `CertkeeperError`, e.g. `STORE_IO`, when it cannot be set up within the store's timeout). From
+ * then on every `put`, and every `delete` of an existing key, below `prefix` (segment-wise, as in
+ * `list`; `''` watches everything), made through any client of the same backend (this one
+ * included), is reported as `{ type: 'change', key }` once it has committed. The event carries the
+ * key only, never the value nor what happened to it: re-read the key.
+ *
+ * Notifications are hints, not a log: delivered at most once, and lost while the store's
+ * notification connection is down. The store reconnects by itself; once it listens again it
+ * sends every listener `{ type: 'resync' }`, meaning "changes may have been missed: re-read what
+ * you care about". Callers still reconcile periodically; a notification saves waiting for the
+ * next pass, it does not replace it.
+ *
+ * The resolved function stops the listener (idempotent); `close()` stops all of them. Listeners
+ * are called synchronously from the store's I/O callbacks: keep them short and hand real work to
+ * a queue. An exception thrown by a listener is logged and does not affect other listeners.
  */
 
 export interface StoreStat {
@@ -82,6 +104,11 @@ export interface LockLease {
   readonly expiresAt: number;
 }
 
+/** What `Store.watch` reports: a key that changed, or a gap after which everything should be re-read. */
+export type StoreChange = { readonly type: 'change'; readonly key: string } | { readonly type: 'resync' };
+
+export type StoreChangeListener = (change: StoreChange) => void;
+
 export interface Store {
   get(key: string): Promise<Uint8Array | null>;
   put(key: string, value: Uint8Array | string): Promise<void>;
@@ -98,6 +125,12 @@ export interface Store {
 
   /** Releases resources (connections, watchers). Further calls reject with `STORE_CLOSED`. */
   close(): Promise<void>;
+
+  /**
+   * OPTIONAL (see "Change notification" above). Resolves, once subscribed, to a function that
+   * stops this listener.
+   */
+  watch?(prefix: string, listener: StoreChangeListener): Promise<() => void>;
 }
 
 export const DEFAULT_LOCK_TTL_MS = 30_000;

@@ -69,10 +69,16 @@ function invalid(name: string, bound: string): CertkeeperError {
   });
 }
 
-/** Answers that mean the CA saw the token (so spent it): anything but a 5xx or no answer at all. */
-function caAnswered(error: unknown): error is CertkeeperError {
-  const status = isCertkeeperError(error) ? error.details.status : undefined;
-  return typeof status === 'number' && status < 500;
+/**
+ * Whether the CA itself refused the token (a 4xx in step-ca's error shape): then it was spent
+ * (step-ca burns the jti early) or will be refused the same way again. No answer, a 5xx, or a page
+ * that is not the CA's (an HTML proxy error, a garbled body) proves nothing: the token may be
+ * intact, and presenting it again costs at most one more refusal.
+ */
+function caRefused(error: unknown): error is CertkeeperError {
+  if (!isCertkeeperError(error) || error.details.fromCa !== true) return false;
+  const status = error.details.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
 }
 
 export class StepCaIssuer implements Issuer {
@@ -273,7 +279,7 @@ export class StepCaIssuer implements Issuer {
       await this.#remember(context.store, id, { presentedAt, outcome: 'enrolled', serial });
       return { chainPem };
     } catch (error) {
-      if (!caAnswered(error)) throw error;
+      if (!caRefused(error)) throw error;
       await this.#remember(context.store, id, {
         presentedAt,
         outcome: `${error.code} ${error.details.status}`,

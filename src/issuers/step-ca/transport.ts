@@ -67,7 +67,9 @@ function unavailable(request: CaRequest, reason: string, cause?: unknown): Certk
 function answerError(request: CaRequest, status: number, data: unknown): CertkeeperError {
   const body = (typeof data === 'object' && data !== null ? data : {}) as { message?: unknown };
   const message = caMessage(body.message, request.secrets) || `HTTP ${status}`;
-  const details = { status, caMessage: message, url: request.url.origin };
+  // `fromCa`: the body had step-ca's error shape, so the CA itself answered (not a proxy page).
+  const fromCa = typeof (body as { status?: unknown }).status === 'number';
+  const details = { status, caMessage: message, fromCa, url: request.url.origin };
   const text = `${where(request)}: the CA answered ${status}: ${message}`;
   if (status >= 500) return new CertkeeperError('ISSUER_UNAVAILABLE', text, { details });
   if (status === 401) return new CertkeeperError('TOKEN_REJECTED', text, { details });

@@ -39,7 +39,7 @@ export interface FakeStepCaOptions {
 }
 
 /** Test-only misbehaviour of whatever answers at a path (a broken proxy, a truncated stream). */
-export type Fault = 'garbage' | 'html' | 'truncated' | 'error500';
+export type Fault = 'garbage' | 'html' | 'truncated' | 'error500' | 'echo';
 
 export interface LogEntry {
   method: string;
@@ -230,7 +230,7 @@ export class FakeStepCa {
     const fault = this.faults.get(path);
     if (fault) {
       this.log.push({ method, path, status: -1, reason: `fault ${fault}` });
-      this.#fault(res, fault);
+      this.#fault(res, fault, raw);
       return;
     }
     try {
@@ -250,7 +250,16 @@ export class FakeStepCa {
     }
   }
 
-  #fault(res: ServerResponse, fault: Fault): void {
+  #fault(res: ServerResponse, fault: Fault, body: string): void {
+    // 'echo': a verbose CA quoting the token it was sent in its error message.
+    if (fault === 'echo') {
+      const ott = /"ott":"([^"]*)"/.exec(body)?.[1];
+      const message = `token ${ott} is not acceptable`;
+      res
+        .writeHead(400, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ status: 400, message }));
+      return;
+    }
     if (fault === 'garbage')
       res.writeHead(201, { 'Content-Type': 'text/plain' }).end('\u0000\u0001 not json ]]');
     else if (fault === 'html')

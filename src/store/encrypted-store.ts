@@ -1,0 +1,119 @@
+/**
+ * `EncryptedStore`: wraps any `Store` so that the values of sensitive keys (private keys, by
+ * `layout.isSensitive`) are AES-256-GCM envelopes at rest (format and guarantees in
+ * `./envelope.ts`). Everything else passes through unchanged: certificates are public, and
+ * `list`, locks and `watch` never see values.
+ *
+ * `RedisStore` and `PostgresStore` have the same encryption built in (their `encryption`
+ * option); use this wrapper for any other store that several hosts share, such as a `FileStore`
+ * on a network file system or a third-party store.
+ *
+ * ```ts
+ * const store = new EncryptedStore(new FileStore({ directory: '/shared/certkeeper' }), {
+ *   keys: [process.env.CERTKEEPER_KEY_2025!, process.env.CERTKEEPER_KEY_2024!], // first one writes
+ * });
+ * await store.reencrypt(); // after a rotation: rewrite what the old key sealed
+ * ```
+ */
+import { CertkeeperError } from '../errors.js';
+import { defaultLogger, type Logger } from '../logger.js';
+import { type EncryptionOptions, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
+import { assertStoreKey } from './layout.js';
+import { toBytes } from './shared.js';
+import type { LockLease, LockOptions, Store, StoreChangeListener, StoreStat } from './store.js';
+
+export interface EncryptedStoreOptions extends EncryptionOptions {
+  /** Receives the warning when no key is configured. Default: console. */
+  logger?: Logger;
+}
+
+export class EncryptedStore implements Store {
+  readonly #inner: Store;
+  readonly #sealer: Sealer;
+
+  /** Present exactly when the wrapped store can watch: the capability is detected at the call site. */
+  readonly watch?: (prefix: string, listener: StoreChangeListener) => Promise<() => void>;
+
+  /** The wrapped store is owned: `close()` closes it. */
+  constructor(inner: Store, options: EncryptedStoreOptions = {}) {
+    if (inner === null || typeof inner !== 'object' || typeof inner.get !== 'function') {
+      throw new CertkeeperError('INVALID_OPTION', 'EncryptedStore needs the Store to wrap', {
+        details: { option: 'inner' },
+      });
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new CertkeeperError('INVALID_OPTION', 'EncryptedStore options must be an object', {
+        details: { option: 'options' },
+      });
+    }
+    const { logger = defaultLogger, ...encryption } = options;
+    this.#inner = inner;
+    this.#sealer = new Sealer(encryption, { owner: 'EncryptedStore', option: 'options', logger });
+    if (typeof inner.watch === 'function') {
+      const watch = inner.watch.bind(inner);
+      this.watch = (prefix, listener) => watch(prefix, listener);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    assertStoreKey(key);
+    return this.#sealer.open(key, await this.#inner.get(key));
+  }
+
+  async put(key: string, value: Uint8Array | string): Promise<void> {
+    assertStoreKey(key);
+    await this.#inner.put(key, this.#sealer.seal(key, toBytes(value)));
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.#inner.delete(key);
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    return this.#inner.list(prefix);
+  }
+
+  /** For encrypted values, `size` is the plaintext's, read from the envelope. */
+  async stat(key: string): Promise<StoreStat | null> {
+    assertStoreKey(key);
+    const info = await this.#inner.stat(key);
+    if (info === null || !this.#sealer.covers(key)) return info;
+    const stored = await this.#inner.get(key);
+    if (stored === null) return null; // deleted between the two reads
+    return { key, size: this.#sealer.plainSize(key, stored), modified: info.modified };
+  }
+
+  lock(name: string, options?: LockOptions): Promise<LockLease> {
+    return this.#inner.lock(name, options);
+  }
+
+  tryLock(name: string, options?: Omit<LockOptions, 'signal'>): Promise<LockLease | null> {
+    return this.#inner.tryLock(name, options);
+  }
+
+  renewLock(lease: LockLease, ttlMs?: number): Promise<LockLease> {
+    return this.#inner.renewLock(lease, ttlMs);
+  }
+
+  unlock(lease: LockLease): Promise<boolean> {
+    return this.#inner.unlock(lease);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  /**
+   * Rewrites every sensitive value below `prefix` (default: all) that is plaintext or sealed with
+   * a key other than the writing key. Run it after adding a new first key, then drop the old one.
+   */
+  reencrypt(prefix = ''): Promise<ReencryptResult> {
+    assertStoreKey(prefix, { allowEmpty: true });
+    const inner = this.#inner;
+    return reencrypt(
+      this.#sealer,
+      { list: (p) => inner.list(p), get: (k) => inner.get(k), put: (k, v) => inner.put(k, v) },
+      prefix,
+    );
+  }
+}
