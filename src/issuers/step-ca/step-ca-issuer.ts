@@ -9,16 +9,14 @@
  *               key, where the CA allows renewal after expiry
  *   revoke      passive, over mTLS (or `revokeWithToken`)
  *
- * Tokens are single-use. Whatever the CA answers to a token, the token is spent (step-ca burns
- * its `jti` before it even checks the signature), so the answer is recorded in the store under
- * the hash of the `jti` and the token is never presented again: not after a restart, not by
- * another replica sharing the store, not by a retry loop. A new token (a new secret file) is
- * picked up by the next attempt.
+ * Tokens are single-use. Once the CA has accepted or refused a token it is spent (step-ca burns
+ * its `jti` before it even checks the signature), so the outcome is recorded in the store under
+ * the hash of the `jti` (spent-tokens.ts) and the token is never presented again: not after a
+ * restart, not by another replica sharing the store, not by a retry loop. A new token (a new
+ * secret file) is picked up by the next attempt.
  */
-import { readFileSync } from 'node:fs';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
-import { issuerKey, joinKey } from '../../store/layout.js';
+import { CertkeeperError, isCertkeeperError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
   CertificatePurpose,
@@ -28,63 +26,20 @@ import type {
   IssuerContext,
   RevocationReason,
 } from '../issuer.js';
-import { fetchRoot, normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
+import { fetchRoot, rootFingerprint } from './bootstrap.js';
 import { StepCaClient } from './client.js';
 import { mintRenewToken } from './mint.js';
+import { resolveOptions, type StepCaIssuerOptions } from './options.js';
+import { caRefused, enrollmentKey, readSpent, rememberSpent } from './spent-tokens.js';
 import { checkToken, readToken, tokenId } from './token.js';
-import { type TokenOption, TokenSource } from './token-source.js';
+import type { TokenSource } from './token-source.js';
 
-export interface StepCaIssuerOptions {
-  /** The CA's URL, e.g. `https://ca.internal:9000`. Tokens must be minted for this host. */
-  caUrl: string;
-  /** SHA-256 fingerprint of the root (hex, `:` and `-` ignored); the root is fetched and pinned. */
-  rootFingerprint?: string;
-  /** A root certificate PEM file, instead of (or checked against) the fingerprint. */
-  rootFile?: string;
-  /** A root certificate PEM, instead of (or checked against) the fingerprint. */
-  rootPem?: string;
-  /** Where the one-time token comes from: the token, `{ env }` or `{ file }`. */
-  token?: TokenOption;
-  /** Requested certificate lifetime (whole seconds are sent); default: the CA's. */
-  lifetimeMs?: number;
-  /** A new key at every renewal (`/1.0/rekey`) instead of renewing the same key. Default false. */
-  rekey?: boolean;
-  /** Renew an expired certificate with the x5c token, where the CA allows it. Default true. */
-  renewAfterExpiry?: boolean;
-  /** Per-request timeout. Default 30 s. */
-  requestTimeoutMs?: number;
-  /** Store identity; default the CA URL. */
-  id?: string;
-}
-
-interface SpentToken {
-  presentedAt: string;
-  outcome: string;
-  serial?: string;
-}
-
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `StepCaIssuer option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
-
-/**
- * Whether the CA itself refused the token (a 4xx in step-ca's error shape): then it was spent
- * (step-ca burns the jti early) or will be refused the same way again. No answer, a 5xx, or a page
- * that is not the CA's (an HTML proxy error, a garbled body) proves nothing: the token may be
- * intact, and presenting it again costs at most one more refusal.
- */
-function caRefused(error: unknown): error is CertkeeperError {
-  if (!isCertkeeperError(error) || error.details.fromCa !== true) return false;
-  const status = error.details.status;
-  return typeof status === 'number' && status >= 400 && status < 500;
-}
+export type { StepCaIssuerOptions };
 
 export class StepCaIssuer implements Issuer {
   readonly id: string;
   readonly caUrl: URL;
-  readonly #fingerprint: string | undefined;
+  readonly #fingerprint: string;
   readonly #token: TokenSource | undefined;
   readonly #timeoutMs: number;
   readonly #notAfter: string | undefined;
@@ -94,62 +49,21 @@ export class StepCaIssuer implements Issuer {
   #bootstrapping: Promise<string> | undefined;
 
   constructor(options: StepCaIssuerOptions) {
-    if (typeof options?.caUrl !== 'string') throw invalid('caUrl', 'is required');
-    try {
-      this.caUrl = new URL(options.caUrl);
-    } catch {
-      throw invalid('caUrl', 'must be a URL');
-    }
-    if (this.caUrl.protocol !== 'https:') throw invalid('caUrl', 'must be an https URL');
-    if (this.caUrl.search || this.caUrl.hash) throw invalid('caUrl', 'must have no query or fragment');
-    this.caUrl = new URL(this.caUrl.href.replace(/\/+$/, ''));
-    this.id = options.id ?? this.caUrl.href.replace(/\/+$/, '');
-
-    if (options.rootFingerprint !== undefined) {
-      const fp = normalizeFingerprint(String(options.rootFingerprint));
-      if (!fp) throw invalid('rootFingerprint', 'must be a SHA-256 fingerprint (64 hex digits)');
-      this.#fingerprint = fp;
-    }
-    let pem = options.rootPem;
-    if (options.rootFile !== undefined) {
-      try {
-        pem = readFileSync(options.rootFile, 'utf8');
-      } catch (error) {
-        throw invalid('rootFile', `cannot be read (${describeCause(error)})`);
-      }
-    }
-    if (pem !== undefined) {
-      const root = parseRoot(pem, options.rootFile ? `root file ${options.rootFile}` : 'rootPem');
-      const fp = rootFingerprint(root.pem);
-      if (this.#fingerprint && fp !== this.#fingerprint) {
-        throw new CertkeeperError(
-          'ROOT_FINGERPRINT_MISMATCH',
-          `root fingerprint mismatch: configured ${this.#fingerprint}, the root certificate given has ${fp}`,
-          { details: { expected: this.#fingerprint, received: [fp] } },
-        );
-      }
-      this.#fingerprint = fp;
-      this.#root = root.pem;
-    }
-    if (!this.#fingerprint) throw invalid('rootFingerprint', 'or rootFile or rootPem is required');
-
-    this.#token = options.token === undefined ? undefined : new TokenSource(options.token, 'token');
-    const timeout = options.requestTimeoutMs ?? 30_000;
-    if (!(Number.isFinite(timeout) && timeout >= 100))
-      throw invalid('requestTimeoutMs', 'must be at least 100');
-    this.#timeoutMs = timeout;
-    if (options.lifetimeMs !== undefined) {
-      if (!(Number.isFinite(options.lifetimeMs) && options.lifetimeMs >= 1000))
-        throw invalid('lifetimeMs', 'must be at least 1000');
-      this.#notAfter = `${Math.round(options.lifetimeMs / 1000)}s`;
-    }
-    this.#rekey = options.rekey ?? false;
-    this.#renewAfterExpiry = options.renewAfterExpiry ?? true;
+    const o = resolveOptions(options);
+    this.id = o.id;
+    this.caUrl = o.caUrl;
+    this.#fingerprint = o.fingerprint;
+    this.#root = o.rootPem;
+    this.#token = o.token;
+    this.#timeoutMs = o.timeoutMs;
+    this.#notAfter = o.notAfter;
+    this.#rekey = o.rekey;
+    this.#renewAfterExpiry = o.renewAfterExpiry;
   }
 
   /** The pinned root's fingerprint (lowercase hex). */
   get rootFingerprint(): string {
-    return this.#fingerprint!;
+    return this.#fingerprint;
   }
 
   /** step-ca's leaves carry serverAuth and clientAuth: one certificate serves both ways. */
@@ -174,7 +88,7 @@ export class StepCaIssuer implements Issuer {
   }
 
   async #bootstrap(store: Store | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const key = joinKey('enrollment', issuerKey(this.id), 'root.pem');
+    const key = enrollmentKey(this.id, 'root.pem');
     const cached = store ? await store.get(key) : null;
     if (cached) {
       try {
@@ -189,7 +103,7 @@ export class StepCaIssuer implements Issuer {
     }
     const pem = await fetchRoot({
       caUrl: this.caUrl,
-      fingerprint: this.#fingerprint!,
+      fingerprint: this.#fingerprint,
       timeoutMs: this.#timeoutMs,
       signal,
     });
@@ -227,21 +141,6 @@ export class StepCaIssuer implements Issuer {
     return this.#enroll(token, request, context);
   }
 
-  #spentKey(id: string): string {
-    return joinKey('enrollment', issuerKey(this.id), 'tokens', `${id}.json`);
-  }
-
-  async #spent(store: Store, id: string): Promise<SpentToken | null> {
-    const raw = await store.get(this.#spentKey(id));
-    if (!raw) return null;
-    try {
-      return JSON.parse(Buffer.from(raw).toString('utf8')) as SpentToken;
-    } catch {
-      // A damaged record still says "this token was presented": never present it twice.
-      return { presentedAt: 'unknown', outcome: 'unknown' };
-    }
-  }
-
   async #enroll(
     token: string,
     request: CertificateRequest,
@@ -250,7 +149,7 @@ export class StepCaIssuer implements Issuer {
     const claims = readToken(token);
     const id = tokenId(token, claims);
     const source = this.#token?.describe() ?? 'the token';
-    const spent = await this.#spent(context.store, id);
+    const spent = await readSpent(context.store, this.id, id);
     if (spent) {
       throw new CertkeeperError(
         'TOKEN_ALREADY_USED',
@@ -263,7 +162,7 @@ export class StepCaIssuer implements Issuer {
     checkToken(claims, {
       caUrl: this.caUrl,
       endpoint: '1.0/sign',
-      rootFingerprint: this.#fingerprint!,
+      rootFingerprint: this.#fingerprint,
       names: request.names,
       now: context.clock.now(),
     });
@@ -276,11 +175,11 @@ export class StepCaIssuer implements Issuer {
         signal: context.signal,
       });
       const serial = parseCertificates(chainPem)[0]!.info.serialNumber;
-      await this.#remember(context.store, id, { presentedAt, outcome: 'enrolled', serial });
+      await rememberSpent(context.store, this.id, id, { presentedAt, outcome: 'enrolled', serial });
       return { chainPem };
     } catch (error) {
       if (!caRefused(error)) throw error;
-      await this.#remember(context.store, id, {
+      await rememberSpent(context.store, this.id, id, {
         presentedAt,
         outcome: `${error.code} ${error.details.status}`,
       });
@@ -294,10 +193,6 @@ export class StepCaIssuer implements Issuer {
         { details: { id: request.id, status: 401, caMessage: error.details.caMessage } },
       );
     }
-  }
-
-  async #remember(store: Store, id: string, record: SpentToken): Promise<void> {
-    await store.put(this.#spentKey(id), JSON.stringify(record));
   }
 
   // ---- renewal --------------------------------------------------------------------------------
@@ -352,7 +247,7 @@ export class StepCaIssuer implements Issuer {
     if (token) {
       let fresh = true;
       try {
-        fresh = !(await this.#spent(context.store, tokenId(token, readToken(token))));
+        fresh = !(await readSpent(context.store, this.id, tokenId(token, readToken(token))));
       } catch {
         // a malformed token is reported by #enroll
       }
@@ -410,7 +305,7 @@ export class StepCaIssuer implements Issuer {
     checkToken(readToken(token), {
       caUrl: this.caUrl,
       endpoint: '1.0/revoke',
-      rootFingerprint: this.#fingerprint!,
+      rootFingerprint: this.#fingerprint,
       now: context.clock.now(),
     });
     const root = await this.rootCertificate(context);

@@ -21,7 +21,7 @@ import { mint, recorder } from '../../support/step-ca/harness.js';
 import { close, handshake, listen } from '../../support/tls.js';
 
 const names = ['localhost', '127.0.0.1'];
-const cleanup: (() => Promise<unknown> | void)[] = [];
+const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });

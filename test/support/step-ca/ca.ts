@@ -12,13 +12,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createCertificate, randomSerial } from '../../../src/crypto/certificate-builder.js';
-import type { ParsedCertificate } from '../../../src/crypto/inspect.js';
+import { createCertificate } from '../../../src/crypto/certificate-builder.js';
 import { PrivateKey } from '../../../src/crypto/keys.js';
 import { crypto, x509 } from '../../../src/crypto/x509.js';
+import { type Authority, copyCertificate, issueLeaf } from './certificates.js';
 import { createProvisioner, type Provisioner } from './provisioner.js';
 import {
   authorizeRenewToken,
+  authorizeRevoke,
   authorizeToken,
   checkCsrAgainstToken,
   type DurationPolicy,
@@ -46,11 +47,6 @@ export interface LogEntry {
   path: string;
   status: number;
   reason?: string;
-}
-
-interface Authority {
-  key: PrivateKey;
-  certificate: ParsedCertificate;
 }
 
 const GENERIC: Record<number, string> = {
@@ -354,18 +350,7 @@ export class FakeStepCa {
     const { claims } = await authorizeToken(body.ott, 'sign', this.#tokenContext());
     checkCsrAgainstToken(csr, claims);
     const { notBefore, notAfter } = validity(body, this.now(), this.#policy);
-    const sans =
-      Array.isArray(claims.sans) && claims.sans.length > 0 ? (claims.sans as string[]) : [String(claims.sub)];
-    // The leaf: CN = sub, SANs = the token's, EKU serverAuth + clientAuth (step-ca's default template).
-    const leaf = await createCertificate({
-      publicKey: (await csr.publicKey.export(crypto)) as webcrypto.CryptoKey,
-      issuer: this.intermediate,
-      commonName: String(claims.sub),
-      names: sans,
-      notBefore: new Date(notBefore),
-      notAfter: new Date(notAfter),
-      extKeyUsage: ['serverAuth', 'clientAuth'],
-    });
+    const leaf = await issueLeaf(csr, claims, this.intermediate, notBefore, notAfter);
     return this.#answer(leaf.der);
   }
 
@@ -382,40 +367,11 @@ export class FakeStepCa {
       throw new Refusal(401, 'certificate has expired');
   }
 
-  /**
-   * Renew copies the certificate: same subject, SANs, extensions and duration, same key (rekey:
-   * the new key, with its own subject key identifier), backdated like a new one.
-   */
+  /** Renew copies the certificate (certificates.ts); rekey certifies `newKey` instead. */
   async #copy(old: X509Certificate, newKey?: webcrypto.CryptoKey) {
-    const source = new x509.X509Certificate(old.raw);
-    const duration = source.notAfter.getTime() - source.notBefore.getTime();
-    const now = this.now();
-    const backdate = this.#policy.backdateMs;
-    const publicKey = newKey ?? ((await source.publicKey.export(crypto)) as webcrypto.CryptoKey);
-    const extensions: x509.Extension[] = [];
-    for (const ext of source.extensions) {
-      extensions.push(
-        newKey && ext instanceof x509.SubjectKeyIdentifierExtension
-          ? await x509.SubjectKeyIdentifierExtension.create(newKey, false, crypto)
-          : ext,
-      );
-    }
-    const signer = await this.intermediate.key.cryptoKeyPair();
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: randomSerial(),
-        subject: source.subjectName,
-        issuer: new x509.X509Certificate(this.intermediate.certificate.der).subjectName,
-        notBefore: new Date(now - backdate),
-        notAfter: new Date(now - backdate + duration),
-        publicKey,
-        signingKey: signer.privateKey,
-        signingAlgorithm: this.intermediate.key.signingAlgorithm as webcrypto.Algorithm,
-        extensions,
-      },
-      crypto,
+    return this.#answer(
+      await copyCertificate(old, this.intermediate, this.now(), this.#policy.backdateMs, newKey),
     );
-    return this.#answer(Buffer.from(cert.rawData));
   }
 
   #answer(der: Buffer) {
@@ -425,34 +381,11 @@ export class FakeStepCa {
     return { crt: `${crt}\n`, ca, certChain: [`${crt}\n`, ca] };
   }
 
-  /**
-   * Revocation rules: serial required, reasonCode 0..10, passive only (501 otherwise);
-   * authenticated by a token (audience `/1.0/revoke`, `sub` = the serial) or by the certificate
-   * itself over mTLS (its serial must be the body's); a serial is revoked once (400 after).
-   */
   async #revoke(body: Record<string, unknown>, peer: X509Certificate | undefined) {
-    if (typeof body.serial !== 'string' || body.serial === '') throw new Refusal(400, 'missing serial');
-    let serial: string;
-    try {
-      serial = BigInt(body.serial).toString(10);
-    } catch {
-      throw new Refusal(400, `'${body.serial}' is not a valid serial number`);
-    }
-    const code = typeof body.reasonCode === 'number' ? body.reasonCode : 0;
-    if (code < 0 || code > 10) throw new Refusal(400, 'reasonCode out of bounds');
-    if (body.passive !== true) throw new Refusal(501, 'non-passive revocation not implemented');
-    if (typeof body.ott === 'string' && body.ott !== '') {
-      const { claims } = await authorizeToken(body.ott, 'revoke', this.#tokenContext());
-      if (String(claims.sub) !== serial)
-        throw new Refusal(401, 'token subject is not the serial being revoked');
-    } else {
-      if (!peer) throw new Refusal(400, 'missing ott or client certificate');
-      if (BigInt(`0x${peer.serialNumber}`).toString(10) !== serial)
-        throw new Refusal(400, 'serial number in client certificate different than body');
-    }
+    const { serial, reasonCode } = await authorizeRevoke(body, peer, this.#tokenContext());
     if (this.revoked.has(serial))
       throw new Refusal(400, `certificate with serial number '${serial}' is already revoked`);
-    this.revoked.set(serial, code);
+    this.revoked.set(serial, reasonCode);
     return { status: 'ok' };
   }
 }

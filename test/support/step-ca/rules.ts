@@ -132,6 +132,39 @@ export async function authorizeToken(
   return { claims, provisioner };
 }
 
+/**
+ * Revocation rules (`RevokeRequest.Validate` and the revoke handler): serial required (decimal,
+ * or hex with 0x), reasonCode 0..10, passive only (501 otherwise); authenticated by a token
+ * (audience `/1.0/revoke`, `sub` = the serial) or by the certificate itself over mTLS (its serial
+ * must be the body's). Returns the serial in decimal, as step-ca keys revocations.
+ */
+export async function authorizeRevoke(
+  body: Record<string, unknown>,
+  peer: X509Certificate | undefined,
+  ctx: TokenContext,
+): Promise<{ serial: string; reasonCode: number }> {
+  if (typeof body.serial !== 'string' || body.serial === '') throw new Refusal(400, 'missing serial');
+  let serial: string;
+  try {
+    serial = BigInt(body.serial).toString(10);
+  } catch {
+    throw new Refusal(400, `'${body.serial}' is not a valid serial number`);
+  }
+  const reasonCode = typeof body.reasonCode === 'number' ? body.reasonCode : 0;
+  if (reasonCode < 0 || reasonCode > 10) throw new Refusal(400, 'reasonCode out of bounds');
+  if (body.passive !== true) throw new Refusal(501, 'non-passive revocation not implemented');
+  if (typeof body.ott === 'string' && body.ott !== '') {
+    const { claims } = await authorizeToken(body.ott, 'revoke', ctx);
+    if (String(claims.sub) !== serial)
+      throw new Refusal(401, 'token subject is not the serial being revoked');
+  } else {
+    if (!peer) throw new Refusal(400, 'missing ott or client certificate');
+    if (BigInt(`0x${peer.serialNumber}`).toString(10) !== serial)
+      throw new Refusal(400, 'serial number in client certificate different than body');
+  }
+  return { serial, reasonCode };
+}
+
 export interface RenewTokenContext extends TokenContext {
   intermediate: X509Certificate;
 }
