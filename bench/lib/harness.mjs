@@ -1,0 +1,135 @@
+// Helpers shared by the benchmarks: the forked load client (request/reply over IPC), statistics,
+// environment knobs, and cleanup that runs however the benchmark ends.
+
+import { fork } from 'node:child_process';
+
+/** A positive number from the environment, or the default. */
+export function envNumber(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100) of an already sorted array. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+/** Fingerprints as the manager reports them: lowercase hex, no colons. */
+export function normalizeFingerprint(fp) {
+  return String(fp).replaceAll(':', '').toLowerCase();
+}
+
+/**
+ * Forks `script` as the load client. `request(message)` sends one command and resolves with the
+ * client's reply (one command at a time); the promise rejects if the client dies first.
+ */
+export function forkClient(script) {
+  const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let pending = null;
+  let exited = null;
+  child.on('message', (message) => {
+    const p = pending;
+    pending = null;
+    if (!p) return;
+    if (message?.type === 'error') p.reject(new Error(`load client: ${message.message}`));
+    else p.resolve(message);
+  });
+  child.on('exit', (code, signal) => {
+    exited = new Error(`load client exited (code ${code}, signal ${signal})`);
+    pending?.reject(exited);
+    pending = null;
+  });
+  return {
+    pid: child.pid,
+    send(message) {
+      if (!exited) child.send(message);
+    },
+    request(message) {
+      if (exited) return Promise.reject(exited);
+      if (pending) return Promise.reject(new Error('load client is busy'));
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        child.send(message);
+      });
+    },
+    kill() {
+      if (!exited && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+}
+
+/**
+ * Runs `main`, then every registered cleanup (in reverse order), also on SIGINT/SIGTERM.
+ * Exits 1 on an unexpected error; a missed goal is not an error.
+ */
+export async function runBenchmark(main) {
+  const cleanups = [];
+  const cleanup = async () => {
+    while (cleanups.length > 0) {
+      try {
+        await cleanups.pop()();
+      } catch (error) {
+        console.error('cleanup failed:', error);
+      }
+    }
+  };
+  const onSignal = (signal) => {
+    console.error(`interrupted (${signal})`);
+    cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // If the process ends some other way (an unsettled await with nothing left to run), the
+  // synchronous part of each cleanup (killing the client, removing temp dirs) still runs.
+  process.once('exit', () => {
+    while (cleanups.length > 0) {
+      try {
+        cleanups
+          .pop()()
+          ?.catch?.(() => {});
+      } catch {}
+    }
+  });
+  let failed = false;
+  try {
+    await main((fn) => cleanups.push(fn));
+  } catch (error) {
+    failed = true;
+    console.error(error);
+  }
+  await cleanup();
+  // Lingering handles (keep-alive sockets, the manager's unref'd timers) must not hold the exit.
+  process.exit(failed ? 1 : 0);
+}
+
+/**
+ * Waits until the manager serves every certificate. A failed first issuance rejects with its
+ * error instead of leaving the benchmark waiting on a retry timer that keeps nothing alive.
+ */
+export async function readyOrFail(manager, timeoutMs = 60_000) {
+  let onFailure;
+  let timer;
+  const failed = new Promise((_, reject) => {
+    onFailure = (e) => reject(new Error(`obtaining ${e.id} failed: ${e.error.code}: ${e.error.message}`));
+    manager.on('renewalFailed', onFailure);
+    timer = setTimeout(() => reject(new Error(`no certificate after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([manager.ready(), failed]);
+  } finally {
+    manager.off('renewalFailed', onFailure);
+    clearTimeout(timer);
+  }
+}
