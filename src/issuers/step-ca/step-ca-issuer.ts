@@ -179,14 +179,16 @@ export class StepCaIssuer implements Issuer {
       return { chainPem };
     } catch (error) {
       if (!caRefused(error)) throw error;
+      // step-ca's 401 text is generic; some versions and proxies show the reason of a replay.
+      const replay = error.code === 'TOKEN_REJECTED' && /already used/i.test(String(error.details.caMessage));
+      const code = replay ? 'TOKEN_ALREADY_USED' : error.code;
       await rememberSpent(context.store, this.id, id, {
         presentedAt,
-        outcome: `${error.code} ${error.details.status}`,
+        outcome: `${code} ${error.details.status}`,
       });
       if (error.code !== 'TOKEN_REJECTED') throw error;
-      const replay = /already used/i.test(String(error.details.caMessage));
       throw new CertkeeperError(
-        replay ? 'TOKEN_ALREADY_USED' : 'TOKEN_REJECTED',
+        code,
         `the CA refused the one-time token from ${source} (401: ${error.details.caMessage}). A token is ` +
           'single-use and valid for minutes: it may have been used already, be expired by the CA clock, ' +
           "name a CA host outside the CA's DNS names, or come from an unknown provisioner. Provide a new one",

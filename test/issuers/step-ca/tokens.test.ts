@@ -135,6 +135,26 @@ describe('single use', () => {
     expect(signs()).toBe(before);
   });
 
+  it('a CA that says "token already used" gets TOKEN_ALREADY_USED, recorded and not retried', async () => {
+    const token = await mint(ca, { subject: 'api.test', sans: names });
+    const store = new MemoryStore();
+    ca.faults.set('/1.0/sign', 'verbose401');
+    try {
+      const error = await issuer(token)
+        .issue(await makeRequest(names), context(store))
+        .catch((e) => e);
+      expect(error).toMatchObject({ code: 'TOKEN_ALREADY_USED', details: { status: 401 } });
+    } finally {
+      ca.faults.delete('/1.0/sign');
+    }
+    const before = signs();
+    await expect(issuer(token).issue(await makeRequest(names), context(store))).rejects.toMatchObject({
+      code: 'TOKEN_ALREADY_USED',
+      message: expect.stringMatching(/outcome TOKEN_ALREADY_USED 401/),
+    });
+    expect(signs()).toBe(before);
+  });
+
   it('a 5xx answer does not spend the token: the same token enrolls later', async () => {
     const token = await mint(ca, { subject: 'api.test', sans: names });
     const store = new MemoryStore();

@@ -40,7 +40,7 @@ export interface FakeStepCaOptions {
 }
 
 /** Test-only misbehaviour of whatever answers at a path (a broken proxy, a truncated stream). */
-export type Fault = 'garbage' | 'html' | 'truncated' | 'error500' | 'echo';
+export type Fault = 'garbage' | 'html' | 'truncated' | 'error500' | 'echo' | 'verbose401';
 
 export interface LogEntry {
   method: string;
@@ -247,6 +247,14 @@ export class FakeStepCa {
   }
 
   #fault(res: ServerResponse, fault: Fault, body: string): void {
+    // 'verbose401': a CA (or a version) that shows the reason of a replay instead of the generic text.
+    if (fault === 'verbose401') {
+      const message = 'authority.authorizeToken: token already used';
+      res
+        .writeHead(401, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ status: 401, message }));
+      return;
+    }
     // 'echo': a verbose CA quoting the token it was sent in its error message.
     if (fault === 'echo') {
       const ott = /"ott":"([^"]*)"/.exec(body)?.[1];
