@@ -1,0 +1,168 @@
+// What Pebble 2.4.0 cannot show by itself — ARI, `replaces`, profiles, rate limits with
+// Retry-After, a CA answering garbage — through a faithful proxy in front of a real Pebble.
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { type AcmeProxy, certIdOf, startAcmeProxy } from '../../support/acme-proxy.js';
+import { nextEvent } from '../../support/events.js';
+import { describePebble, type Pebble, startPebble } from '../../support/pebble.js';
+import { type Rig, rig } from './support.js';
+
+let pebble: Pebble;
+let proxy: AcmeProxy;
+const rigs: Rig[] = [];
+
+describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garbage', () => {
+  beforeAll(async () => {
+    pebble = await startPebble({ env: { PEBBLE_AUTHZREUSE: '0', PEBBLE_WFE_NONCEREJECT: '0' } });
+    proxy = await startAcmeProxy({ upstream: pebble });
+  }, 30_000);
+  afterAll(async () => {
+    await proxy?.close();
+    await pebble?.stop();
+  });
+  beforeEach(() => {
+    proxy.reset();
+    proxy.setRenewalInfo(false);
+    proxy.setProfiles(undefined);
+  });
+  afterEach(async () => {
+    for (const r of rigs.splice(0)) await r.close();
+  });
+
+  async function up(names: string[], issuer: Parameters<typeof rig>[1]['issuer'] = {}) {
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names,
+      challenges: ['http-01'],
+      issuer,
+    });
+    rigs.push(r);
+    await r.manager.start();
+    await r.manager.ready();
+    return r;
+  }
+
+  it('ARI: renews at a time inside the CA’s suggested window and sends `replaces`', async () => {
+    proxy.setRenewalInfo(true);
+    const opened = Date.now();
+    proxy.setDefaultWindow(() => ({
+      start: new Date(opened + 3_000),
+      end: new Date(opened + 4_000),
+      retryAfterSeconds: 3600,
+    }));
+    const r = await up(['ari.certkeeper.test']);
+    const old = r.manager.certificate('web')!;
+    const id = certIdOf(old.chainPem);
+    // The window is fetched after the swap; wait for the schedule to move into it.
+    const deadline = Date.now() + 5_000;
+    while (!proxy.renewalInfoRequests.includes(id) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(proxy.renewalInfoRequests).toContain(id);
+    await new Promise((r) => setTimeout(r, 50));
+    const next = r.manager.status()[0]!.nextRenewalAt!.getTime();
+    expect(next).toBeGreaterThanOrEqual(opened + 3_000);
+    expect(next).toBeLessThanOrEqual(opened + 4_000);
+
+    const renewed = await nextEvent(r.manager, 'renewed', 10_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(opened + 3_000);
+    expect(renewed.previousSerial).toBe(old.serial);
+    const order = proxy.orders.at(-1)!;
+    expect(order.replaces).toBe(id);
+    expect(order.status).toBe(201);
+  }, 20_000);
+
+  it('ARI: drops `replaces` and orders again when the CA refuses it', async () => {
+    proxy.setRenewalInfo(true);
+    proxy.setDefaultWindow(() => null);
+    const r = await up(['replaces.certkeeper.test']);
+    const id = certIdOf(r.manager.certificate('web')!.chainPem);
+    proxy.rejectReplaces();
+    await r.manager.renewNow('web');
+    expect(r.manager.status()[0]!.lastError).toBeNull();
+    const renewals = proxy.orders.slice(-2);
+    expect(renewals[0]).toMatchObject({
+      replaces: id,
+      rejectedWith: 'urn:ietf:params:acme:error:alreadyReplaced',
+    });
+    expect(renewals[1]!.replaces).toBeUndefined();
+    expect(renewals[1]!.status).toBe(201);
+  });
+
+  it('without ARI: no renewalInfo requests, no `replaces`, the lifetime rule', async () => {
+    const r = await up(['noari.certkeeper.test']);
+    await r.manager.renewNow('web');
+    expect(proxy.renewalInfoRequests).toEqual([]);
+    expect(proxy.orders.every((o) => o.replaces === undefined)).toBe(true);
+  });
+
+  it('profiles: sent when the directory advertises them, left out (with a warning) otherwise', async () => {
+    proxy.setProfiles({ classic: 'the usual', shortlived: 'about 6 days' });
+    const first = await up(['profile.certkeeper.test'], { profile: 'shortlived' });
+    expect(proxy.orders.at(-1)!.profile).toBe('shortlived');
+    // One rig at a time: both would listen on Pebble's ports.
+    await first.close();
+    rigs.splice(rigs.indexOf(first), 1);
+    proxy.setProfiles(undefined);
+    const r = await up(['noprofile.certkeeper.test'], { profile: 'shortlived' });
+    expect(r.manager.status()[0]!.state).toBe('valid');
+    expect(proxy.orders.at(-1)!.profile).toBeUndefined();
+  });
+
+  it('429 with Retry-After: fails the attempt, waits that long, never hammers', async () => {
+    const r = await up(['limited.certkeeper.test']);
+    const serial = r.manager.status()[0]!.serial;
+    proxy.reset();
+    proxy.inject('newOrder', { kind: 'rateLimited', retryAfterSeconds: 2, detail: 'too many new orders' }, 1);
+    const failed = nextEvent(r.manager, 'renewalFailed');
+    void r.manager.renewNow('web');
+    const failure = await failed;
+    expect(failure.error.code).toBe('RATE_LIMITED');
+    expect(failure.error.details).toMatchObject({
+      type: 'urn:ietf:params:acme:error:rateLimited',
+      retryAfterMs: 2000,
+    });
+    expect(failure.retryAt.getTime() - Date.now()).toBeGreaterThan(1_500);
+    expect(failure.servingSerial).toBe(serial);
+    expect(r.manager.status()[0]!.lastError).toMatchObject({ code: 'RATE_LIMITED' });
+    // The lifecycle comes back by itself, after the Retry-After and not before.
+    await nextEvent(r.manager, 'renewed', 10_000);
+    const times = proxy.timesOf('newOrder');
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(2_000);
+  }, 20_000);
+
+  it('503 with Retry-After is ISSUER_UNAVAILABLE and honoured the same way', async () => {
+    const r = await up(['maint.certkeeper.test']);
+    proxy.reset();
+    proxy.inject('newOrder', { kind: 'unavailable', retryAfterSeconds: 1 }, 1);
+    const failed = nextEvent(r.manager, 'renewalFailed');
+    void r.manager.renewNow('web');
+    const failure = await failed;
+    expect(failure.error.code).toBe('ISSUER_UNAVAILABLE');
+    expect(failure.error.details.retryAfterMs).toBe(1000);
+  });
+
+  it('badNonce is retried inside the attempt', async () => {
+    const r = await up(['nonce.certkeeper.test']);
+    proxy.inject(
+      'newOrder',
+      { kind: 'problem', status: 400, type: 'urn:ietf:params:acme:error:badNonce' },
+      2,
+    );
+    await r.manager.renewNow('web');
+    expect(r.manager.status()[0]!.lastError).toBeNull();
+  });
+
+  it.each([
+    ['an HTML page', { kind: 'html' as const }, 'ISSUER_FAILED'],
+    ['truncated JSON', { kind: 'truncated' as const }, 'ISSUER_FAILED'],
+    ['a dropped connection', { kind: 'reset' as const }, 'ISSUER_UNAVAILABLE'],
+  ])('a CA answering %s costs nothing: typed error, certificate kept', async (_name, fault, code) => {
+    const r = await up([`garbage-${fault.kind}.certkeeper.test`]);
+    const serial = r.manager.status()[0]!.serial;
+    proxy.inject('newOrder', fault, 1);
+    const failed = nextEvent(r.manager, 'renewalFailed');
+    void r.manager.renewNow('web');
+    expect((await failed).error.code).toBe(code);
+    expect(r.manager.status()[0]!.serial).toBe(serial);
+    expect(r.manager.certificate('web')!.serial).toBe(serial);
+  });
+});
