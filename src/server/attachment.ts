@@ -116,8 +116,12 @@ export class ServerAttachment {
     this.#options = { ...snapshot, ...(options.tls ?? {}) } as tls.SecureContextOptions;
     // Keep the server's current ticket keys so sessions issued before attach still resume.
     this.#ticketKeys = options.tls?.ticketKeys ?? server.getTicketKeys?.() ?? randomBytes(48);
-    this.#ids = options.certificates ? new Set(options.certificates) : null;
     this.#defaultId = options.defaultCertificate ?? options.certificates?.[0];
+    // The default is served (to no-SNI clients at least) so it is swapped too, even when the
+    // caller did not also list it in `certificates`.
+    this.#ids = options.certificates
+      ? new Set([...options.certificates, ...(this.#defaultId ? [this.#defaultId] : [])])
+      : null;
     this.#unknown = options.unknownName ?? 'default';
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);

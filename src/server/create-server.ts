@@ -1,8 +1,8 @@
 /**
  * Setup helpers: create a tls, https or http2 secure server already wired to the manager, so
- * there is nothing to attach by hand. The server is created with certkeeper's SNICallback and,
- * when one is already available, the default certificate; every other option is yours and is
- * kept across swaps.
+ * there is nothing to attach by hand. The server is created with certkeeper's SNICallback (yours,
+ * if given, answers the names certkeeper does not manage) and, when one is already available, the
+ * default certificate; every other option is yours and is kept across swaps.
  */
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -47,7 +47,9 @@ function wire<S extends tls.Server>(
   const server = make({
     ...initialCredentials(manager, attach),
     ...options,
-    SNICallback: deferredSniCallback(),
+    // A caller's own SNICallback stays the fallback for names certkeeper does not manage
+    // (attach wraps it, as for an existing server).
+    SNICallback: options.SNICallback ?? deferredSniCallback(),
   });
   const attachment = manager.attach(server, { ...attach, tls: contextOptions(options) });
   return { server, attachment };

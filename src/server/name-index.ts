@@ -8,26 +8,39 @@ import { canonicalIp } from '../crypto/names.js';
 
 export class NameIndex {
   readonly #names = new Map<string, string>();
-  readonly #byId = new Map<string, string[]>();
+  /** Every id's names as registered, in registration order: the claimants of a released name. */
+  readonly #byId = new Map<string, readonly string[]>();
 
-  /** Registers `id` for its names. A name already claimed by another id stays with the first. */
+  /**
+   * Registers `id` for its names (again: replaces its names, keeping its place). A name already
+   * claimed by another id stays with the first.
+   */
   add(id: string, names: readonly string[]): void {
-    this.remove(id);
-    const claimed: string[] = [];
+    const previous = this.#byId.get(id) ?? [];
+    this.#byId.set(id, [...names]);
+    for (const name of previous) if (!names.includes(name)) this.#release(name, id);
     for (const name of names) {
-      if (!this.#names.has(name)) {
-        this.#names.set(name, id);
-        claimed.push(name);
-      }
+      if (!this.#names.has(name)) this.#names.set(name, id);
     }
-    this.#byId.set(id, claimed);
   }
 
+  /** Unregisters `id`; each name it held passes to the next id registered for it, if any. */
   remove(id: string): void {
-    for (const name of this.#byId.get(id) ?? []) {
-      if (this.#names.get(name) === id) this.#names.delete(name);
-    }
+    const names = this.#byId.get(id);
+    if (!names) return;
     this.#byId.delete(id);
+    for (const name of names) this.#release(name, id);
+  }
+
+  #release(name: string, id: string): void {
+    if (this.#names.get(name) !== id) return;
+    this.#names.delete(name);
+    for (const [other, wanted] of this.#byId) {
+      if (wanted.includes(name)) {
+        this.#names.set(name, other);
+        return;
+      }
+    }
   }
 
   /** The id for a server name as sent in SNI (any case, maybe with a trailing dot). */

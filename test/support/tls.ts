@@ -75,3 +75,42 @@ export function opensslServedSerial(port: number, servername?: string): Promise<
     child.stdin!.end('Q\n');
   });
 }
+
+/**
+ * A TLS connection left open after its handshake (the caller ends it). Errors after the handshake
+ * (a server refusing a client certificate under TLS 1.3) do not throw; `roundTrip` reports them.
+ */
+export function connectOpen(port: number, options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
+    socket.once('secureConnect', () => {
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
+    socket.once('error', reject);
+    socket.setTimeout(5000, () => socket.destroy(new Error('handshake timeout')));
+  });
+}
+
+/** Writes `data` on an open socket to an echo server and resolves with what comes back. */
+export function roundTrip(socket: tls.TLSSocket, data: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = '';
+    const timer = setTimeout(() => finish(new Error(`no echo of ${data} within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString();
+      if (received.length >= data.length) finish(null);
+    };
+    const onError = (error: Error) => finish(error);
+    const onClose = () => finish(new Error('connection closed before the echo'));
+    function finish(error: Error | null) {
+      clearTimeout(timer);
+      socket.off('data', onData).off('error', onError).off('close', onClose);
+      if (error) reject(error);
+      else resolve(received);
+    }
+    socket.on('data', onData).once('error', onError).once('close', onClose);
+    socket.write(data);
+  });
+}
