@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
+import { clearAlpnAcks, waitForAlpnAcks } from '../cluster/membership.js';
 import { createCertificate } from '../crypto/certificate-builder.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { x509 } from '../crypto/x509.js';
@@ -69,6 +70,8 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   readonly type = 'tls-alpn-01' as const;
   /** Used when the issuer context carries no registry (standalone use). */
   readonly registry = new AlpnChallengeRegistry();
+  /** How long to wait for other replicas to hold a challenge before validating (default 10 s). */
+  ackTimeoutMs = 10_000;
 
   supports(_identifier: ChallengeTask['identifier'], wildcard: boolean): boolean {
     return !wildcard && tlsAlpnSupported();
@@ -80,11 +83,26 @@ export class TlsAlpn01Solver implements ChallengeSolver {
     // The store copy is for replicas; this process must hold it in memory before the CA looks.
     await context.store.put(layout.challenge('tls-alpn-01', servername), JSON.stringify(credentials));
     (context.alpnChallenges ?? this.registry).set(servername, credentials);
+    if (context.replicaId) {
+      // Other replicas load it from the store; wait until each holds it (membership.ts).
+      const missing = await waitForAlpnAcks(context.store, servername, context.replicaId, {
+        timeoutMs: this.ackTimeoutMs,
+        signal: context.signal,
+        now: () => context.clock.now(),
+      });
+      if (missing.length > 0) {
+        context.logger.warn('replicas did not confirm the TLS-ALPN-01 challenge in time; validating anyway', {
+          servername,
+          missing,
+        });
+      }
+    }
   }
 
   async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
     const servername = alpnServerName(task.identifier);
     (context.alpnChallenges ?? this.registry).delete(servername);
     await context.store.delete(layout.challenge('tls-alpn-01', servername));
+    if (context.replicaId) await clearAlpnAcks(context.store, servername);
   }
 }

@@ -27,6 +27,8 @@ export interface IssuerContext {
   signal: AbortSignal;
   /** TLS-ALPN-01 certificates this process's attached servers answer with. */
   alpnChallenges?: AlpnChallengeRegistry;
+  /** This replica's id when replicas share the store (cluster membership is tracked). */
+  replicaId?: string;
 }
 
 export interface CertificateRequest {

@@ -2,26 +2,29 @@
  * The certificate manager: keeps a set of certificates valid and live on running servers.
  *
  * Where things happen:
- *   start-up (`#load`)          store → validate → serve at once, even with the issuer down
- *   the loop (`#tick`)          one Scheduler wakes for the next due certificate or warning
- *   obtaining (`#obtain`)       store lock → re-check → issuers in order → deploy
- *   the deploy path (`#deploy`) validate → store atomically → build context → swap → live verify → emit
- *                               (any failure: keep or restore the previous certificate, retry later)
+ *   start-up (`#load`)            pointers from the store → served at once, even with the issuer down
+ *   materializing (`#materialize`) chain + key read and validated, on start-up or first handshake
+ *   the loop (`#tick`)            one Scheduler wakes for the next due certificate or warning
+ *   obtaining (`#obtain`)         store lock → re-check → issuers in order (issue.ts) → deploy
+ *   the deploy path (`#deploy`)   validate → store atomically → build context → swap → live verify → emit
+ *                                 (any failure: keep or restore the previous certificate, retry later)
+ *   replicas (`#reconcile`)       another replica's newer certificate is adopted (cluster/sync.ts)
  */
 import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
-import { createCsr } from '../crypto/csr.js';
-import { parseCertificates } from '../crypto/inspect.js';
-import { PrivateKey } from '../crypto/keys.js';
+import { ClusterSync } from '../cluster/sync.js';
+import type { PrivateKey } from '../crypto/keys.js';
 import { validateBundle } from '../crypto/validate.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
 import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
 import { NameIndex } from '../server/name-index.js';
-import { certificateName } from '../store/layout.js';
+import { certificateName, issuerKey } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import type { ManagerEvents, ObtainReason } from './events.js';
+import { issueCertificate } from './issue.js';
+import { findStored, loadStored } from './loader.js';
 import {
   type ManagedCertificate,
   type ManagedCertificateOptions,
@@ -32,65 +35,13 @@ import {
   resolveOptions,
 } from './options.js';
 import { renewalTime, retryDelay, timeInWindow, warningTimes } from './policy.js';
-import {
-  commitGeneration,
-  type Generation,
-  type GenerationMeta,
-  loadGeneration,
-  metaOf,
-  readPointer,
-  revertPointer,
-} from './records.js';
+import { commitGeneration, type Generation, type GenerationMeta, metaOf, revertPointer } from './records.js';
 import { Scheduler } from './scheduler.js';
+import { asError, type CertificateStatus, type CertState, newState, servedFacts, statusOf } from './state.js';
 
-export interface CertificateStatus {
-  id: string;
-  names: string[];
-  purpose: 'server' | 'client';
-  state: 'missing' | 'valid' | 'expired';
-  /** An attempt to obtain or renew is under way. */
-  renewing: boolean;
-  issuer: string | null;
-  serial: string | null;
-  fingerprint256: string | null;
-  notBefore: Date | null;
-  notAfter: Date | null;
-  nextRenewalAt: Date | null;
-  failures: number;
-  lastError: { code: string; message: string } | null;
-}
+export type { CertificateStatus } from './state.js';
 
-interface CertState {
-  cert: ManagedCertificate;
-  current?: Generation;
-  currentMeta?: Omit<GenerationMeta, 'previous'>;
-  /** Drawn once per generation: jitter and position in an ARI window. */
-  sample: number;
-  renewAt?: number;
-  retryAt?: number;
-  /** When to ask the issuer for its renewal window again (ARI Retry-After). */
-  windowRefreshAt?: number;
-  failures: number;
-  lastError?: CertkeeperError;
-  warned: Set<number>;
-  inflight?: Promise<void>;
-  queuedForced?: Promise<void>;
-  ready: { promise: Promise<void>; resolve: () => void };
-  removed?: boolean;
-}
-
-function deferred(): CertState['ready'] {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-function asError(error: unknown): CertkeeperError {
-  if (isCertkeeperError(error)) return error;
-  return new CertkeeperError('ISSUER_FAILED', describeCause(error), { cause: error });
-}
+type Meta = Omit<GenerationMeta, 'previous'>;
 
 export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
@@ -101,6 +52,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #abort = new AbortController();
   /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
   readonly #alpn = new AlpnChallengeRegistry();
+  readonly #cluster: ClusterSync;
   #phase: 'new' | 'running' | 'stopped' = 'new';
 
   constructor(options: ManagerOptions) {
@@ -109,6 +61,20 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#scheduler = new Scheduler(this.#o.clock, (id) => this.#tick(id), {
       concurrency: this.#o.concurrency,
     });
+    this.#cluster = new ClusterSync(
+      {
+        store: this.#o.store,
+        clock: this.#o.clock,
+        logger: this.#o.logger,
+        alpn: this.#alpn,
+        replicaId: this.#o.replicaId,
+        onPointer: (key) => this.#onPointer(key),
+        onResync: () => {
+          for (const state of this.#states.values()) void this.#reconcile(state);
+        },
+      },
+      { reconcileIntervalMs: this.#o.reconcileIntervalMs },
+    );
     for (const cert of this.#o.certificates) this.#add(cert);
   }
 
@@ -118,6 +84,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (this.#phase === 'running') return;
     this.#phase = 'running';
     await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
+    await this.#cluster.start();
     this.#scheduler.start();
   }
 
@@ -143,6 +110,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#phase = 'stopped';
     this.#scheduler.stop();
     this.#abort.abort();
+    await this.#cluster.stop();
     await Promise.allSettled([...this.#states.values()].map((s) => s.inflight));
     if (this.#o.ownsStore) await this.#o.store.close();
   }
@@ -178,7 +146,10 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const attachment = new ServerAttachment(server, this.#source, options);
     this.#attachments.add(attachment);
     for (const state of this.#states.values()) {
-      if (state.current && state.cert.purpose === 'server') attachment.apply(state.cert.id, state.current);
+      if (state.cert.purpose !== 'server') continue;
+      if (state.current) attachment.apply(state.cert.id, state.current);
+      // The default certificate is the server's own context: it must be in memory.
+      else if (state.stored && attachment.defaultId === state.cert.id) void this.#materialize(state);
     }
     return attachment;
   }
@@ -211,12 +182,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** Revokes the served certificate of `id` (where the issuer supports it) and replaces it. */
   async revoke(id: string, reason: RevocationReason = 'unspecified'): Promise<void> {
     const state = this.#state(id);
-    const current = state.current;
+    const current = state.current ?? (await this.#materialize(state));
     if (!current) throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no certificate is served for "${id}"`);
     const issuer = this.#o.issuers.find((i) => i.id === current.issuer);
-    if (!issuer?.revoke) {
+    if (!issuer?.revoke)
       throw new CertkeeperError('NOT_SUPPORTED', `issuer ${current.issuer} does not support revocation`);
-    }
     await issuer.revoke(
       { chainPem: current.chainPem, key: current.key },
       reason,
@@ -234,7 +204,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return [...new Set(lists.flat())];
   }
 
-  /** The certificate served for `id` (no key), or null. */
+  /** The certificate served for `id` (no key), or null (also while not yet loaded: see `load`). */
   certificate(
     id: string,
   ): { chainPem: string; serial: string; notAfter: Date; fingerprint256: string } | null {
@@ -252,6 +222,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       : null;
   }
 
+  /** Loads `id` into memory if it is only known by its stored pointer (large fleets load lazily). */
+  async load(id: string): Promise<boolean> {
+    return (await this.#materialize(this.#state(id))) !== undefined;
+  }
+
   /** Which managed certificate answers a server name (exact, then wildcard). */
   lookup(servername: string): string | undefined {
     return this.#index.lookup(servername);
@@ -259,25 +234,14 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   status(): CertificateStatus[] {
     const now = this.#o.clock.now();
-    return [...this.#states.values()].map((s) => {
-      const info = s.current?.info;
-      const due = this.#scheduler.dueAt(s.cert.id) ?? s.retryAt ?? s.renewAt;
-      return {
-        id: s.cert.id,
-        names: [...s.cert.names],
-        purpose: s.cert.purpose,
-        state: !info ? 'missing' : info.notAfter.getTime() <= now ? 'expired' : 'valid',
-        renewing: s.inflight !== undefined,
-        issuer: s.current?.issuer ?? null,
-        serial: info?.serialNumber ?? null,
-        fingerprint256: info?.fingerprint256 ?? null,
-        notBefore: info?.notBefore ?? null,
-        notAfter: info?.notAfter ?? null,
-        nextRenewalAt: due === undefined ? null : new Date(due),
-        failures: s.failures,
-        lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message } : null,
-      };
-    });
+    return [...this.#states.values()].map((s) =>
+      statusOf(s, now, this.#scheduler.dueAt(s.cert.id) ?? s.retryAt ?? s.renewAt),
+    );
+  }
+
+  /** This replica's id among replicas sharing the store. */
+  get replicaId(): string {
+    return this.#o.replicaId;
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -285,30 +249,24 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #source: CertificateSource = {
     lookup: (servername) => this.#index.lookup(servername),
     current: (id) => this.#states.get(id)?.current,
+    load: (id) => {
+      const state = this.#states.get(id);
+      return state ? this.#materialize(state) : Promise.resolve(undefined);
+    },
     serverIds: () =>
       [...this.#states.values()].filter((s) => s.cert.purpose === 'server').map((s) => s.cert.id),
-    logger: this.#loggerProxy(),
+    logger: {
+      debug: (m, f) => this.#o.logger.debug(m, f),
+      info: (m, f) => this.#o.logger.info(m, f),
+      warn: (m, f) => this.#o.logger.warn(m, f),
+      error: (m, f) => this.#o.logger.error(m, f),
+    },
     alpnChallenges: this.#alpn,
     usesTlsAlpn: () => this.#o.issuers.some((i) => i.challengeTypes?.includes('tls-alpn-01')),
   };
 
-  #loggerProxy() {
-    return {
-      debug: (m: string, f?: Record<string, unknown>) => this.#o?.logger.debug(m, f),
-      info: (m: string, f?: Record<string, unknown>) => this.#o?.logger.info(m, f),
-      warn: (m: string, f?: Record<string, unknown>) => this.#o?.logger.warn(m, f),
-      error: (m: string, f?: Record<string, unknown>) => this.#o?.logger.error(m, f),
-    };
-  }
-
   #add(cert: ManagedCertificate): CertState {
-    const state: CertState = {
-      cert,
-      sample: Math.random(),
-      failures: 0,
-      warned: new Set(),
-      ready: deferred(),
-    };
+    const state = newState(cert);
     this.#states.set(cert.id, state);
     if (cert.purpose === 'server') this.#index.add(cert.id, cert.names);
     return state;
@@ -332,6 +290,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       logger: this.#o.logger,
       signal,
       alpnChallenges: this.#alpn,
+      ...(this.#o.store.watch ? { replicaId: this.#o.replicaId } : {}),
     };
   }
 
@@ -339,7 +298,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return this.#o.issuers.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));
   }
 
-  /** Validates a bundle for `cert`. Anchors are checked when given (fresh issuance), not at load. */
+  /** The first problem of a bundle for `cert`, or null. Anchors are checked for fresh issuance only. */
   #validate(
     cert: ManagedCertificate,
     generation: Pick<Generation, 'key' | 'chainPem'>,
@@ -359,58 +318,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return problems[0] ?? null;
   }
 
-  // ---- start-up ------------------------------------------------------------------------
-
-  async #load(state: CertState): Promise<void> {
-    const { cert } = state;
-    let best: { generation: Generation; meta: Omit<GenerationMeta, 'previous'> } | undefined;
-    for (const issuer of this.#issuersFor(cert)) {
-      for (const candidate of await this.#candidates(state, issuer.id)) {
-        if (!best || candidate.generation.info.notAfter > best.generation.info.notAfter) best = candidate;
-      }
-    }
-    if (state.removed) return;
-    if (best) {
-      this.#install(state, best.generation, best.meta);
-      this.emit('loaded', {
-        id: cert.id,
-        serial: best.generation.info.serialNumber,
-        notAfter: best.generation.info.notAfter,
-        issuer: best.generation.issuer,
-      });
-      this.#o.logger.info('certificate loaded from store', {
-        id: cert.id,
-        serial: best.generation.info.serialNumber,
-      });
-    }
-    this.#reschedule(state);
-  }
-
-  /** Servable generations stored under one issuer: current, else previous. Damage is reported. */
-  async #candidates(state: CertState, issuer: string) {
-    const { cert } = state;
-    const found: { generation: Generation; meta: Omit<GenerationMeta, 'previous'> }[] = [];
-    let pointer: GenerationMeta | null;
-    try {
-      pointer = await readPointer(this.#o.store, issuer, cert.primary);
-    } catch (error) {
-      this.#reportStored(state, asError(error));
-      return found;
-    }
-    for (const meta of [pointer, pointer?.previous].filter((m): m is GenerationMeta => !!m)) {
-      try {
-        const generation = await loadGeneration(this.#o.store, issuer, cert.primary, meta);
-        const problem = this.#validate(cert, generation, undefined, true);
-        if (problem) throw problem;
-        found.push({ generation, meta });
-        break;
-      } catch (error) {
-        this.#reportStored(state, asError(error));
-      }
-    }
-    return found;
-  }
-
   #reportStored(state: CertState, error: CertkeeperError): void {
     this.#o.logger.warn('stored certificate is unusable; it will be re-issued', {
       id: state.cert.id,
@@ -420,19 +327,85 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.emit('storedInvalid', { id: state.cert.id, error });
   }
 
+  // ---- start-up and loading ----------------------------------------------------------------
+
+  /** Reads the stored pointer; loads the certificate now, or on its first handshake when the set is large. */
+  async #load(state: CertState): Promise<void> {
+    const { cert } = state;
+    const issuers = this.#issuersFor(cert).map((i) => i.id);
+    const stored = await findStored(this.#o.store, issuers, cert.primary, (e) =>
+      this.#reportStored(state, e),
+    );
+    if (state.removed || !stored) {
+      this.#reschedule(state);
+      return;
+    }
+    state.stored = stored;
+    this.#planRenewal(state, stored.meta.fingerprint256, {
+      notBefore: new Date(stored.meta.notBefore),
+      notAfter: new Date(stored.meta.notAfter),
+    });
+    const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
+    if (eager) await this.#materialize(state);
+    else state.ready.resolve();
+    if (state.stored || state.current) {
+      const facts = servedFacts(state)!;
+      this.emit('loaded', {
+        id: cert.id,
+        serial: facts.serial,
+        notAfter: facts.notAfter,
+        issuer: facts.issuer,
+      });
+    }
+    this.#reschedule(state);
+  }
+
+  /** Reads and validates the stored generation into memory (once; concurrent callers share it). */
+  #materialize(state: CertState): Promise<Generation | undefined> {
+    if (state.current) return Promise.resolve(state.current);
+    const stored = state.stored;
+    if (!stored) return Promise.resolve(undefined);
+    state.loading ??= (async () => {
+      const loaded = await loadStored(
+        this.#o.store,
+        stored,
+        state.cert.primary,
+        (generation) => this.#validate(state.cert, generation, undefined, true),
+        (error) => this.#reportStored(state, error),
+      );
+      state.loading = undefined;
+      if (state.current) return state.current;
+      if (!loaded) {
+        // Nothing servable: heal by obtaining a new certificate now.
+        state.stored = undefined;
+        state.renewAt = undefined;
+        this.#reschedule(state);
+        return undefined;
+      }
+      this.#install(state, loaded.generation, loaded.meta);
+      return loaded.generation;
+    })();
+    return state.loading;
+  }
+
+  /** Renewal time for a generation; the jitter sample is drawn once per generation. */
+  #planRenewal(state: CertState, fingerprint: string, validity: { notBefore: Date; notAfter: Date }): void {
+    if (state.sampleFor !== fingerprint) {
+      state.sample = Math.random();
+      state.sampleFor = fingerprint;
+      state.warned = new Set();
+      state.windowRefreshAt = undefined;
+    }
+    state.renewAt = renewalTime(validity, this.#o.policy, state.sample);
+  }
+
   /** Makes `generation` current in memory and on every attached server. */
-  #install(
-    state: CertState,
-    generation: Generation,
-    meta: Omit<GenerationMeta, 'previous'>,
-  ): Generation | undefined {
+  #install(state: CertState, generation: Generation, meta: Meta): Generation | undefined {
     const replaced = state.current;
     state.current = generation;
     state.currentMeta = meta;
-    state.sample = Math.random();
-    state.warned = new Set();
-    state.renewAt = renewalTime(generation.info, this.#o.policy, state.sample);
-    state.windowRefreshAt = undefined;
+    state.stored = { issuer: generation.issuer, meta: { ...meta, previous: null } };
+    this.#planRenewal(state, generation.info.fingerprint256, generation.info);
     if (state.cert.purpose === 'server') {
       for (const attachment of this.#attachments) attachment.apply(state.cert.id, generation, replaced);
     }
@@ -463,48 +436,109 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     }
   }
 
+  // ---- replicas ------------------------------------------------------------------------------
+
+  #onPointer(key: string): void {
+    // certificates/<issuer>/<name>/current.json
+    const [, issuerPart, namePart] = key.split('/');
+    for (const state of this.#states.values()) {
+      if (certificateName(state.cert.primary) !== namePart) continue;
+      if (this.#issuersFor(state.cert).some((i) => issuerKey(i.id) === issuerPart))
+        void this.#reconcile(state);
+    }
+  }
+
+  /**
+   * Picks up a newer certificate another replica stored. A certificate only known by pointer
+   * just moves its pointer; one in memory is loaded, validated and swapped in. Not while this
+   * replica is obtaining it itself (its lock re-check does the same).
+   */
+  async #reconcile(state: CertState): Promise<void> {
+    if (state.inflight || state.removed || this.#phase !== 'running') return;
+    try {
+      const issuers = this.#issuersFor(state.cert).map((i) => i.id);
+      const found = await findStored(this.#o.store, issuers, state.cert.primary, () => {});
+      const mine = servedFacts(state);
+      if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
+      if (mine && Date.parse(found.meta.notAfter) <= mine.notAfter.getTime()) return;
+      if (!state.current) {
+        state.stored = found;
+        this.#planRenewal(state, found.meta.fingerprint256, {
+          notBefore: new Date(found.meta.notBefore),
+          notAfter: new Date(found.meta.notAfter),
+        });
+        state.ready.resolve();
+        this.emit('adopted', {
+          id: state.cert.id,
+          serial: found.meta.serial,
+          notAfter: new Date(found.meta.notAfter),
+        });
+        this.#reschedule(state);
+        return;
+      }
+      const loaded = await loadStored(
+        this.#o.store,
+        { ...found, meta: { ...found.meta, previous: null } },
+        state.cert.primary,
+        (g) => this.#validate(state.cert, g),
+        () => {},
+      );
+      if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256)
+        return;
+      this.#install(state, loaded.generation, loaded.meta);
+      this.emit('adopted', {
+        id: state.cert.id,
+        serial: loaded.generation.info.serialNumber,
+        notAfter: loaded.generation.info.notAfter,
+      });
+      this.#reschedule(state);
+    } catch (error) {
+      this.#o.logger.debug('reconcile failed', { id: state.cert.id, error: describeCause(error) });
+    }
+  }
+
   // ---- the loop ----------------------------------------------------------------------------
 
   #reschedule(state: CertState): void {
     if (state.removed || this.#phase === 'stopped') return;
     const now = this.#o.clock.now();
-    const due = state.retryAt ?? (state.current ? state.renewAt! : now);
+    const known = servedFacts(state) !== undefined;
+    const due = state.retryAt ?? (known && state.renewAt !== undefined ? state.renewAt : now);
     let next = Math.min(due, state.windowRefreshAt ?? Number.POSITIVE_INFINITY);
-    if (state.current) {
-      for (const warning of this.#warnings(state))
-        if (!state.warned.has(warning.threshold)) next = Math.min(next, warning.at);
-    }
+    for (const warning of this.#warnings(state))
+      if (!state.warned.has(warning.threshold)) next = Math.min(next, warning.at);
     this.#scheduler.set(state.cert.id, next);
   }
 
-  #warnings(state: CertState) {
-    const info = state.current!.info;
-    return [...warningTimes(info, this.#o.policy), { threshold: 0, at: info.notAfter.getTime() }];
+  #warnings(state: CertState): { threshold: number; at: number }[] {
+    const facts = servedFacts(state);
+    if (!facts) return [];
+    return [...warningTimes(facts, this.#o.policy), { threshold: 0, at: facts.notAfter.getTime() }];
   }
 
   async #tick(id: string): Promise<void> {
     const state = this.#states.get(id);
     if (!state) return;
     const now = this.#o.clock.now();
-    if (state.current) this.#emitWarnings(state, now);
+    this.#emitWarnings(state, now);
     if (state.current && state.windowRefreshAt !== undefined && state.windowRefreshAt <= now) {
       state.windowRefreshAt = undefined;
       void this.#refreshWindow(state, state.current);
     }
-    const due = state.retryAt ?? (state.current ? state.renewAt! : now);
-    if (due <= now) {
-      const expired = state.current && state.current.info.notAfter.getTime() <= now;
-      const reason: ObtainReason = !state.current
-        ? 'missing'
-        : state.retryAt !== undefined
-          ? 'retry'
-          : expired
-            ? 'expired'
-            : 'renewal';
-      await this.#obtain(state, reason);
-    } else {
+    const facts = servedFacts(state);
+    const due = state.retryAt ?? (facts && state.renewAt !== undefined ? state.renewAt : now);
+    if (due > now) {
       this.#reschedule(state);
+      return;
     }
+    const reason: ObtainReason = !facts
+      ? 'missing'
+      : state.retryAt !== undefined
+        ? 'retry'
+        : facts.notAfter.getTime() <= now
+          ? 'expired'
+          : 'renewal';
+    await this.#obtain(state, reason);
   }
 
   /** Emits the most severe newly crossed threshold once, marking milder ones as seen. */
@@ -513,17 +547,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (crossed.length === 0) return;
     for (const w of crossed) state.warned.add(w.threshold);
     const worst = crossed.reduce((a, b) => (a.threshold < b.threshold ? a : b));
-    const info = state.current!.info;
-    const remainingMs = info.notAfter.getTime() - now;
-    this.#o.logger.warn('certificate is expiring', {
-      id: state.cert.id,
-      serial: info.serialNumber,
-      remainingMs,
-    });
+    const facts = servedFacts(state)!;
+    const remainingMs = facts.notAfter.getTime() - now;
+    this.#o.logger.warn('certificate is expiring', { id: state.cert.id, serial: facts.serial, remainingMs });
     this.emit('expiring', {
       id: state.cert.id,
-      serial: info.serialNumber,
-      notAfter: info.notAfter,
+      serial: facts.serial,
+      notAfter: facts.notAfter,
       remainingMs,
       threshold: worst.threshold,
     });
@@ -542,62 +572,55 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
       return state.queuedForced;
     }
-    const run = async () => {
-      const { cert } = state;
-      const attempt = state.failures + 1;
-      const started = this.#o.clock.now();
-      this.emit('obtaining', { id: cert.id, names: [...cert.names], reason, attempt });
-      try {
-        const timeout = AbortSignal.timeout(this.#o.issueTimeoutMs);
-        const signal = AbortSignal.any([this.#abort.signal, timeout]);
-        await withLock(
-          this.#o.store,
-          `issue/${certificateName(cert.primary)}`,
-          async (_lease, lockSignal) => {
-            const attemptSignal = AbortSignal.any([signal, lockSignal]);
-            if (await this.#adopt(state, reason === 'forced' ? started : undefined)) return;
-            const generation = await this.#issue(state, attemptSignal);
-            await this.#deploy(state, generation, started);
-          },
-          { ttlMs: this.#o.lockTtlMs, signal },
-        );
-        this.#succeeded(state);
-      } catch (error) {
-        if (this.#phase === 'stopped') return;
-        const failure = asError(error);
-        state.failures++;
-        state.lastError = failure;
-        const now = this.#o.clock.now();
-        // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner.
-        const retryAfter =
-          typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
-        const backoff = retryDelay(
-          state.failures,
-          now,
-          state.current?.info.notAfter.getTime(),
-          this.#o.policy,
-        );
-        state.retryAt = now + Math.max(backoff, retryAfter);
-        this.#o.logger.warn('obtaining a certificate failed', {
-          id: cert.id,
-          code: failure.code,
-          error: failure.message,
-          retryAt: new Date(state.retryAt).toISOString(),
-        });
-        this.emit('renewalFailed', {
-          id: cert.id,
-          error: failure,
-          attempt,
-          retryAt: new Date(state.retryAt),
-          servingSerial: state.current?.info.serialNumber ?? null,
-        });
-      }
-    };
-    state.inflight = run().finally(() => {
+    state.inflight = this.#attempt(state, reason).finally(() => {
       state.inflight = undefined;
       this.#reschedule(state);
     });
     return state.inflight;
+  }
+
+  async #attempt(state: CertState, reason: ObtainReason): Promise<void> {
+    const { cert } = state;
+    const attempt = state.failures + 1;
+    const started = this.#o.clock.now();
+    this.emit('obtaining', { id: cert.id, names: [...cert.names], reason, attempt });
+    try {
+      // The current certificate matters for renewal (ARI `replaces`, mTLS renew, rollback).
+      if (!state.current && state.stored) await this.#materialize(state);
+      const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.issueTimeoutMs)]);
+      await withLock(
+        this.#o.store,
+        `issue/${certificateName(cert.primary)}`,
+        async (_lease, lockSignal) => {
+          if (await this.#adopt(state, reason === 'forced' ? started : undefined)) return;
+          const generation = await issueCertificate(
+            cert,
+            state.current,
+            {
+              issuers: this.#issuersFor(cert),
+              context: (s) => this.#context(s),
+              validate: (g, anchors) => this.#validate(cert, g, anchors),
+              refused: (problem, g) =>
+                this.emit('rolledBack', {
+                  id: cert.id,
+                  reason: problem,
+                  rejectedSerial: g.info.serialNumber,
+                  servingSerial: state.current?.info.serialNumber ?? null,
+                }),
+              logger: this.#o.logger,
+              now: () => this.#o.clock.now(),
+            },
+            AbortSignal.any([signal, lockSignal]),
+          );
+          await this.#deploy(state, generation, started);
+        },
+        { ttlMs: this.#o.lockTtlMs, signal },
+      );
+      this.#succeeded(state);
+    } catch (error) {
+      if (this.#phase === 'stopped') return;
+      this.#failed(state, asError(error), attempt);
+    }
   }
 
   #succeeded(state: CertState): void {
@@ -606,102 +629,66 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     state.retryAt = undefined;
   }
 
+  #failed(state: CertState, failure: CertkeeperError, attempt: number): void {
+    state.failures++;
+    state.lastError = failure;
+    const now = this.#o.clock.now();
+    const facts = servedFacts(state);
+    // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error
+    // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input helps.
+    const retryAfter = typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
+    const backoff =
+      failure.details.retryable === false
+        ? this.#o.policy.retryMaxMs
+        : retryDelay(state.failures, now, facts?.notAfter.getTime(), this.#o.policy);
+    state.retryAt = now + Math.max(backoff, retryAfter);
+    this.#o.logger.warn('obtaining a certificate failed', {
+      id: state.cert.id,
+      code: failure.code,
+      error: failure.message,
+      retryAt: new Date(state.retryAt).toISOString(),
+    });
+    this.emit('renewalFailed', {
+      id: state.cert.id,
+      error: failure,
+      attempt,
+      retryAt: new Date(state.retryAt),
+      servingSerial: facts?.serial ?? null,
+    });
+  }
+
   /**
    * The re-check after taking the lock: another replica may have stored a newer certificate
    * while we waited. Adopt it instead of ordering again when it is valid and either not yet due
    * or (for a forced renewal) stored after the request was made.
    */
   async #adopt(state: CertState, storedAfter: number | undefined): Promise<boolean> {
-    const mine = state.current?.info.fingerprint256;
-    for (const issuer of this.#issuersFor(state.cert)) {
-      let pointer: GenerationMeta | null;
-      try {
-        pointer = await readPointer(this.#o.store, issuer.id, state.cert.primary);
-      } catch {
-        continue;
-      }
-      if (!pointer || pointer.fingerprint256 === mine) continue;
-      if (storedAfter !== undefined && Date.parse(pointer.storedAt) < storedAfter) continue;
-      try {
-        const generation = await loadGeneration(this.#o.store, issuer.id, state.cert.primary, pointer);
-        if (this.#validate(state.cert, generation)) continue;
-        if (state.current && generation.info.notAfter <= state.current.info.notAfter) continue;
-        if (
-          storedAfter === undefined &&
-          renewalTime(generation.info, this.#o.policy, state.sample) <= this.#o.clock.now()
-        )
-          continue;
-        this.#install(state, generation, pointer);
-        this.emit('adopted', {
-          id: state.cert.id,
-          serial: generation.info.serialNumber,
-          notAfter: generation.info.notAfter,
-        });
-        return true;
-      } catch {
-        // A damaged entry is healed by issuing, below.
-      }
-    }
-    return false;
-  }
-
-  /** Asks each issuer in turn; the first valid certificate wins. */
-  async #issue(state: CertState, signal: AbortSignal): Promise<Generation> {
-    const { cert } = state;
-    const key = await PrivateKey.generate(cert.keyType);
-    const csr = await createCsr({ key, names: cert.names });
-    let lastError: CertkeeperError | undefined;
-    for (const issuer of this.#issuersFor(cert)) {
-      signal.throwIfAborted();
-      const context = this.#context(signal);
-      try {
-        const current = state.current;
-        const request = {
-          id: cert.id,
-          names: [...cert.names],
-          purpose: cert.purpose,
-          keyType: cert.keyType,
-          key,
-          csr,
-          current: current ? { chainPem: current.chainPem, key: current.key, info: current.info } : undefined,
-        };
-        const issued =
-          current && issuer.renew && current.issuer === issuer.id
-            ? await issuer.renew({ ...request, current: request.current! }, context)
-            : await issuer.issue(request, context);
-        const chain = parseCertificates(issued.chainPem, `certificate from ${issuer.id}`);
-        const generation: Generation = {
-          issuer: issuer.id,
-          chainPem: chain.map((c) => c.pem).join(''),
-          key: issued.key ?? key,
-          info: chain[0]!.info,
-          chain: chain.map((c) => c.info),
-          storedAt: this.#o.clock.now(),
-        };
-        const listed = issuer.trustAnchors ? await issuer.trustAnchors(context) : [];
-        const anchors = listed.length > 0 ? listed : undefined;
-        const problem = this.#validate(cert, generation, anchors);
-        if (problem) {
-          this.emit('rolledBack', {
-            id: cert.id,
-            reason: problem,
-            rejectedSerial: generation.info.serialNumber,
-            servingSerial: current?.info.serialNumber ?? null,
-          });
-          throw problem;
-        }
-        return generation;
-      } catch (error) {
-        lastError = asError(error);
-        this.#o.logger.warn('issuer failed', {
-          id: cert.id,
-          issuer: issuer.id,
-          code: lastError.code,
-          error: lastError.message,
-        });
-      }
-    }
-    throw lastError ?? new CertkeeperError('ISSUER_FAILED', `no issuer can issue "${cert.id}"`);
+    const issuers = this.#issuersFor(state.cert).map((i) => i.id);
+    const found = await findStored(this.#o.store, issuers, state.cert.primary, () => {});
+    if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
+    if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
+    const loaded = await loadStored(
+      this.#o.store,
+      { ...found, meta: { ...found.meta, previous: null } },
+      state.cert.primary,
+      (g) => this.#validate(state.cert, g),
+      () => {},
+    );
+    if (!loaded) return false;
+    const { generation } = loaded;
+    if (state.current && generation.info.notAfter <= state.current.info.notAfter) return false;
+    if (
+      storedAfter === undefined &&
+      renewalTime(generation.info, this.#o.policy, state.sample) <= this.#o.clock.now()
+    )
+      return false;
+    this.#install(state, generation, loaded.meta);
+    this.emit('adopted', {
+      id: state.cert.id,
+      serial: generation.info.serialNumber,
+      notAfter: generation.info.notAfter,
+    });
+    return true;
   }
 
   /** Store → swap → live verify → emit; on a failed live check, restore the previous certificate. */
@@ -709,8 +696,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const { cert } = state;
     const previous = state.current;
     const previousMeta = state.currentMeta;
-    const now = this.#o.clock.now();
-    const meta = metaOf(generation, cert, now);
+    const meta = metaOf(generation, cert, this.#o.clock.now());
     // `previous` must live under the same issuer directory to be found again for rollback.
     const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
     await commitGeneration(this.#o.store, cert.primary, generation, meta, sameIssuer);
@@ -748,24 +734,15 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       verified,
     });
     const durationMs = this.#o.clock.now() - started;
-    if (previous) {
-      this.emit('renewed', {
-        id: cert.id,
-        serial,
-        previousSerial: previous.info.serialNumber,
-        notAfter: generation.info.notAfter,
-        issuer: generation.issuer,
-        durationMs,
-      });
-    } else {
-      this.emit('obtained', {
-        id: cert.id,
-        serial,
-        notAfter: generation.info.notAfter,
-        issuer: generation.issuer,
-        durationMs,
-      });
-    }
+    const facts = {
+      id: cert.id,
+      serial,
+      notAfter: generation.info.notAfter,
+      issuer: generation.issuer,
+      durationMs,
+    };
+    if (previous) this.emit('renewed', { ...facts, previousSerial: previous.info.serialNumber });
+    else this.emit('obtained', facts);
     this.#o.logger.info('certificate deployed', {
       id: cert.id,
       serial,

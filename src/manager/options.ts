@@ -3,6 +3,8 @@
  * (`certificates[1].names[0]`) and its bound, so a typo fails at start-up, not at 3 a.m. when the
  * first renewal runs.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
@@ -41,6 +43,15 @@ export interface ManagerOptions {
   lockTtlMs?: number;
   /** Timeout of one issuance attempt (default 5 minutes). */
   issueTimeoutMs?: number;
+  /**
+   * Up to this many certificates are loaded (parsed, validated) at start-up; beyond it only
+   * their pointers are read and each is loaded on its first handshake (default 500).
+   */
+  eagerLoadLimit?: number;
+  /** Re-read every stored pointer this often, to pick up other replicas' work (default 60 s; 0 off). */
+  reconcileIntervalMs?: number;
+  /** This replica's id among replicas sharing the store (default: random). */
+  replicaId?: string;
 }
 
 export interface ManagedCertificate {
@@ -62,6 +73,9 @@ export interface ResolvedOptions {
   concurrency: number;
   lockTtlMs: number;
   issueTimeoutMs: number;
+  eagerLoadLimit: number;
+  reconcileIntervalMs: number;
+  replicaId: string;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -167,6 +181,22 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (!Number.isFinite(issueTimeoutMs) || issueTimeoutMs < 1_000)
     throw optionError('issueTimeoutMs', 'must be at least 1000');
 
+  const eagerLoadLimit = options.eagerLoadLimit ?? 500;
+  if (!Number.isInteger(eagerLoadLimit) || eagerLoadLimit < 0)
+    throw optionError('eagerLoadLimit', 'must be a non-negative integer');
+  const reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
+  if (!Number.isFinite(reconcileIntervalMs) || reconcileIntervalMs < 0) {
+    throw optionError('reconcileIntervalMs', 'must be 0 (off) or a positive number');
+  }
+  const replicaId =
+    options.replicaId ??
+    `${hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(0, 40)}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  if (typeof replicaId !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(replicaId)) {
+    throw optionError('replicaId', 'must be 1-100 of [A-Za-z0-9._-]');
+  }
+
   return {
     store,
     ownsStore,
@@ -178,5 +208,8 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     concurrency,
     lockTtlMs,
     issueTimeoutMs,
+    eagerLoadLimit,
+    reconcileIntervalMs,
+    replicaId,
   };
 }

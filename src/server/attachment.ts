@@ -71,6 +71,8 @@ export interface AttachOptions {
 export interface CertificateSource {
   lookup(servername: string | undefined): string | undefined;
   current(id: string): Generation | undefined;
+  /** Loads a certificate known only by its stored pointer (large fleets load lazily). */
+  load?(id: string): Promise<Generation | undefined>;
   /** Ids of server certificates, in configuration order. */
   serverIds(): string[];
   logger: Logger;
@@ -206,10 +208,22 @@ export class ServerAttachment {
       return;
     }
     const generation = this.#source.current(id);
-    if (!generation) {
+    if (generation) {
+      this.#serve(id, generation, cb);
+      return;
+    }
+    if (!this.#source.load) {
       cb(null);
       return;
     }
+    // First handshake for a certificate not yet in memory: load it (SNICallback may be async).
+    this.#source.load(id).then(
+      (loaded) => (loaded ? this.#serve(id, loaded, cb) : cb(null)),
+      () => cb(null),
+    );
+  };
+
+  #serve(id: string, generation: Generation, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
     const fp = generation.info.fingerprint256;
     // The default certificate is already the server's own context: nothing to build or pass.
     if (fp === this.#defaultServed) {
@@ -228,7 +242,7 @@ export class ServerAttachment {
       });
       cb(error as Error);
     }
-  };
+  }
 
   #probeName(id: string, generation: Generation): string | undefined {
     for (const name of generation.info.dnsNames) {

@@ -13,6 +13,8 @@
  *   challenges/<type>/<token or name>              pending challenge answers, shared by replicas
  *   ca/<ca-name>/...                             the embedded CA's root and intermediate
  *   locks/<name>                                 lock records (stores may keep them elsewhere)
+ *   cluster/members/<replica>                    replica heartbeats (stores with watch())
+ *   challenges/tls-alpn-01-acks/<name>/<replica> "this replica holds that challenge in memory"
  *
  * Every dynamic part goes through `segment()`, which refuses hostile input instead of rewriting
  * it: a name with `..`, a slash, NUL or a control character is a bug or an attack, and silently
@@ -134,6 +136,14 @@ export const layout = {
   },
   lock(name: string): string {
     return joinKey('locks', name);
+  },
+  /** A replica's heartbeat record (replicas sharing a store). */
+  member(replicaId: string): string {
+    return joinKey('cluster', 'members', replicaId);
+  },
+  /** A replica's acknowledgement that it holds a TLS-ALPN-01 challenge certificate in memory. */
+  alpnAck(servername: string, replicaId: string): string {
+    return joinKey('challenges', 'tls-alpn-01-acks', servername, replicaId);
   },
   /** Whether a key holds a private key (stores that encrypt at rest use this). */
   isSensitive(key: string): boolean {

@@ -1,0 +1,81 @@
+/**
+ * Getting a new certificate from the configured issuers, in order: a fresh key and CSR, the
+ * issuer's `renew` when it issued the current certificate and can renew it (step-ca's mTLS
+ * renewal), else `issue`; the answer is parsed and validated against the issuer's trust anchors
+ * before anything is stored. A refusal is reported (`rolledBack`) and the next issuer is tried.
+ */
+
+import { createCsr } from '../crypto/csr.js';
+import { parseCertificates } from '../crypto/inspect.js';
+import { PrivateKey } from '../crypto/keys.js';
+import { CertkeeperError } from '../errors.js';
+import type { CertificateRequest, Issuer, IssuerContext } from '../issuers/issuer.js';
+import type { Logger } from '../logger.js';
+import type { ManagedCertificate } from './options.js';
+import type { Generation } from './records.js';
+import { asError } from './state.js';
+
+export interface IssueEnvironment {
+  issuers: Issuer[];
+  context(signal: AbortSignal): IssuerContext;
+  validate(generation: Generation, anchors: string[] | undefined): CertkeeperError | null;
+  refused(problem: CertkeeperError, generation: Generation): void;
+  logger: Logger;
+  now(): number;
+}
+
+export async function issueCertificate(
+  cert: ManagedCertificate,
+  current: Generation | undefined,
+  env: IssueEnvironment,
+  signal: AbortSignal,
+): Promise<Generation> {
+  const key = await PrivateKey.generate(cert.keyType);
+  const csr = await createCsr({ key, names: cert.names });
+  let lastError: CertkeeperError | undefined;
+  for (const issuer of env.issuers) {
+    signal.throwIfAborted();
+    const context = env.context(signal);
+    try {
+      const request: CertificateRequest = {
+        id: cert.id,
+        names: [...cert.names],
+        purpose: cert.purpose,
+        keyType: cert.keyType,
+        key,
+        csr,
+        current: current ? { chainPem: current.chainPem, key: current.key, info: current.info } : undefined,
+      };
+      const issued =
+        request.current && issuer.renew && current?.issuer === issuer.id
+          ? await issuer.renew({ ...request, current: request.current }, context)
+          : await issuer.issue(request, context);
+      const chain = parseCertificates(issued.chainPem, `certificate from ${issuer.id}`);
+      const generation: Generation = {
+        issuer: issuer.id,
+        chainPem: chain.map((c) => c.pem).join(''),
+        key: issued.key ?? key,
+        info: chain[0]!.info,
+        chain: chain.map((c) => c.info),
+        storedAt: env.now(),
+      };
+      // An empty list means the issuer cannot say: chains are then checked for order only.
+      const listed = issuer.trustAnchors ? await issuer.trustAnchors(context) : [];
+      const problem = env.validate(generation, listed.length > 0 ? listed : undefined);
+      if (problem) {
+        env.refused(problem, generation);
+        throw problem;
+      }
+      return generation;
+    } catch (error) {
+      lastError = asError(error);
+      env.logger.warn('issuer failed', {
+        id: cert.id,
+        issuer: issuer.id,
+        code: lastError.code,
+        error: lastError.message,
+      });
+    }
+  }
+  throw lastError ?? new CertkeeperError('ISSUER_FAILED', `no issuer can issue "${cert.id}"`);
+}

@@ -1,0 +1,110 @@
+/**
+ * What the manager knows about one managed certificate, and the status snapshot derived from it.
+ * A certificate is either *materialized* (`current`: chain and key in memory, validated) or only
+ * *known* (`stored`: the pointer read from the store). With thousands of certificates only the
+ * pointers are read at start-up; a certificate is materialized on its first handshake, or when
+ * it is renewed. That keeps start-up and memory proportional to what is actually served.
+ */
+import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import type { ManagedCertificate } from './options.js';
+import type { Generation, GenerationMeta } from './records.js';
+
+export interface StoredPointer {
+  issuer: string;
+  meta: GenerationMeta;
+}
+
+export interface CertState {
+  cert: ManagedCertificate;
+  current?: Generation;
+  currentMeta?: Omit<GenerationMeta, 'previous'>;
+  /** The stored pointer of a certificate known but not yet materialized. */
+  stored?: StoredPointer;
+  /** A materialization under way (deduplicated). */
+  loading?: Promise<Generation | undefined>;
+  /** Drawn once per generation: jitter and position in an ARI window. */
+  sample: number;
+  /** The fingerprint `sample` was drawn for. */
+  sampleFor?: string;
+  renewAt?: number;
+  retryAt?: number;
+  /** When to ask the issuer for its renewal window again (ARI Retry-After). */
+  windowRefreshAt?: number;
+  failures: number;
+  lastError?: CertkeeperError;
+  warned: Set<number>;
+  inflight?: Promise<void>;
+  queuedForced?: Promise<void>;
+  ready: { promise: Promise<void>; resolve: () => void };
+  removed?: boolean;
+}
+
+export interface CertificateStatus {
+  id: string;
+  names: string[];
+  purpose: 'server' | 'client';
+  state: 'missing' | 'valid' | 'expired';
+  /** An attempt to obtain or renew is under way. */
+  renewing: boolean;
+  issuer: string | null;
+  serial: string | null;
+  fingerprint256: string | null;
+  notBefore: Date | null;
+  notAfter: Date | null;
+  nextRenewalAt: Date | null;
+  failures: number;
+  lastError: { code: string; message: string } | null;
+}
+
+export function newState(cert: ManagedCertificate): CertState {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { cert, sample: Math.random(), failures: 0, warned: new Set(), ready: { promise, resolve } };
+}
+
+export function asError(error: unknown): CertkeeperError {
+  if (isCertkeeperError(error)) return error;
+  return new CertkeeperError('ISSUER_FAILED', describeCause(error), { cause: error });
+}
+
+/** The facts of what is served (or would be, once materialized), from memory or the pointer. */
+export function servedFacts(
+  state: CertState,
+): { serial: string; fingerprint256: string; notBefore: Date; notAfter: Date; issuer: string } | undefined {
+  if (state.current) {
+    const { serialNumber, fingerprint256, notBefore, notAfter } = state.current.info;
+    return { serial: serialNumber, fingerprint256, notBefore, notAfter, issuer: state.current.issuer };
+  }
+  if (state.stored) {
+    const { meta, issuer } = state.stored;
+    return {
+      serial: meta.serial,
+      fingerprint256: meta.fingerprint256,
+      notBefore: new Date(meta.notBefore),
+      notAfter: new Date(meta.notAfter),
+      issuer,
+    };
+  }
+  return undefined;
+}
+
+export function statusOf(state: CertState, now: number, due: number | undefined): CertificateStatus {
+  const facts = servedFacts(state);
+  return {
+    id: state.cert.id,
+    names: [...state.cert.names],
+    purpose: state.cert.purpose,
+    state: !facts ? 'missing' : facts.notAfter.getTime() <= now ? 'expired' : 'valid',
+    renewing: state.inflight !== undefined,
+    issuer: facts?.issuer ?? null,
+    serial: facts?.serial ?? null,
+    fingerprint256: facts?.fingerprint256 ?? null,
+    notBefore: facts?.notBefore ?? null,
+    notAfter: facts?.notAfter ?? null,
+    nextRenewalAt: due === undefined ? null : new Date(due),
+    failures: state.failures,
+    lastError: state.lastError ? { code: state.lastError.code, message: state.lastError.message } : null,
+  };
+}
