@@ -94,6 +94,7 @@ export {
 } from './server/create-server.js';
 // Shared stores (Redis, PostgreSQL; drivers are optional peer dependencies, loaded on first use),
 // encryption of private keys at rest, and change notification.
+export { CachedStore, type CachedStoreOptions } from './store/cached-store.js';
 export { EncryptedStore, type EncryptedStoreOptions } from './store/encrypted-store.js';
 export {
   ENCRYPTION_KEY_ENV,
