@@ -76,6 +76,9 @@ export class PrivateKey {
   readonly type: KeyType;
   readonly #key: KeyObject;
   #cryptoKeys: Promise<WebCrypto.CryptoKeyPair> | undefined;
+  /** The public half is asked for on every validation; derive it once. */
+  #publicKey: KeyObject | undefined;
+  #spki: Buffer | undefined;
 
   private constructor(key: KeyObject, type: KeyType) {
     this.#key = key;
@@ -155,12 +158,14 @@ export class PrivateKey {
   }
 
   get publicKey(): KeyObject {
-    return createPublicKey(this.#key);
+    this.#publicKey ??= createPublicKey(this.#key);
+    return this.#publicKey;
   }
 
   /** SubjectPublicKeyInfo DER of the public half. */
   publicKeyDer(): Buffer {
-    return this.publicKey.export({ type: 'spki', format: 'der' });
+    this.#spki ??= this.publicKey.export({ type: 'spki', format: 'der' });
+    return Buffer.from(this.#spki);
   }
 
   /** Lowercase hex SHA-256 of the SPKI: safe to log, identifies the key. */

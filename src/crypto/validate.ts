@@ -57,8 +57,8 @@ function loadAnchors(anchors: BundleInput['trustAnchors']): ParsedCertificate[] 
   return list.flatMap((pem) => parseCertificates(pem, 'trust anchors'));
 }
 
-function samePublicKey(a: KeyObject, b: KeyObject): boolean {
-  return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
+function samePublicKey(key: PrivateKey, b: KeyObject): boolean {
+  return key.publicKeyDer().equals(b.export({ type: 'spki', format: 'der' }));
 }
 
 /** Checks order and signatures: each certificate must be signed by the next, and each issuer be a CA. */
@@ -173,7 +173,7 @@ export function validateBundle(input: BundleInput): BundleVerdict {
   const leaf = chain[0]!;
   const now = (input.now ?? new Date()).getTime();
   const problems: CertkeeperError[] = [];
-  if (!samePublicKey(key.publicKey, leaf.node.publicKey)) {
+  if (!samePublicKey(key, leaf.node.publicKey)) {
     problems.push(
       problem('KEY_MISMATCH', 'private key does not match the leaf certificate', {
         keyFingerprint: key.publicKeyFingerprint(),

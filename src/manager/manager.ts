@@ -227,6 +227,15 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return (await this.#materialize(this.#state(id))) !== undefined;
   }
 
+  /**
+   * Re-reads every stored pointer now and adopts newer certificates other replicas stored (what
+   * the periodic reconcile does). Resolves when the pass is complete.
+   */
+  async reconcile(): Promise<void> {
+    this.#assertNotStopped();
+    await Promise.all([...this.#states.values()].map((state) => this.#reconcile(state)));
+  }
+
   /** Which managed certificate answers a server name (exact, then wildcard). */
   lookup(servername: string): string | undefined {
     return this.#index.lookup(servername);
