@@ -54,6 +54,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #alpn = new AlpnChallengeRegistry();
   readonly #cluster: ClusterSync;
   #phase: 'new' | 'running' | 'stopped' = 'new';
+  /** Server certificate ids in configuration order; rebuilt after manage/unmanage. */
+  #serverIds: string[] | undefined;
 
   constructor(options: ManagerOptions) {
     super();
@@ -129,6 +131,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#state(id);
     state.removed = true;
     this.#states.delete(id);
+    this.#serverIds = undefined;
     this.#index.remove(id);
     this.#scheduler.delete(id);
   }
@@ -262,8 +265,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       const state = this.#states.get(id);
       return state ? this.#materialize(state) : Promise.resolve(undefined);
     },
-    serverIds: () =>
-      [...this.#states.values()].filter((s) => s.cert.purpose === 'server').map((s) => s.cert.id),
+    serverIds: () => {
+      this.#serverIds ??= [...this.#states.values()]
+        .filter((s) => s.cert.purpose === 'server')
+        .map((s) => s.cert.id);
+      return this.#serverIds;
+    },
+    isServer: (id) => this.#states.get(id)?.cert.purpose === 'server',
     logger: {
       debug: (m, f) => this.#o.logger.debug(m, f),
       info: (m, f) => this.#o.logger.info(m, f),
@@ -277,6 +285,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   #add(cert: ManagedCertificate): CertState {
     const state = newState(cert);
     this.#states.set(cert.id, state);
+    this.#serverIds = undefined;
     if (cert.purpose === 'server') this.#index.add(cert.id, cert.names);
     return state;
   }

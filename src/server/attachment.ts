@@ -75,6 +75,8 @@ export interface CertificateSource {
   load?(id: string): Promise<Generation | undefined>;
   /** Ids of server certificates, in configuration order. */
   serverIds(): string[];
+  /** Whether `id` is a managed server certificate (called on every handshake: O(1)). */
+  isServer(id: string): boolean;
   logger: Logger;
   /** TLS-ALPN-01 challenge certificates held by this process. */
   alpnChallenges: AlpnChallengeRegistry;
@@ -140,11 +142,11 @@ export class ServerAttachment {
 
   /** The certificate served without SNI. */
   get defaultId(): string | undefined {
-    return this.#defaultId ?? this.#source.serverIds().find((id) => this.serves(id));
+    return this.#defaultId ?? this.#source.serverIds()[0];
   }
 
   serves(id: string): boolean {
-    return this.#ids === null ? this.#source.serverIds().includes(id) : this.#ids.has(id);
+    return this.#ids === null ? this.#source.isServer(id) : this.#ids.has(id);
   }
 
   /** The full option set for a context serving `generation`. */

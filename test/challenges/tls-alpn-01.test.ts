@@ -123,6 +123,7 @@ describe('TLS-ALPN-01 on the serving port', () => {
           lookup: (name: string | undefined) => (name === 'a.test' ? 'web' : undefined),
           current: () => generation,
           serverIds: () => ['web'],
+          isServer: (id: string) => id === 'web',
           logger: silentLogger,
           alpnChallenges: registry,
           usesTlsAlpn: () => true,
