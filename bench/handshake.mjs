@@ -20,8 +20,14 @@
 import { once } from 'node:events';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { createCertificateManager, createTlsServer, InternalCA, MemoryStore, silentLogger } from 'certkeeper';
-import { envNumber, forkClient, median, readyOrFail, runBenchmark } from './lib/harness.mjs';
+import {
+  envNumber,
+  forkClient,
+  importCertkeeper,
+  median,
+  readyOrFail,
+  runBenchmark,
+} from './lib/harness.mjs';
 
 const ROUNDS = envNumber('BENCH_ROUNDS', 6);
 const ROUND_MS = envNumber('BENCH_ROUND_MS', 3000);
@@ -52,6 +58,8 @@ const onSecureConnection = (socket) => {
 };
 
 await runBenchmark(async (onCleanup) => {
+  const { createCertificateManager, createTlsServer, InternalCA, MemoryStore, silentLogger } =
+    await importCertkeeper();
   const manager = createCertificateManager({
     store: new MemoryStore(),
     issuer: new InternalCA({ name: 'bench-handshake' }),

@@ -35,8 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createCertificateManager, createHttpsServer, FileStore, InternalCA, silentLogger } from 'certkeeper';
-import { envNumber, forkClient, readyOrFail, runBenchmark } from './lib/harness.mjs';
+import { envNumber, forkClient, importCertkeeper, readyOrFail, runBenchmark } from './lib/harness.mjs';
 
 const PHASE_MS = envNumber('BENCH_PHASE_MS', 5000);
 const MIN_ROTATIONS = envNumber('BENCH_ROTATIONS', 200);
@@ -53,6 +52,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (ms) => `${ms.toFixed(2)} ms`;
 
 await runBenchmark(async (onCleanup) => {
+  const { createCertificateManager, createHttpsServer, FileStore, InternalCA, silentLogger } =
+    await importCertkeeper();
   const directory = mkdtempSync(join(tmpdir(), 'certkeeper-bench-rotation-'));
   onCleanup(() => rmSync(directory, { recursive: true, force: true }));
 

@@ -46,11 +46,22 @@ manager.on('renewalFailed', (e) =>
 );
 manager.on('rolledBack', (e) => console.log(`rolled back (${e.reason.code}): ${e.reason.message}`));
 
-await manager.start();
-await manager.ready();
-const root = await ca.rootCertificate();
+// Ctrl-C is handled from here on, start-up included, so that the directory is always removed.
+let stopping = false;
+let running = true;
+let server;
+let loop;
+let ticker;
+const started = manager.start();
+const startup = started.then(() => manager.ready()).then(() => ca.rootCertificate());
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+const root = await startup.catch((error) => {
+  if (!stopping) throw error;
+});
+if (stopping) await new Promise(() => {}); // interrupted: shutdown() removes the directory and exits
 
-const server = createHttpsServer(manager, {}, (_req, res) => res.end('ok'));
+server = createHttpsServer(manager, {}, (_req, res) => res.end('ok'));
 const port = await new Promise((resolve, reject) => {
   const onError = (error) => {
     if (error.code !== 'EADDRINUSE' || server.listening) return reject(error);
@@ -66,7 +77,6 @@ console.log(
 
 // The client: a new TLS connection for every request, verifying the chain against the demo root,
 // so every handshake after a rotation proves the new certificate is served and trusted.
-let running = true;
 function call() {
   return new Promise((resolve) => {
     const req = https.get(
@@ -89,31 +99,30 @@ function call() {
     req.setTimeout(5_000, () => req.destroy(new Error('timeout')));
   });
 }
-const loop = (async () => {
+loop = (async () => {
   while (running) {
     await call();
     await new Promise((r) => setTimeout(r, 25));
   }
 })();
-const ticker = setInterval(
+ticker = setInterval(
   () =>
     console.log(`requests ${requests}  failures ${failures}${lastError ? `  last error: ${lastError}` : ''}`),
   10_000,
 );
 
-let stopping = false;
 async function shutdown(signal) {
   if (stopping) return;
   stopping = true;
   running = false;
   clearInterval(ticker);
   await loop;
+  await started.catch(() => {}); // stop() in the middle of start() could leave its loop running
   await manager.stop();
-  await new Promise((r) => server.close(r));
+  await startup.catch(() => {}); // an interrupted start-up settles before its files are removed
+  if (server) await new Promise((r) => server.close(r));
   rmSync(directory, { recursive: true, force: true });
   console.log(`stopped (${signal}): rotations ${rotations}  requests ${requests}  failures ${failures}`);
   process.exit(failures === 0 ? 0 : 1);
 }
-process.on('SIGINT', () => shutdown('SIGINT'));
-process.on('SIGTERM', () => shutdown('SIGTERM'));
 if (durationMs > 0) setTimeout(() => shutdown('duration'), durationMs);

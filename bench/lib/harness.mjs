@@ -133,3 +133,22 @@ export async function readyOrFail(manager, timeoutMs = 60_000) {
     clearTimeout(timer);
   }
 }
+
+/**
+ * Imports the built package. Other processes on this machine may be rebuilding it at the same
+ * moment (tsup empties dist/ first), so a missing dist/ is waited for, briefly, instead of
+ * failing the run. Once imported, the modules stay in memory whatever happens to dist/ later.
+ */
+export async function importCertkeeper(timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (let warned = false; ; ) {
+    try {
+      return await import('certkeeper');
+    } catch (error) {
+      if (error?.code !== 'ERR_MODULE_NOT_FOUND' || Date.now() > deadline) throw error;
+      if (!warned) console.log('dist/ is missing (being rebuilt by another process?); waiting');
+      warned = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

@@ -13,6 +13,7 @@ import { createCertificate } from '../crypto/certificate-builder.js';
 import { inspectCsr } from '../crypto/csr.js';
 import { type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
 import { DEFAULT_KEY_TYPE, isKeyType, type KeyType, PrivateKey } from '../crypto/keys.js';
+import { toPem } from '../crypto/pem.js';
 import { crypto, x509 } from '../crypto/x509.js';
 import { CertkeeperError, isCertkeeperError } from '../errors.js';
 import { layout } from '../store/layout.js';
@@ -182,7 +183,11 @@ export class InternalCA implements Issuer {
     return (await this.#revoked(this.#useStore(store))).map((e) => e.serial);
   }
 
-  /** A CRL (PEM) signed by the current intermediate, for servers that check client certificates. */
+  /**
+   * A CRL (PEM) signed by the current intermediate, listing the revoked leaves. Node's `tls`
+   * checks the whole client chain once a CRL is set (CRL_CHECK_ALL), so a Node server needs
+   * `crls()`, which adds the root's CRL for the intermediate.
+   */
   async crl(store?: Store, now = Date.now()): Promise<string> {
     const s = this.#useStore(store);
     const intermediate = await this.#ensureIntermediate(s, now);
@@ -191,18 +196,34 @@ export class InternalCA implements Issuer {
       revocationDate: new Date(e.revokedAt),
       reason: REASON_CODES[e.reason],
     }));
+    return this.#signCrl(intermediate, entries, now);
+  }
+
+  /**
+   * Every CRL a verifier that checks the whole chain needs: the intermediate's (revoked leaves,
+   * as `crl()`) and the root's (no revoked intermediates). Pass it as the `crl` option of a
+   * Node `tls` / `https` server that requests client certificates.
+   */
+  async crls(store?: Store, now = Date.now()): Promise<string[]> {
+    const s = this.#useStore(store);
+    const leaves = await this.crl(s, now);
+    return [leaves, await this.#signCrl(await this.#ensureRoot(s), [], now)];
+  }
+
+  async #signCrl(authority: Authority, entries: x509.X509CrlEntryParams[], now: number): Promise<string> {
     const crl = await x509.X509CrlGenerator.create(
       {
-        issuer: new x509.X509Certificate(intermediate.certificate.der).subjectName,
+        issuer: new x509.X509Certificate(authority.certificate.der).subjectName,
         thisUpdate: new Date(now - MINUTE),
         nextUpdate: new Date(now + Math.min(this.lifetimeMs, DAY)),
         entries,
-        signingKey: (await intermediate.key.cryptoKeyPair()).privateKey,
-        signingAlgorithm: intermediate.key.signingAlgorithm as webcrypto.Algorithm,
+        signingKey: (await authority.key.cryptoKeyPair()).privateKey,
+        signingAlgorithm: authority.key.signingAlgorithm as webcrypto.Algorithm,
       },
       crypto,
     );
-    return crl.toString('pem');
+    // RFC 7468 label: OpenSSL and Node's `tls` refuse @peculiar/x509's `-----BEGIN CRL-----`.
+    return toPem('X509 CRL', new Uint8Array(crl.rawData));
   }
 
   #useStore(store: Store | undefined): Store {
@@ -269,8 +290,22 @@ export class InternalCA implements Issuer {
     await store.put(layout.ca(this.name, `${which}.pem`), authority.certificate.pem);
   }
 
+  /**
+   * A read without the lock, for the fast path. Writers hold the lock and write the key before the
+   * certificate, so such a read can catch a rotation half-way (new key, old certificate): what
+   * looks damaged here reads as null, and is only believed damaged when re-read under the lock.
+   */
+  async #readUnlocked(store: Store, which: 'root' | 'intermediate'): Promise<Authority | null> {
+    try {
+      return await this.#readAuthority(store, which);
+    } catch (error) {
+      if (isCertkeeperError(error) && error.code === 'CA_CORRUPT') return null;
+      throw error;
+    }
+  }
+
   async #ensureRoot(store: Store): Promise<Authority> {
-    const existing = await this.#readAuthority(store, 'root');
+    const existing = await this.#readUnlocked(store, 'root');
     if (existing) return existing;
     // Another replica may create it while we wait for the lock: #rootLocked re-reads first.
     return this.#underLock(store, () => this.#rootLocked(store));
@@ -318,7 +353,7 @@ export class InternalCA implements Issuer {
   }
 
   async #ensureIntermediate(store: Store, now: number): Promise<Authority> {
-    const existing = await this.#readAuthority(store, 'intermediate');
+    const existing = await this.#readUnlocked(store, 'intermediate');
     if (existing && this.#intermediateFresh(existing, now)) return existing;
     return this.#underLock(store, async () => {
       const again = await this.#readAuthority(store, 'intermediate');
