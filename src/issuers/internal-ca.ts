@@ -79,6 +79,15 @@ export class InternalCA implements Issuer {
   readonly #intermediateLifetimeMs: number;
   readonly #keyType: KeyType;
   readonly #ekuMode: 'purpose' | 'both';
+  /**
+   * The last authority parsed per role, with the stored bytes it came from. Every issuance reads
+   * the store (another replica may have rotated the CA), but parsing a certificate and a key and
+   * checking that they match costs ~1 ms: with unchanged bytes the parsed result is reused.
+   */
+  readonly #parsed = new Map<
+    'root' | 'intermediate',
+    { cert: Uint8Array; key: Uint8Array; authority: Authority }
+  >();
   #store: Store | undefined;
 
   constructor(options: InternalCAOptions = {}) {
@@ -263,6 +272,10 @@ export class InternalCA implements Issuer {
       store.get(layout.ca(this.name, `${which}-key.pem`)),
     ]);
     if (!certRaw) return null;
+    const cached = this.#parsed.get(which);
+    if (cached && keyRaw && sameBytes(cached.cert, certRaw) && sameBytes(cached.key, keyRaw)) {
+      return cached.authority;
+    }
     try {
       if (!keyRaw) throw new CertkeeperError('CA_CORRUPT', `${which} key is missing`);
       const [certificate] = parseCertificates(certRaw, `internal CA ${which}`);
@@ -270,7 +283,9 @@ export class InternalCA implements Issuer {
       if (!certificate!.node.checkPrivateKey(key.keyObject)) {
         throw new CertkeeperError('CA_CORRUPT', `${which} key does not match its certificate`);
       }
-      return { key, certificate: certificate! };
+      const authority = { key, certificate: certificate! };
+      this.#parsed.set(which, { cert: certRaw, key: keyRaw, authority });
+      return authority;
     } catch (error) {
       const reason = isCertkeeperError(error) ? error.message : 'unreadable';
       throw new CertkeeperError(
@@ -364,4 +379,8 @@ export class InternalCA implements Issuer {
       return intermediate;
     });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
