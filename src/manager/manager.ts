@@ -10,6 +10,7 @@
  *                                 (any failure: keep or restore the previous certificate, retry later)
  *   replicas (`#reconcile`)       another replica's newer certificate is adopted (cluster/sync.ts)
  */
+import { setMaxListeners } from 'node:events';
 import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
@@ -60,6 +61,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   constructor(options: ManagerOptions) {
     super();
     this.#o = resolveOptions(options);
+    // Every running obtain, store call and lock wait listens on this one signal; with a large
+    // fleet and `concurrency` above 10 that is many listeners by design, not a leak.
+    setMaxListeners(0, this.#abort.signal);
     this.#scheduler = new Scheduler(this.#o.clock, (id) => this.#tick(id), {
       concurrency: this.#o.concurrency,
     });

@@ -362,6 +362,9 @@ export class RedisStore extends SharedStore {
     client.on('error', (err: unknown) => {
       this.#lastError = err;
     });
+    // Every call waiting for the connection listens for ready/error/end until it is up: a fleet
+    // loading thousands of entries at start-up has thousands waiting, which is not a leak.
+    client.setMaxListeners(0);
     this.#owned = client;
     this.#everReady = false;
     return client;
