@@ -53,6 +53,12 @@ export type ErrorCode =
   | 'NEW_TOKEN_REQUIRED'
   | 'CA_REFUSED'
   | 'PROVISIONER_KEY_INVALID'
+  // trust stores and CA rotation
+  | 'TRUST_SOURCE_FAILED'
+  | 'TRUST_UPDATE_REFUSED'
+  | 'TRUST_EMPTY'
+  | 'TRUST_PIN_MISMATCH'
+  | 'CA_ROTATION_STATE'
   // lifecycle
   | 'LIVE_VERIFY_FAILED'
   | 'UNKNOWN_CERTIFICATE'

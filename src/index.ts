@@ -52,7 +52,12 @@ export {
 export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme/acme-issuer.js';
 export { certId } from './issuers/acme/ari.js';
-export { InternalCA, type InternalCAOptions } from './issuers/internal-ca.js';
+export {
+  InternalCA,
+  type InternalCAOptions,
+  type RootRotationPhase,
+  type RootRotationStatus,
+} from './issuers/internal-ca.js';
 export type {
   CertificatePurpose,
   CertificateRequest,
@@ -85,13 +90,19 @@ export {
 } from './manager/manager.js';
 export type { ManagedCertificateOptions, ManagerOptions } from './manager/options.js';
 export { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './manager/policy.js';
-export { type AttachOptions, ServerAttachment } from './server/attachment.js';
+export {
+  type AttachOptions,
+  CLIENT_AUTH_SESSION_TIMEOUT,
+  type ClientAuthOptions,
+  ServerAttachment,
+} from './server/attachment.js';
 export {
   createHttp2SecureServer,
   createHttpsServer,
   createTlsServer,
   type ManagedServerOptions,
 } from './server/create-server.js';
+export { type PeerIdentity, peerIdentity } from './server/peer-identity.js';
 // Shared stores (Redis, PostgreSQL; drivers are optional peer dependencies, loaded on first use),
 // encryption of private keys at rest, and change notification.
 export { CachedStore, type CachedStoreOptions } from './store/cached-store.js';
@@ -119,3 +130,20 @@ export type {
 } from './store/store.js';
 export { DEFAULT_LOCK_TTL_MS } from './store/store.js';
 export { type WithLockOptions, withLock } from './store/with-lock.js';
+// Trust: bundles of accepted CAs, their sources, the guarded store, and root rotation.
+export { BootstrapTrustSource, type BootstrapTrustSourceOptions } from './trust/bootstrap-source.js';
+export { makeBundle, staticTrust, type TrustBundle, type TrustBundleSource } from './trust/bundle.js';
+export { managerChains, type RotateCaOptions, rotateCa } from './trust/ca-rotation.js';
+export { bundlePem, writeBundleFile } from './trust/export.js';
+export { FileTrustSource, type FileTrustSourceOptions } from './trust/file-source.js';
+export { InternalCaTrustSource, type InternalCaTrustSourceOptions } from './trust/internal-ca-source.js';
+export { pemSource, type TrustSource } from './trust/source.js';
+export {
+  type ProtectedChains,
+  type RefreshOptions,
+  type TrustChange,
+  TrustStore,
+  type TrustStoreEvents,
+  type TrustStoreOptions,
+} from './trust/trust-store.js';
+export { UrlTrustSource, type UrlTrustSourceOptions } from './trust/url-source.js';

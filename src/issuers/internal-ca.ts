@@ -52,6 +52,24 @@ interface Authority {
   certificate: ParsedCertificate;
 }
 
+/** Roles with a certificate and key in the store; `root-next` exists only during a root rotation. */
+type Role = 'root' | 'intermediate' | 'root-next';
+
+/**
+ * Where a root rotation stands (see `beginRootRotation`):
+ * `none` one root; `introduced` a next root is published beside the issuing one but signs nothing
+ * yet; `activated` the new root issues, the previous one is still published until finished.
+ */
+export type RootRotationPhase = 'none' | 'introduced' | 'activated';
+
+export interface RootRotationStatus {
+  phase: RootRotationPhase;
+  /** SHA-256 fingerprints (lowercase hex) of the issuing, next and previous roots. */
+  current: string;
+  next: string | null;
+  previous: string | null;
+}
+
 interface RevokedEntry {
   serial: string;
   reason: RevocationReason;
@@ -84,10 +102,9 @@ export class InternalCA implements Issuer {
    * the store (another replica may have rotated the CA), but parsing a certificate and a key and
    * checking that they match costs ~1 ms: with unchanged bytes the parsed result is reused.
    */
-  readonly #parsed = new Map<
-    'root' | 'intermediate',
-    { cert: Uint8Array; key: Uint8Array; authority: Authority }
-  >();
+  readonly #parsed = new Map<Role, { cert: Uint8Array; key: Uint8Array; authority: Authority }>();
+  /** Told after this process changed the published roots (see `onAnchorsChanged`). */
+  readonly #anchorListeners = new Set<() => void>();
   #store: Store | undefined;
 
   constructor(options: InternalCAOptions = {}) {
@@ -146,8 +163,127 @@ export class InternalCA implements Issuer {
     return { chainPem: leaf.pem + intermediate.certificate.pem };
   }
 
+  /**
+   * The roots to trust: the issuing root, plus during a rotation the next root (published before
+   * it signs anything) or the previous one (published until every certificate it covers is gone).
+   */
   async trustAnchors(context: IssuerContext): Promise<string[]> {
-    return [(await this.#ensureRoot(this.#useStore(context.store))).certificate.pem];
+    return this.publishedRoots(context.store);
+  }
+
+  /** `trustAnchors` without an issuer context. Creates the CA on first call. */
+  async publishedRoots(store?: Store): Promise<string[]> {
+    const s = this.#useStore(store);
+    const root = await this.#ensureRoot(s);
+    const [next, previous] = await Promise.all([
+      this.#readUnlocked(s, 'root-next'),
+      s.get(layout.ca(this.name, 'root-previous.pem')),
+    ]);
+    const pems = [root.certificate.pem];
+    if (next) pems.push(next.certificate.pem);
+    if (previous) pems.push(Buffer.from(previous).toString('utf8'));
+    return [...new Set(pems)];
+  }
+
+  /** Registers `listener` for changes to `publishedRoots` made through this object. */
+  onAnchorsChanged(listener: () => void): () => void {
+    this.#anchorListeners.add(listener);
+    return () => this.#anchorListeners.delete(listener);
+  }
+
+  async rootRotation(store?: Store): Promise<RootRotationStatus> {
+    const s = this.#useStore(store);
+    const root = await this.#ensureRoot(s);
+    const [next, previous] = await Promise.all([
+      this.#readUnlocked(s, 'root-next'),
+      s.get(layout.ca(this.name, 'root-previous.pem')),
+    ]);
+    const current = root.certificate.info.fingerprint256;
+    const nextFp = next ? next.certificate.info.fingerprint256 : null;
+    const previousFp = previous ? parseCertificates(previous)[0]!.info.fingerprint256 : null;
+    return {
+      phase: previousFp ? 'activated' : nextFp && nextFp !== current ? 'introduced' : 'none',
+      current,
+      next: nextFp === current ? null : nextFp,
+      previous: previousFp,
+    };
+  }
+
+  /**
+   * Root rotation, step 1 of 3: creates the next root and publishes it beside the issuing one.
+   * Nothing is signed by it yet, so every peer can learn to trust it (refresh the trust stores)
+   * before any certificate depends on it. Idempotent while `introduced`.
+   */
+  async beginRootRotation(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+    const s = this.#useStore(store);
+    await this.#underLock(s, async () => {
+      await this.#rootLocked(s);
+      if (await s.get(layout.ca(this.name, 'root-previous.pem'))) {
+        throw this.#rotationState('beginRootRotation', 'a previous rotation is not finished');
+      }
+      if (await this.#readAuthority(s, 'root-next')) return;
+      await this.#writeAuthority(s, 'root-next', await this.#makeRoot(now, true));
+    });
+    this.#anchorsChanged();
+    return this.rootRotation(s);
+  }
+
+  /**
+   * Step 2 of 3: the next root becomes the issuing root, with a fresh intermediate under it; the
+   * old root stays published as `previous`. Follow with `manager.renewAll()` so every
+   * certificate is re-issued under the new root.
+   */
+  async activateNextRoot(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+    const s = this.#useStore(store);
+    await this.#underLock(s, async () => {
+      const next = await this.#readAuthority(s, 'root-next');
+      if (!next) throw this.#rotationState('activateNextRoot', 'no next root (call beginRootRotation)');
+      const root = await this.#rootLocked(s);
+      // Order matters for a crash half-way: the old root is kept as `previous` before it stops
+      // being `root`, and `root-next` is removed only once it is `root` (rootRotation() reads a
+      // next root equal to the root as "activated").
+      await s.put(layout.ca(this.name, 'root-previous.pem'), root.certificate.pem);
+      await this.#writeAuthority(s, 'root', next);
+      await this.#writeAuthority(s, 'intermediate', await this.#makeIntermediate(next, now));
+      await s.delete(layout.ca(this.name, 'root-next.pem'));
+      await s.delete(layout.ca(this.name, 'root-next-key.pem'));
+    });
+    this.#anchorsChanged();
+    return this.rootRotation(s);
+  }
+
+  /**
+   * Step 3 of 3: stops publishing the previous root. `guard` receives the roots that will remain
+   * and may throw to refuse (a TrustStore's `assertUpdate` refuses while a served certificate
+   * still chains only to the old root); nothing changes then.
+   */
+  async finishRootRotation(
+    options: { store?: Store; guard?: (remaining: string[]) => void | Promise<void> } = {},
+  ): Promise<RootRotationStatus> {
+    const s = this.#useStore(options.store);
+    await this.#underLock(s, async () => {
+      const previousKey = layout.ca(this.name, 'root-previous.pem');
+      if (!(await s.get(previousKey))) {
+        throw this.#rotationState('finishRootRotation', 'no previous root (call activateNextRoot)');
+      }
+      const root = await this.#rootLocked(s);
+      const next = await this.#readAuthority(s, 'root-next');
+      const remaining = [root.certificate.pem, ...(next ? [next.certificate.pem] : [])];
+      await options.guard?.(remaining);
+      await s.delete(previousKey);
+    });
+    this.#anchorsChanged();
+    return this.rootRotation(s);
+  }
+
+  #rotationState(step: string, why: string): CertkeeperError {
+    return new CertkeeperError('CA_ROTATION_STATE', `internal CA ${this.name}: ${step}: ${why}`, {
+      details: { step },
+    });
+  }
+
+  #anchorsChanged(): void {
+    for (const listener of this.#anchorListeners) listener();
   }
 
   /** The root certificate (PEM) that clients must trust. Creates the CA on first call. */
@@ -266,7 +402,7 @@ export class InternalCA implements Issuer {
     }
   }
 
-  async #readAuthority(store: Store, which: 'root' | 'intermediate'): Promise<Authority | null> {
+  async #readAuthority(store: Store, which: Role): Promise<Authority | null> {
     const [certRaw, keyRaw] = await Promise.all([
       store.get(layout.ca(this.name, `${which}.pem`)),
       store.get(layout.ca(this.name, `${which}-key.pem`)),
@@ -299,7 +435,7 @@ export class InternalCA implements Issuer {
     }
   }
 
-  async #writeAuthority(store: Store, which: 'root' | 'intermediate', authority: Authority): Promise<void> {
+  async #writeAuthority(store: Store, which: Role, authority: Authority): Promise<void> {
     // Key first: a certificate without its key would look like a working CA.
     await store.put(layout.ca(this.name, `${which}-key.pem`), authority.key.toPem());
     await store.put(layout.ca(this.name, `${which}.pem`), authority.certificate.pem);
@@ -310,7 +446,7 @@ export class InternalCA implements Issuer {
    * certificate, so such a read can catch a rotation half-way (new key, old certificate): what
    * looks damaged here reads as null, and is only believed damaged when re-read under the lock.
    */
-  async #readUnlocked(store: Store, which: 'root' | 'intermediate'): Promise<Authority | null> {
+  async #readUnlocked(store: Store, which: Role): Promise<Authority | null> {
     try {
       return await this.#readAuthority(store, which);
     } catch (error) {
@@ -330,19 +466,25 @@ export class InternalCA implements Issuer {
   async #rootLocked(store: Store): Promise<Authority> {
     const existing = await this.#readAuthority(store, 'root');
     if (existing) return existing;
+    const root = await this.#makeRoot(Date.now(), false);
+    await this.#writeAuthority(store, 'root', root);
+    return root;
+  }
+
+  async #makeRoot(now: number, rotated: boolean): Promise<Authority> {
     const key = await PrivateKey.generate(this.#keyType);
-    const now = Date.now();
+    // A rotated root gets its own subject (dated): peers, logs and OpenSSL's lookup by subject
+    // tell the two roots apart while both are trusted.
+    const stamp = rotated ? ` ${new Date(now).toISOString().replace(/[-:]|\.\d+/g, '')}` : '';
     const certificate = await createCertificate({
       publicKey: key,
-      subject: `CN=${this.name} Root CA,O=certkeeper`,
+      subject: `CN=${this.name} Root CA${stamp},O=certkeeper`,
       notBefore: new Date(now - MINUTE),
       notAfter: new Date(now + this.#rootLifetimeMs),
       isCA: true,
       pathLength: 1,
     });
-    const root = { key, certificate };
-    await this.#writeAuthority(store, 'root', root);
-    return root;
+    return { key, certificate };
   }
 
   async #makeIntermediate(root: Authority, now: number): Promise<Authority> {

@@ -15,6 +15,7 @@ import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Generation } from '../manager/records.js';
+import type { TrustBundleSource } from '../trust/bundle.js';
 import { alpnChallengeOf, installAlpnChallenges } from './alpn.js';
 import { ContextCache } from './context-cache.js';
 import { type ProbeResult, probe } from './live-verify.js';
@@ -65,7 +66,29 @@ export interface AttachOptions {
    * server's own ALPNProtocols). A plain tls.Server without ALPN needs this to answer TLS-ALPN-01.
    */
   alpnProtocols?: string[];
+  /**
+   * Verify client certificates against a trust bundle that may change while serving: sets
+   * `requestCert`, `rejectUnauthorized` (= `required`) and `ca` from the bundle, and on each new
+   * bundle rebuilds every context with the full option set and new ticket keys (see
+   * `ServerAttachment#applyTrust`). Use `peerIdentity(req)` in handlers.
+   */
+  clientAuth?: ClientAuthOptions;
 }
+
+export interface ClientAuthOptions {
+  trust: TrustBundleSource;
+  /** Refuse clients without a valid certificate (default true); false lets handlers decide. */
+  required?: boolean;
+  /**
+   * Session lifetime in seconds (default 300). A resumed session keeps the identity of its first
+   * handshake (TLS 1.3 does not resend the client certificate), so this bounds how long a rotated
+   * or distrusted client identity can live on through resumption.
+   */
+  sessionTimeout?: number;
+}
+
+/** Default session lifetime (s) when client certificates are verified. */
+export const CLIENT_AUTH_SESSION_TIMEOUT = 300;
 
 /** What an attachment needs from the manager. */
 export interface CertificateSource {
@@ -96,7 +119,9 @@ export class ServerAttachment {
   readonly liveVerify: boolean;
   readonly #source: CertificateSource;
   readonly #options: tls.SecureContextOptions;
-  readonly #ticketKeys: Buffer;
+  #ticketKeys: Buffer;
+  #trustVersion = -1;
+  #stopTrust: (() => void) | undefined;
   readonly #ids: Set<string> | null;
   readonly #defaultId: string | undefined;
   readonly #unknown: 'default' | 'reject';
@@ -129,6 +154,7 @@ export class ServerAttachment {
     this.#unknown = options.unknownName ?? 'default';
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
+    if (options.clientAuth) this.#startClientAuth(options.clientAuth);
     this.#installSni();
     if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
       this.#restoreAlpn = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
@@ -196,9 +222,79 @@ export class ServerAttachment {
   }
 
   detach(): void {
+    this.#stopTrust?.();
     this.#restoreSni?.();
     this.#restoreAlpn?.();
     this.#contexts.clear();
+  }
+
+  #startClientAuth(options: ClientAuthOptions): void {
+    const { trust } = options;
+    if (typeof trust?.current !== 'function' || typeof trust.subscribe !== 'function') {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        'attach option clientAuth.trust must be a TrustBundleSource',
+      );
+    }
+    const timeout = options.sessionTimeout ?? this.#options.sessionTimeout ?? CLIENT_AUTH_SESSION_TIMEOUT;
+    if (!Number.isInteger(timeout) || timeout < 1) {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        'attach option clientAuth.sessionTimeout must be an integer >= 1',
+      );
+    }
+    this.#options.sessionTimeout = timeout;
+    // Per-connection server fields (setSecureContext never resets them): read by Node when it
+    // wraps each accepted socket.
+    const fields = this.server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
+    fields.requestCert = true;
+    fields.rejectUnauthorized = options.required ?? true;
+    this.applyTrust(trust.current().certificates, trust.current().version);
+    this.#stopTrust = trust.subscribe((bundle) => {
+      try {
+        this.applyTrust(bundle.certificates, bundle.version);
+      } catch (error) {
+        this.#source.logger.error('applying a new trust bundle failed; the previous one is still used', {
+          version: bundle.version,
+          error: (error as Error).message,
+        });
+      }
+    });
+  }
+
+  /**
+   * Makes `certificates` the accepted client CAs of every new handshake. Besides `ca`, the ticket
+   * keys change: a ticket issued under the old bundle would resume a session whose client was
+   * verified against CAs no longer trusted (TLS 1.3 resumption does not re-verify), so every
+   * client makes one full handshake under the new bundle. SNI contexts are dropped and rebuilt on
+   * their next handshake, since `setSecureContext` only reaches the default context.
+   */
+  applyTrust(certificates: readonly string[], version: number): void {
+    if (version === this.#trustVersion) return;
+    this.#trustVersion = version;
+    this.#options.ca = [...certificates];
+    this.#ticketKeys = randomBytes(48);
+    this.#contexts.clear();
+    const id = this.defaultId;
+    const generation = id === undefined ? undefined : this.#source.current(id);
+    if (generation && this.serves(id!)) {
+      this.server.setSecureContext(this.contextOptions(generation));
+      this.#defaultServed = generation.info.fingerprint256;
+      return;
+    }
+    // The default certificate is not in memory yet: keep the server's own key and certificate.
+    const own = this.server as unknown as {
+      key?: tls.SecureContextOptions['key'];
+      cert?: tls.SecureContextOptions['cert'];
+    };
+    if (own.key && own.cert) {
+      this.server.setSecureContext({
+        ...this.#options,
+        key: own.key,
+        cert: own.cert,
+        ticketKeys: this.#ticketKeys,
+      });
+    }
   }
 
   /** The SNI handler: exact name, wildcard, then default (the server's own context). */

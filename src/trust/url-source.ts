@@ -1,0 +1,186 @@
+/**
+ * Trust anchors fetched from a URL (a CA's `/roots.pem`, an internal bundle endpoint), over a
+ * connection pinned one of two ways:
+ *
+ * - `ca`: the server's chain must verify against exactly this root (PEM), host name included.
+ *   Node's bundled public roots are not consulted (`ca` replaces them).
+ * - `pins`: SHA-256 fingerprints (of the DER) of certificates the server presents, its leaf or a
+ *   CA it sends. The chain is not verified against any root (there is none to verify against);
+ *   the fingerprint is the whole check, as with SSH host keys. Node only runs
+ *   `checkServerIdentity` after a successful chain verification, so the check is made on the
+ *   connected socket instead, before a single byte of the request is written.
+ *
+ * With both, both must hold. Plain `http:` is refused: a trust bundle fetched in clear is whatever
+ * anyone on the path wants it to be. Each fetch is a fresh connection (no agent, no resumption),
+ * so a pin is checked on every fetch, not only on the first.
+ */
+import https from 'node:https';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import { CertkeeperError, describeCause } from '../errors.js';
+import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
+import type { TrustSource } from './source.js';
+
+export interface UrlTrustSourceOptions {
+  url: string | URL;
+  name?: string;
+  /** Root (PEM) the server's chain must verify against. */
+  ca?: string;
+  /** SHA-256 fingerprints (hex, any of `AB:CD`, `ab-cd`, `abcd` forms) of a presented certificate. */
+  pins?: string[];
+  /** Default 10 s. */
+  timeoutMs?: number;
+  /** Re-fetch interval for `watch`; 0 (default) means only on `refresh()`. */
+  refreshIntervalMs?: number;
+}
+
+const MAX_BODY = 1 << 20;
+
+function invalid(name: string, bound: string): CertkeeperError {
+  return new CertkeeperError('INVALID_OPTION', `UrlTrustSource option ${name} ${bound}`);
+}
+
+export class UrlTrustSource implements TrustSource {
+  readonly name: string;
+  readonly url: URL;
+  readonly #ca: string | undefined;
+  readonly #pins: ReadonlySet<string> | undefined;
+  readonly #timeoutMs: number;
+  readonly #intervalMs: number;
+
+  constructor(options: UrlTrustSourceOptions) {
+    this.url = new URL(options.url);
+    if (this.url.protocol !== 'https:') throw invalid('url', 'must be https:');
+    if (!options.ca && !options.pins?.length) throw invalid('ca/pins', 'one of them is required');
+    if (options.pins) {
+      const pins = options.pins.map((p) => normalizeFingerprint(p));
+      if (pins.some((p) => p === null)) throw invalid('pins', 'must be SHA-256 fingerprints (64 hex digits)');
+      this.#pins = new Set(pins as string[]);
+    }
+    this.#ca = options.ca;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#intervalMs = options.refreshIntervalMs ?? 0;
+    if (!(this.#timeoutMs > 0)) throw invalid('timeoutMs', 'must be > 0');
+    if (!(this.#intervalMs >= 0)) throw invalid('refreshIntervalMs', 'must be >= 0');
+    this.name = options.name ?? `url:${this.url.host}${this.url.pathname}`;
+  }
+
+  async load(signal: AbortSignal): Promise<string[]> {
+    const socket = await this.#connect(signal);
+    return [await this.#get(socket, signal)];
+  }
+
+  watch(onChange: () => void): () => void {
+    if (this.#intervalMs === 0) return () => {};
+    const timer = setInterval(onChange, this.#intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  #fail(
+    message: string,
+    cause?: unknown,
+    code: 'TRUST_SOURCE_FAILED' | 'TRUST_PIN_MISMATCH' = 'TRUST_SOURCE_FAILED',
+  ) {
+    return new CertkeeperError(code, `trust source ${this.name}: ${message}`, {
+      ...(cause === undefined ? {} : { cause }),
+      details: { source: this.name, url: this.url.origin },
+    });
+  }
+
+  /** A TLS connection that passed the pin checks, or a typed error. */
+  #connect(signal: AbortSignal): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const host = this.url.hostname.replace(/^\[|\]$/g, '');
+      const socket = tls.connect({
+        host,
+        port: Number(this.url.port || 443),
+        servername: isIP(host) ? undefined : host,
+        ...(this.#ca ? { ca: this.#ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
+      });
+      const abort = () => socket.destroy(this.#fail('aborted'));
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
+      socket.once('close', () => signal.removeEventListener('abort', abort));
+      socket.setTimeout(this.#timeoutMs, () =>
+        socket.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)),
+      );
+      socket.once('error', (error) =>
+        reject(
+          isCertkeeperErrorLike(error)
+            ? error
+            : this.#fail(`connection failed (${describeCause(error)})`, error),
+        ),
+      );
+      socket.once('secureConnect', () => {
+        if (this.#pins) {
+          const presented = chainFingerprints(socket.getPeerCertificate(true));
+          if (!presented.some((fp) => this.#pins!.has(fp))) {
+            socket.destroy(
+              this.#fail(
+                `no presented certificate matches the pinned fingerprints (presented ${presented.join(', ') || 'none'})`,
+                undefined,
+                'TRUST_PIN_MISMATCH',
+              ),
+            );
+            return;
+          }
+        }
+        resolve(socket);
+      });
+    });
+  }
+
+  #get(socket: tls.TLSSocket, signal: AbortSignal): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(this.url, {
+        agent: false,
+        createConnection: () => socket,
+        headers: { Accept: 'application/x-pem-file, text/plain' },
+        signal,
+        timeout: this.#timeoutMs,
+      });
+      req.on('response', (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          reject(this.#fail(`GET ${this.url.pathname} answered ${res.statusCode}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_BODY) req.destroy(this.#fail('the answer exceeds 1 MiB'));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          if (!res.readableAborted) resolve(Buffer.concat(chunks).toString('utf8'));
+        });
+        res.on('aborted', () => reject(this.#fail('connection closed mid-answer')));
+      });
+      req.on('timeout', () => req.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)));
+      req.on('error', (error) =>
+        reject(
+          isCertkeeperErrorLike(error) ? error : this.#fail(`GET failed (${describeCause(error)})`, error),
+        ),
+      );
+      req.end();
+    });
+  }
+}
+
+function isCertkeeperErrorLike(error: unknown): error is CertkeeperError {
+  return error instanceof CertkeeperError;
+}
+
+/** Lowercase hex SHA-256 of every certificate the peer presented (leaf first). */
+function chainFingerprints(leaf: tls.DetailedPeerCertificate): string[] {
+  const out: string[] = [];
+  const seen = new Set<tls.DetailedPeerCertificate>();
+  for (let cert: tls.DetailedPeerCertificate | undefined = leaf; cert?.fingerprint256 && !seen.has(cert); ) {
+    seen.add(cert);
+    out.push(cert.fingerprint256.replaceAll(':', '').toLowerCase());
+    cert = cert.issuerCertificate;
+  }
+  return out;
+}
