@@ -23,12 +23,15 @@ export interface FileTrustSourceOptions {
   name?: string;
   /** Poll fallback interval; 0 disables polling. Default 10 s. */
   pollIntervalMs?: number;
+  /** Use `fs.watch` on the directories (default true); false where it misbehaves (some NFS). */
+  fsWatch?: boolean;
 }
 
 export class FileTrustSource implements TrustSource {
   readonly name: string;
   readonly paths: readonly string[];
   readonly #pollMs: number;
+  readonly #fsWatch: boolean;
 
   constructor(options: FileTrustSourceOptions) {
     if (!Array.isArray(options.paths) || options.paths.length === 0) {
@@ -37,6 +40,7 @@ export class FileTrustSource implements TrustSource {
     this.paths = options.paths.map((p) => resolve(p));
     this.name = options.name ?? `files:${basename(this.paths[0]!)}`;
     this.#pollMs = options.pollIntervalMs ?? 10_000;
+    this.#fsWatch = options.fsWatch ?? true;
     if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) {
       throw new CertkeeperError('INVALID_OPTION', 'FileTrustSource option pollIntervalMs must be >= 0');
     }
@@ -60,7 +64,7 @@ export class FileTrustSource implements TrustSource {
 
   watch(onChange: () => void): () => void {
     const watchers: FSWatcher[] = [];
-    for (const dir of new Set(this.paths.map((p) => dirname(p)))) {
+    for (const dir of this.#fsWatch ? new Set(this.paths.map((p) => dirname(p))) : []) {
       try {
         const watcher = watch(dir, { persistent: false }, () => onChange());
         // A watched directory that disappears errors the watcher; the poll carries on alone.

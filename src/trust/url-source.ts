@@ -134,7 +134,8 @@ export class UrlTrustSource implements TrustSource {
   #get(socket: tls.TLSSocket, signal: AbortSignal): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = https.request(this.url, {
-        agent: false,
+        // No agent: the request runs on the socket that passed the pin check (an agent,
+        // even `agent: false`, would open its own connection).
         createConnection: () => socket,
         headers: { Accept: 'application/x-pem-file, text/plain' },
         signal,

@@ -1,0 +1,229 @@
+// Each TrustSource against a real peer: files replaced the way secret mounts replace them, an
+// HTTPS bundle endpoint on loopback (pinned by root, by fingerprint, and a wrong pin), and the
+// step-ca bootstrap by fingerprint against the fake step-ca.
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CertkeeperError } from '../../src/errors.js';
+import { BootstrapTrustSource } from '../../src/trust/bootstrap-source.js';
+import { FileTrustSource } from '../../src/trust/file-source.js';
+import { TrustStore } from '../../src/trust/trust-store.js';
+import { UrlTrustSource } from '../../src/trust/url-source.js';
+import { makePki, makeRoot } from '../support/pki.js';
+import { FakeStepCa } from '../support/step-ca/ca.js';
+import { listen } from '../support/tls.js';
+import { nextTrustEvent } from './support.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'certkeeper-trust-src-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const signal = () => new AbortController().signal;
+
+describe('FileTrustSource', () => {
+  it('picks up a file replaced by rename (temp file + rename, as Docker and editors do)', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'ca.pem');
+    const a = await makeRoot('A');
+    const b = await makeRoot('B');
+    writeFileSync(path, a.certificate.pem);
+    const store = new TrustStore({ sources: [new FileTrustSource({ paths: [path], pollIntervalMs: 100 })] });
+    cleanups.push(() => store.stop());
+    await store.start();
+    expect(store.current().fingerprints).toEqual([a.certificate.info.fingerprint256]);
+
+    const changed = nextTrustEvent(store, 'changed');
+    writeFileSync(join(dir, '.tmp-new'), a.certificate.pem + b.certificate.pem);
+    renameSync(join(dir, '.tmp-new'), path);
+    const change = await changed;
+    expect(change.added).toEqual([b.certificate.info.fingerprint256]);
+  });
+
+  it('follows a Kubernetes-style ..data symlink swap', async () => {
+    const dir = tempDir();
+    const a = await makeRoot('A');
+    const b = await makeRoot('B');
+    mkdirSync(join(dir, 'v1'));
+    writeFileSync(join(dir, 'v1', 'ca.crt'), a.certificate.pem);
+    symlinkSync('v1', join(dir, '..data'));
+    symlinkSync(join('..data', 'ca.crt'), join(dir, 'ca.crt'));
+    const store = new TrustStore({
+      sources: [new FileTrustSource({ paths: [join(dir, 'ca.crt')], pollIntervalMs: 100 })],
+    });
+    cleanups.push(() => store.stop());
+    await store.start();
+
+    const changed = nextTrustEvent(store, 'changed');
+    mkdirSync(join(dir, 'v2'));
+    writeFileSync(join(dir, 'v2', 'ca.crt'), b.certificate.pem);
+    symlinkSync('v2', join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    const change = await changed;
+    expect(change.added).toEqual([b.certificate.info.fingerprint256]);
+    expect(change.removed).toEqual([a.certificate.info.fingerprint256]);
+  });
+
+  it('a garbage file keeps the last good bundle and emits sourceFailed; a fixed file is picked up', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'ca.pem');
+    const a = await makeRoot('A');
+    const b = await makeRoot('B');
+    writeFileSync(path, a.certificate.pem);
+    const store = new TrustStore({ sources: [new FileTrustSource({ paths: [path], pollIntervalMs: 100 })] });
+    cleanups.push(() => store.stop());
+    await store.start();
+    const good = store.current();
+
+    const failed = nextTrustEvent(store, 'sourceFailed');
+    writeFileSync(
+      join(dir, '.tmp'),
+      '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n',
+    );
+    renameSync(join(dir, '.tmp'), path);
+    const event = await failed;
+    expect(event.error.code).toBe('TRUST_SOURCE_FAILED');
+    expect(event.source).toBe('files:ca.pem');
+    expect(store.current()).toBe(good);
+
+    const missing = nextTrustEvent(store, 'sourceFailed');
+    rmSync(path);
+    expect((await missing).error.code).toBe('TRUST_SOURCE_FAILED');
+    expect(store.current()).toBe(good);
+
+    const changed = nextTrustEvent(store, 'changed');
+    writeFileSync(join(dir, '.tmp'), b.certificate.pem);
+    renameSync(join(dir, '.tmp'), path);
+    expect((await changed).added).toEqual([b.certificate.info.fingerprint256]);
+  });
+
+  it('the poll alone notices a change when no watch event arrives', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'ca.pem');
+    const a = await makeRoot('A');
+    writeFileSync(path, a.certificate.pem);
+    const source = new FileTrustSource({ paths: [path], pollIntervalMs: 50, fsWatch: false });
+    let calls = 0;
+    const stop = source.watch(() => calls++);
+    cleanups.push(stop);
+    await new Promise((r) => setTimeout(r, 120));
+    const before = calls;
+    expect(before).toBe(0); // nothing changed yet: the poll does not report for nothing
+    writeFileSync(join(dir, '.tmp'), `${a.certificate.pem}\n`);
+    renameSync(join(dir, '.tmp'), path);
+    for (let i = 0; i < 100 && calls === before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toBeGreaterThan(before);
+  });
+});
+
+/** An HTTPS server answering `/bundle.pem` with `body`, presenting `pki`'s leaf. */
+async function bundleServer(body: string) {
+  const pki = await makePki({ names: ['127.0.0.1', 'localhost'] });
+  const server = https.createServer({ key: pki.keyPem, cert: pki.chainPem }, (req, res) => {
+    if (req.url === '/bundle.pem') res.end(body);
+    else {
+      res.statusCode = 404;
+      res.end('no');
+    }
+  });
+  const port = await listen(server);
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  return { pki, url: `https://127.0.0.1:${port}/bundle.pem`, port };
+}
+
+describe('UrlTrustSource', () => {
+  it('fetches over a connection verified against the given root', async () => {
+    const anchor = await makeRoot('Published');
+    const { pki, url } = await bundleServer(anchor.certificate.pem);
+    const source = new UrlTrustSource({ url, ca: pki.rootPem });
+    const [pem] = await source.load(signal());
+    expect(pem).toBe(anchor.certificate.pem);
+  });
+
+  it('fetches when a presented certificate matches a pin (leaf or intermediate)', async () => {
+    const anchor = await makeRoot('Published');
+    const { pki, url } = await bundleServer(anchor.certificate.pem);
+    const leafPin = pki.leaf.certificate.info.fingerprint256.toUpperCase().match(/../g)!.join(':');
+    await expect(new UrlTrustSource({ url, pins: [leafPin] }).load(signal())).resolves.toEqual([
+      anchor.certificate.pem,
+    ]);
+    const intermediatePin = pki.intermediate.certificate.info.fingerprint256;
+    await expect(new UrlTrustSource({ url, pins: [intermediatePin] }).load(signal())).resolves.toHaveLength(
+      1,
+    );
+  });
+
+  it('refuses a wrong pin (TRUST_PIN_MISMATCH) and a wrong root, and keeps the last good bundle', async () => {
+    const anchor = await makeRoot('Published');
+    const { url } = await bundleServer(anchor.certificate.pem);
+    const stranger = await makePki();
+    const wrongPin = new UrlTrustSource({ url, pins: [stranger.leaf.certificate.info.fingerprint256] });
+    const pinError = await wrongPin.load(signal()).catch((e: CertkeeperError) => e);
+    expect(pinError).toBeInstanceOf(CertkeeperError);
+    expect((pinError as CertkeeperError).code).toBe('TRUST_PIN_MISMATCH');
+
+    const wrongRoot = new UrlTrustSource({ url, ca: stranger.rootPem });
+    await expect(wrongRoot.load(signal())).rejects.toMatchObject({ code: 'TRUST_SOURCE_FAILED' });
+
+    // Through a store: the failure is an event, the other source's anchors stay.
+    const store = new TrustStore({
+      sources: [wrongPin, new UrlTrustSource({ url, ca: (await bundleServer('')).pki.rootPem, name: 'x' })],
+    });
+    const failures: string[] = [];
+    store.on('sourceFailed', (e) => failures.push(`${e.source}:${e.error.details.causeCode}`));
+    await expect(store.start()).rejects.toMatchObject({ code: 'TRUST_EMPTY' });
+    expect(failures).toContain(`${wrongPin.name}:TRUST_PIN_MISMATCH`);
+  });
+
+  it('an error status or an HTML page is a source failure, never an empty bundle', async () => {
+    const anchor = await makeRoot('Published');
+    const { pki, url } = await bundleServer(anchor.certificate.pem);
+    await expect(
+      new UrlTrustSource({ url: url.replace('bundle.pem', 'missing'), ca: pki.rootPem }).load(signal()),
+    ).rejects.toMatchObject({ code: 'TRUST_SOURCE_FAILED' });
+    const html = await bundleServer('<html>oops</html>');
+    const store = new TrustStore({ sources: [new UrlTrustSource({ url: html.url, ca: html.pki.rootPem })] });
+    const failed = nextTrustEvent(store, 'sourceFailed');
+    await expect(store.start()).rejects.toMatchObject({ code: 'TRUST_EMPTY' });
+    expect((await failed).error.details.causeCode).toBe('MALFORMED_PEM');
+  });
+
+  it('validates its options', () => {
+    expect(() => new UrlTrustSource({ url: 'http://x/bundle.pem', pins: ['00'.repeat(32)] })).toThrow(
+      /https/,
+    );
+    expect(() => new UrlTrustSource({ url: 'https://x/bundle.pem' })).toThrow(/ca\/pins/);
+    expect(() => new UrlTrustSource({ url: 'https://x/', pins: ['abc'] })).toThrow(/pins/);
+  });
+});
+
+describe('BootstrapTrustSource', () => {
+  it('trusts the root whose DER hashes to the fingerprint; a mismatch or impostor is refused', async () => {
+    const ca = await FakeStepCa.start();
+    cleanups.push(() => ca.stop());
+    const source = new BootstrapTrustSource({ caUrl: ca.url, fingerprint: ca.rootFingerprint });
+    const store = new TrustStore({ sources: [source] });
+    await store.start();
+    expect(store.current().fingerprints).toEqual([ca.rootFingerprint]);
+
+    const wrong = new BootstrapTrustSource({ caUrl: ca.url, fingerprint: 'ab'.repeat(32) });
+    await expect(wrong.load(signal())).rejects.toMatchObject({ code: 'ROOT_FINGERPRINT_MISMATCH' });
+
+    // A man in the middle answering /root/{fp} with its own root: the hash check refuses it.
+    const other = await makeRoot('Impostor');
+    const expecting = new BootstrapTrustSource({
+      caUrl: ca.url,
+      fingerprint: other.certificate.info.fingerprint256,
+    });
+    ca.impostor = true;
+    await expect(expecting.load(signal())).rejects.toMatchObject({ code: 'ROOT_FINGERPRINT_MISMATCH' });
+  });
+});
