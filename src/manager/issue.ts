@@ -8,6 +8,7 @@
 import { createCsr } from '../crypto/csr.js';
 import { parseCertificates } from '../crypto/inspect.js';
 import { PrivateKey } from '../crypto/keys.js';
+import { validateBundle } from '../crypto/validate.js';
 import { CertkeeperError } from '../errors.js';
 import type { CertificateRequest, Issuer, IssuerContext } from '../issuers/issuer.js';
 import type { Logger } from '../logger.js';
@@ -78,4 +79,28 @@ export async function issueCertificate(
     }
   }
   throw lastError ?? new CertkeeperError('ISSUER_FAILED', `no issuer can issue "${cert.id}"`);
+}
+
+/**
+ * The first problem of a bundle for `cert` at `now`, or null. Anchors are given for fresh
+ * issuance only; a stored certificate may be expired and still be served while it is renewed.
+ */
+export function validateGeneration(
+  cert: ManagedCertificate,
+  generation: Pick<Generation, 'key' | 'chainPem'>,
+  now: number,
+  anchors?: string[],
+  allowExpired = false,
+): CertkeeperError | null {
+  const verdict = validateBundle({
+    key: generation.key,
+    chain: generation.chainPem,
+    names: cert.names,
+    purpose: cert.purpose,
+    trustAnchors: anchors,
+    now: new Date(now),
+  });
+  if (verdict.ok) return null;
+  const problems = allowExpired ? verdict.problems.filter((p) => p.code !== 'EXPIRED') : verdict.problems;
+  return problems[0] ?? null;
 }

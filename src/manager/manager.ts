@@ -5,10 +5,10 @@
  *   start-up (`#load`)            pointers from the store → served at once, even with the issuer down
  *   materializing (`#materialize`) chain + key read and validated, on start-up or first handshake
  *   the loop (`#tick`)            one Scheduler wakes for the next due certificate or warning
- *   obtaining (`#obtain`)         store lock → re-check → issuers in order (issue.ts) → deploy
- *   the deploy path (`#deploy`)   validate → store atomically → build context → swap → live verify → emit
+ *   obtaining (`#obtain`)         store lock → re-check (adoption.ts) → issuers in order (issue.ts)
+ *   the deploy path (deploy.ts)   validate → store atomically → build context → swap → live verify → emit
  *                                 (any failure: keep or restore the previous certificate, retry later)
- *   replicas (`#reconcile`)       another replica's newer certificate is adopted (cluster/sync.ts)
+ *   replicas (adoption.ts)        another replica's newer certificate is adopted (cluster/sync.ts)
  */
 import { setMaxListeners } from 'node:events';
 import type tls from 'node:tls';
@@ -16,15 +16,17 @@ import { EventEmitter } from 'eventemitter3';
 import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { ClusterSync } from '../cluster/sync.js';
 import type { PrivateKey } from '../crypto/keys.js';
-import { validateBundle } from '../crypto/validate.js';
 import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
 import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
 import { NameIndex } from '../server/name-index.js';
 import { certificateName, issuerKey } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
+import { adoptStored, reconcile } from './adoption.js';
+import type { ManagerCore, Meta } from './core.js';
+import { deployGeneration } from './deploy.js';
 import type { ManagerEvents, ObtainReason } from './events.js';
-import { issueCertificate } from './issue.js';
+import { issueCertificate, validateGeneration } from './issue.js';
 import { findStored, loadStored } from './loader.js';
 import {
   type ManagedCertificate,
@@ -36,13 +38,11 @@ import {
   resolveOptions,
 } from './options.js';
 import { renewalTime, retryDelay, timeInWindow, warningTimes } from './policy.js';
-import { commitGeneration, type Generation, type GenerationMeta, metaOf, revertPointer } from './records.js';
+import type { Generation } from './records.js';
 import { Scheduler } from './scheduler.js';
 import { asError, type CertificateStatus, type CertState, newState, servedFacts, statusOf } from './state.js';
 
 export type { CertificateStatus } from './state.js';
-
-type Meta = Omit<GenerationMeta, 'previous'>;
 
 export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
@@ -55,12 +55,27 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #alpn = new AlpnChallengeRegistry();
   readonly #cluster: ClusterSync;
   #phase: 'new' | 'running' | 'stopped' = 'new';
+  /** The internals adoption.ts and deploy.ts work with. */
+  readonly #core: ManagerCore;
   /** Server certificate ids in configuration order; rebuilt after manage/unmanage. */
   #serverIds: string[] | undefined;
 
   constructor(options: ManagerOptions) {
     super();
     this.#o = resolveOptions(options);
+    this.#core = {
+      options: this.#o,
+      attachments: this.#attachments,
+      emit: (event, ...args) => this.emit(event, ...args),
+      running: () => this.#phase === 'running',
+      issuersFor: (cert) => this.#issuersFor(cert),
+      validate: (cert, generation, anchors, allowExpired) =>
+        validateGeneration(cert, generation, this.#o.clock.now(), anchors, allowExpired),
+      install: (state, generation, meta) => this.#install(state, generation, meta),
+      planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
+      reschedule: (state) => this.#reschedule(state),
+      succeeded: (state) => this.#succeeded(state),
+    };
     // Every running obtain, store call and lock wait listens on this one signal; with a large
     // fleet and `concurrency` above 10 that is many listeners by design, not a leak.
     setMaxListeners(0, this.#abort.signal);
@@ -76,7 +91,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         replicaId: this.#o.replicaId,
         onPointer: (key) => this.#onPointer(key),
         onResync: () => {
-          for (const state of this.#states.values()) void this.#reconcile(state);
+          for (const state of this.#states.values()) void reconcile(this.#core, state);
         },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
@@ -240,7 +255,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
    */
   async reconcile(): Promise<void> {
     this.#assertNotStopped();
-    await Promise.all([...this.#states.values()].map((state) => this.#reconcile(state)));
+    await Promise.all([...this.#states.values()].map((state) => reconcile(this.#core, state)));
   }
 
   /** Which managed certificate answers a server name (exact, then wildcard). */
@@ -320,26 +335,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return this.#o.issuers.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));
   }
 
-  /** The first problem of a bundle for `cert`, or null. Anchors are checked for fresh issuance only. */
-  #validate(
-    cert: ManagedCertificate,
-    generation: Pick<Generation, 'key' | 'chainPem'>,
-    anchors?: string[],
-    allowExpired = false,
-  ) {
-    const verdict = validateBundle({
-      key: generation.key,
-      chain: generation.chainPem,
-      names: cert.names,
-      purpose: cert.purpose,
-      trustAnchors: anchors,
-      now: new Date(this.#o.clock.now()),
-    });
-    if (verdict.ok) return null;
-    const problems = allowExpired ? verdict.problems.filter((p) => p.code !== 'EXPIRED') : verdict.problems;
-    return problems[0] ?? null;
-  }
-
   #reportStored(state: CertState, error: CertkeeperError): void {
     this.#o.logger.warn('stored certificate is unusable; it will be re-issued', {
       id: state.cert.id,
@@ -392,7 +387,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#o.store,
         stored,
         state.cert.primary,
-        (generation) => this.#validate(state.cert, generation, undefined, true),
+        (generation) => validateGeneration(state.cert, generation, this.#o.clock.now(), undefined, true),
         (error) => this.#reportStored(state, error),
       );
       state.loading = undefined;
@@ -458,7 +453,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  // ---- replicas ------------------------------------------------------------------------------
+  // ---- replicas (adoption.ts) -----------------------------------------------------------
 
   #onPointer(key: string): void {
     // certificates/<issuer>/<name>/current.json
@@ -466,56 +461,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     for (const state of this.#states.values()) {
       if (certificateName(state.cert.primary) !== namePart) continue;
       if (this.#issuersFor(state.cert).some((i) => issuerKey(i.id) === issuerPart))
-        void this.#reconcile(state);
-    }
-  }
-
-  /**
-   * Picks up a newer certificate another replica stored. A certificate only known by pointer
-   * just moves its pointer; one in memory is loaded, validated and swapped in. Not while this
-   * replica is obtaining it itself (its lock re-check does the same).
-   */
-  async #reconcile(state: CertState): Promise<void> {
-    if (state.inflight || state.removed || this.#phase !== 'running') return;
-    try {
-      const issuers = this.#issuersFor(state.cert).map((i) => i.id);
-      const found = await findStored(this.#o.store, issuers, state.cert.primary, () => {});
-      const mine = servedFacts(state);
-      if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
-      if (mine && Date.parse(found.meta.notAfter) <= mine.notAfter.getTime()) return;
-      if (!state.current) {
-        state.stored = found;
-        this.#planRenewal(state, found.meta.fingerprint256, {
-          notBefore: new Date(found.meta.notBefore),
-          notAfter: new Date(found.meta.notAfter),
-        });
-        state.ready.resolve();
-        this.emit('adopted', {
-          id: state.cert.id,
-          serial: found.meta.serial,
-          notAfter: new Date(found.meta.notAfter),
-        });
-        this.#reschedule(state);
-        return;
-      }
-      const loaded = await loadStored(
-        this.#o.store,
-        { ...found, meta: { ...found.meta, previous: null } },
-        state.cert.primary,
-        (g) => this.#validate(state.cert, g),
-        () => {},
-      );
-      if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256)
-        return;
-      this.#install(state, loaded.generation, loaded.meta);
-      this.emit('adopted', {
-        id: state.cert.id,
-        serial: loaded.generation.info.serialNumber,
-        notAfter: loaded.generation.info.notAfter,
-      });
-      this.#reschedule(state);
-    } catch (error) {
-      this.#o.logger.debug('reconcile failed', { id: state.cert.id, error: describeCause(error) });
+        void reconcile(this.#core, state);
     }
   }
 
@@ -614,14 +560,14 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#o.store,
         `issue/${certificateName(cert.primary)}`,
         async (_lease, lockSignal) => {
-          if (await this.#adopt(state, reason === 'forced' ? started : undefined)) return;
+          if (await adoptStored(this.#core, state, reason === 'forced' ? started : undefined)) return;
           const generation = await issueCertificate(
             cert,
             state.current,
             {
               issuers: this.#issuersFor(cert),
               context: (s) => this.#context(s),
-              validate: (g, anchors) => this.#validate(cert, g, anchors),
+              validate: (g, anchors) => validateGeneration(cert, g, this.#o.clock.now(), anchors),
               refused: (problem, g) =>
                 this.emit('rolledBack', {
                   id: cert.id,
@@ -634,7 +580,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
             },
             AbortSignal.any([signal, lockSignal]),
           );
-          await this.#deploy(state, generation, started);
+          await deployGeneration(this.#core, state, generation, started);
         },
         { ttlMs: this.#o.lockTtlMs, signal },
       );
@@ -676,99 +622,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       attempt,
       retryAt: new Date(state.retryAt),
       servingSerial: facts?.serial ?? null,
-    });
-  }
-
-  /**
-   * The re-check after taking the lock: another replica may have stored a newer certificate
-   * while we waited. Adopt it instead of ordering again when it is valid and either not yet due
-   * or (for a forced renewal) stored after the request was made.
-   */
-  async #adopt(state: CertState, storedAfter: number | undefined): Promise<boolean> {
-    const issuers = this.#issuersFor(state.cert).map((i) => i.id);
-    const found = await findStored(this.#o.store, issuers, state.cert.primary, () => {});
-    if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
-    if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
-    const loaded = await loadStored(
-      this.#o.store,
-      { ...found, meta: { ...found.meta, previous: null } },
-      state.cert.primary,
-      (g) => this.#validate(state.cert, g),
-      () => {},
-    );
-    if (!loaded) return false;
-    const { generation } = loaded;
-    if (state.current && generation.info.notAfter <= state.current.info.notAfter) return false;
-    if (
-      storedAfter === undefined &&
-      renewalTime(generation.info, this.#o.policy, state.sample) <= this.#o.clock.now()
-    )
-      return false;
-    this.#install(state, generation, loaded.meta);
-    this.emit('adopted', {
-      id: state.cert.id,
-      serial: generation.info.serialNumber,
-      notAfter: generation.info.notAfter,
-    });
-    return true;
-  }
-
-  /** Store → swap → live verify → emit; on a failed live check, restore the previous certificate. */
-  async #deploy(state: CertState, generation: Generation, started: number): Promise<void> {
-    const { cert } = state;
-    const previous = state.current;
-    const previousMeta = state.currentMeta;
-    const meta = metaOf(generation, cert, this.#o.clock.now());
-    // `previous` must live under the same issuer directory to be found again for rollback.
-    const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
-    await commitGeneration(this.#o.store, cert.primary, generation, meta, sameIssuer);
-    this.#install(state, generation, meta);
-
-    const attachments =
-      cert.purpose === 'server' ? [...this.#attachments].filter((a) => a.serves(cert.id)) : [];
-    const results = await Promise.allSettled(attachments.map((a) => a.verify(cert.id, generation)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      const error = asError(failed.reason);
-      this.emit('liveVerifyFailed', { id: cert.id, error, expected: generation.info.fingerprint256 });
-      if (previous && previousMeta) {
-        this.#install(state, previous, previousMeta);
-        if (previous.issuer === generation.issuer)
-          await revertPointer(this.#o.store, previous.issuer, cert.primary, previousMeta);
-      }
-      this.emit('rolledBack', {
-        id: cert.id,
-        reason: error,
-        rejectedSerial: generation.info.serialNumber,
-        servingSerial: state.current?.info.serialNumber ?? null,
-      });
-      throw error;
-    }
-    // Status must already read "healthy" when listeners of the events below look at it.
-    this.#succeeded(state);
-    const verified = results.filter((r) => r.status === 'fulfilled' && r.value !== null).length;
-    const serial = generation.info.serialNumber;
-    this.emit('swapped', {
-      id: cert.id,
-      serial,
-      previousSerial: previous?.info.serialNumber ?? null,
-      servers: attachments.length,
-      verified,
-    });
-    const durationMs = this.#o.clock.now() - started;
-    const facts = {
-      id: cert.id,
-      serial,
-      notAfter: generation.info.notAfter,
-      issuer: generation.issuer,
-      durationMs,
-    };
-    if (previous) this.emit('renewed', { ...facts, previousSerial: previous.info.serialNumber });
-    else this.emit('obtained', facts);
-    this.#o.logger.info('certificate deployed', {
-      id: cert.id,
-      serial,
-      notAfter: generation.info.notAfter.toISOString(),
     });
   }
 }

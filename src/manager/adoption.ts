@@ -1,0 +1,96 @@
+/**
+ * Adopting certificates another replica stored: on a change notification or the periodic
+ * reconcile (`reconcile`), and as the re-check after taking the issuance lock (`adoptStored`),
+ * so that replicas sharing a store serve the same certificate and never order it twice.
+ */
+import { describeCause } from '../errors.js';
+import type { ManagerCore } from './core.js';
+import { findStored, loadStored } from './loader.js';
+import { renewalTime } from './policy.js';
+import { type CertState, servedFacts } from './state.js';
+
+/**
+ * Picks up a newer certificate another replica stored. A certificate only known by pointer
+ * just moves its pointer; one in memory is loaded, validated and swapped in. Not while this
+ * replica is obtaining it itself (its lock re-check does the same).
+ */
+export async function reconcile(core: ManagerCore, state: CertState): Promise<void> {
+  if (state.inflight || state.removed || !core.running()) return;
+  try {
+    const issuers = core.issuersFor(state.cert).map((i) => i.id);
+    const found = await findStored(core.options.store, issuers, state.cert.primary, () => {});
+    const mine = servedFacts(state);
+    if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
+    if (mine && Date.parse(found.meta.notAfter) <= mine.notAfter.getTime()) return;
+    if (!state.current) {
+      state.stored = found;
+      core.planRenewal(state, found.meta.fingerprint256, {
+        notBefore: new Date(found.meta.notBefore),
+        notAfter: new Date(found.meta.notAfter),
+      });
+      state.ready.resolve();
+      core.emit('adopted', {
+        id: state.cert.id,
+        serial: found.meta.serial,
+        notAfter: new Date(found.meta.notAfter),
+      });
+      core.reschedule(state);
+      return;
+    }
+    const loaded = await loadStored(
+      core.options.store,
+      { ...found, meta: { ...found.meta, previous: null } },
+      state.cert.primary,
+      (g) => core.validate(state.cert, g),
+      () => {},
+    );
+    if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256) return;
+    core.install(state, loaded.generation, loaded.meta);
+    core.emit('adopted', {
+      id: state.cert.id,
+      serial: loaded.generation.info.serialNumber,
+      notAfter: loaded.generation.info.notAfter,
+    });
+    core.reschedule(state);
+  } catch (error) {
+    core.options.logger.debug('reconcile failed', { id: state.cert.id, error: describeCause(error) });
+  }
+}
+
+/**
+ * The re-check after taking the lock: another replica may have stored a newer certificate
+ * while we waited. Adopt it instead of ordering again when it is valid and either not yet due
+ * or (for a forced renewal) stored after the request was made.
+ */
+export async function adoptStored(
+  core: ManagerCore,
+  state: CertState,
+  storedAfter: number | undefined,
+): Promise<boolean> {
+  const issuers = core.issuersFor(state.cert).map((i) => i.id);
+  const found = await findStored(core.options.store, issuers, state.cert.primary, () => {});
+  if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
+  if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
+  const loaded = await loadStored(
+    core.options.store,
+    { ...found, meta: { ...found.meta, previous: null } },
+    state.cert.primary,
+    (g) => core.validate(state.cert, g),
+    () => {},
+  );
+  if (!loaded) return false;
+  const { generation } = loaded;
+  if (state.current && generation.info.notAfter <= state.current.info.notAfter) return false;
+  if (
+    storedAfter === undefined &&
+    renewalTime(generation.info, core.options.policy, state.sample) <= core.options.clock.now()
+  )
+    return false;
+  core.install(state, generation, loaded.meta);
+  core.emit('adopted', {
+    id: state.cert.id,
+    serial: generation.info.serialNumber,
+    notAfter: generation.info.notAfter,
+  });
+  return true;
+}

@@ -1,0 +1,73 @@
+/**
+ * The deploy path of every new certificate, one straight line: store atomically (keeping the
+ * previous generation) → make it current on every attached server → verify each live server with
+ * a real handshake → emit. A failed live check restores the previous certificate in memory, on
+ * the servers and in the store, and emits `liveVerifyFailed` and `rolledBack`.
+ * (Validation against the issuer's anchors happened before, in issue.ts.)
+ */
+import type { ManagerCore } from './core.js';
+import { commitGeneration, type Generation, metaOf, revertPointer } from './records.js';
+import { asError, type CertState } from './state.js';
+
+/** Store → swap → live verify → emit; on a failed live check, restore the previous certificate. */
+export async function deployGeneration(
+  core: ManagerCore,
+  state: CertState,
+  generation: Generation,
+  started: number,
+): Promise<void> {
+  const { cert } = state;
+  const previous = state.current;
+  const previousMeta = state.currentMeta;
+  const meta = metaOf(generation, cert, core.options.clock.now());
+  // `previous` must live under the same issuer directory to be found again for rollback.
+  const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
+  await commitGeneration(core.options.store, cert.primary, generation, meta, sameIssuer);
+  core.install(state, generation, meta);
+
+  const attachments = cert.purpose === 'server' ? [...core.attachments].filter((a) => a.serves(cert.id)) : [];
+  const results = await Promise.allSettled(attachments.map((a) => a.verify(cert.id, generation)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    const error = asError(failed.reason);
+    core.emit('liveVerifyFailed', { id: cert.id, error, expected: generation.info.fingerprint256 });
+    if (previous && previousMeta) {
+      core.install(state, previous, previousMeta);
+      if (previous.issuer === generation.issuer)
+        await revertPointer(core.options.store, previous.issuer, cert.primary, previousMeta);
+    }
+    core.emit('rolledBack', {
+      id: cert.id,
+      reason: error,
+      rejectedSerial: generation.info.serialNumber,
+      servingSerial: state.current?.info.serialNumber ?? null,
+    });
+    throw error;
+  }
+  // Status must already read "healthy" when listeners of the events below look at it.
+  core.succeeded(state);
+  const verified = results.filter((r) => r.status === 'fulfilled' && r.value !== null).length;
+  const serial = generation.info.serialNumber;
+  core.emit('swapped', {
+    id: cert.id,
+    serial,
+    previousSerial: previous?.info.serialNumber ?? null,
+    servers: attachments.length,
+    verified,
+  });
+  const durationMs = core.options.clock.now() - started;
+  const facts = {
+    id: cert.id,
+    serial,
+    notAfter: generation.info.notAfter,
+    issuer: generation.issuer,
+    durationMs,
+  };
+  if (previous) core.emit('renewed', { ...facts, previousSerial: previous.info.serialNumber });
+  else core.emit('obtained', facts);
+  core.options.logger.info('certificate deployed', {
+    id: cert.id,
+    serial,
+    notAfter: generation.info.notAfter.toISOString(),
+  });
+}
