@@ -82,9 +82,11 @@ export async function rotateCa(options: RotateCaOptions): Promise<RootRotationSt
   if (status.phase === 'introduced') {
     status = await ca.activateNextRoot(store);
     await expectTrust(trust, status.current, true);
-    await manager.renewAll();
-    await options.settle?.('activated');
   }
+  // Activated now or by an interrupted earlier call: either way every certificate is re-issued
+  // under the new root before the old one may go (the guard would refuse otherwise).
+  await manager.renewAll();
+  await options.settle?.('activated');
   const previous = status.previous!;
   status = await ca.finishRootRotation({
     store,
