@@ -3,10 +3,15 @@
 // reaching the default and SNI contexts, and a full internal-CA root rotation under continuous
 // mutual-TLS traffic with zero failed calls, after which the server never sees the old client
 // certificate again, even when the client tries to resume a session from before.
+import http2 from 'node:http2';
 import https from 'node:https';
 import type tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHttpsServer, createTlsServer } from '../../src/server/create-server.js';
+import {
+  createHttp2SecureServer,
+  createHttpsServer,
+  createTlsServer,
+} from '../../src/server/create-server.js';
 import { type PeerIdentity, peerIdentity } from '../../src/server/peer-identity.js';
 import { managerChains, rotateCa } from '../../src/trust/ca-rotation.js';
 import { InternalCaTrustSource } from '../../src/trust/internal-ca-source.js';
@@ -223,6 +228,39 @@ describe('clientAuth against a trust store', () => {
     });
     expect(body).toBe('sub.test');
     expect((server as unknown as { sessionTimeout: number }).sessionTimeout).toBe(60);
+  });
+});
+
+describe('clientAuth on http2', () => {
+  it('verifies the client and peerIdentity reads it from a compat request', async () => {
+    const f = await startManager(CERTIFICATES);
+    const clients = await makePki({ names: ['h2.test'], extKeyUsage: ['clientAuth'] });
+    const trust = new TrustStore({ sources: [new MutableSource('clients', [clients.rootPem])] });
+    await trust.start();
+    const server = createHttp2SecureServer(
+      f.manager,
+      {},
+      (req, res) => res.end(peerIdentity(req)?.commonName ?? 'anonymous'),
+      { clientAuth: { trust } },
+    );
+    const port = await serve(server as unknown as tls.Server);
+    const session = http2.connect(`https://localhost:${port}`, {
+      ca: f.root,
+      key: clients.keyPem,
+      cert: clients.chainPem,
+      host: '127.0.0.1',
+    });
+    onCleanup(() => session.close());
+    const body = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':path': '/' });
+      let text = '';
+      stream.on('data', (c) => {
+        text += c;
+      });
+      stream.once('end', () => resolve(text));
+      stream.once('error', reject);
+    });
+    expect(body).toBe('h2.test');
   });
 });
 
