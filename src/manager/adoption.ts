@@ -10,6 +10,22 @@ import { renewalTime } from './policy.js';
 import { type CertState, servedFacts } from './state.js';
 
 /**
+ * Whether the stored pointer names a newer certificate than the one this replica serves: one
+ * that expires later, or one committed later. The commit time matters because expiry alone does
+ * not order certificates: CAs stamp whole seconds (two issuances in one second expire together,
+ * as a forced renewal right after issuance does at Pebble), some round notAfter further, and a
+ * renewal under a shorter profile expires earlier than what it replaces. A pointer reverted by a
+ * rollback is older on both counts and is not followed.
+ */
+function supersedes(found: { notAfter: string; storedAt: string }, state: CertState): boolean {
+  const mine = servedFacts(state);
+  if (!mine) return true;
+  if (Date.parse(found.notAfter) > mine.notAfter.getTime()) return true;
+  const mineStoredAt = Date.parse(state.currentMeta?.storedAt ?? state.stored?.meta.storedAt ?? '') || 0;
+  return (Date.parse(found.storedAt) || 0) > mineStoredAt;
+}
+
+/**
  * Picks up a newer certificate another replica stored. A certificate only known by pointer
  * just moves its pointer; one in memory is loaded, validated and swapped in. Not while this
  * replica is obtaining it itself (its lock re-check does the same).
@@ -21,7 +37,7 @@ export async function reconcile(core: ManagerCore, state: CertState): Promise<vo
     const found = await findStored(core.options.store, issuers, state.cert.primary, () => {});
     const mine = servedFacts(state);
     if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
-    if (mine && Date.parse(found.meta.notAfter) <= mine.notAfter.getTime()) return;
+    if (!supersedes(found.meta, state)) return;
     if (!state.current) {
       state.stored = found;
       core.planRenewal(state, found.meta.fingerprint256, {
@@ -80,7 +96,7 @@ export async function adoptStored(
   );
   if (!loaded) return false;
   const { generation } = loaded;
-  if (state.current && generation.info.notAfter <= state.current.info.notAfter) return false;
+  if (state.current && !supersedes(loaded.meta, state)) return false;
   if (
     storedAfter === undefined &&
     renewalTime(generation.info, core.options.policy, state.sample) <= core.options.clock.now()
