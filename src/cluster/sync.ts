@@ -33,6 +33,8 @@ export interface ClusterOptions {
 }
 
 const ALPN_PREFIX = 'challenges/tls-alpn-01';
+/** Retries of a failed subscription: soon at first (a store restarting), then every 30 s. */
+const WATCH_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 
 export class ClusterSync {
   readonly #host: ClusterHost;
@@ -40,6 +42,8 @@ export class ClusterSync {
   readonly #unwatch: (() => void)[] = [];
   #reconcileTimer: unknown;
   #heartbeatTimer: unknown;
+  #watchTimer: unknown;
+  #watchFailures = 0;
   #stopped = false;
   #member = false;
 
@@ -49,22 +53,52 @@ export class ClusterSync {
   }
 
   async start(): Promise<void> {
-    const { store } = this.#host;
-    if (store.watch) {
-      try {
-        this.#unwatch.push(await store.watch('certificates', (c) => this.#onCertificates(c)));
-        this.#unwatch.push(await store.watch(ALPN_PREFIX, (c) => void this.#onAlpn(c)));
-        this.#member = true;
-        await this.#beat();
-        await this.#syncAllAlpn();
-      } catch (error) {
-        // Without notifications the periodic reconcile still converges, only slower.
-        this.#host.logger.warn('store change notifications unavailable; relying on periodic reconcile', {
-          error: describeCause(error),
-        });
-      }
-    }
+    if (this.#host.store.watch) await this.#subscribe();
     this.#armReconcile();
+  }
+
+  /**
+   * Subscribes to the store's changes and joins the membership. A store that is unreachable now
+   * (a replica starting during an outage, serving its local copy) is tried again in the
+   * background until it answers: until then this replica misses other replicas' renewals for
+   * up to a reconcile interval and, worse, never holds their TLS-ALPN-01 challenges.
+   */
+  async #subscribe(): Promise<void> {
+    const { store, logger } = this.#host;
+    const unwatch: (() => void)[] = [];
+    try {
+      unwatch.push(await store.watch!('certificates', (c) => this.#onCertificates(c)));
+      unwatch.push(await store.watch!(ALPN_PREFIX, (c) => void this.#onAlpn(c)));
+    } catch (error) {
+      for (const fn of unwatch) fn();
+      if (this.#stopped) return;
+      const delay = WATCH_RETRY_MS[Math.min(this.#watchFailures, WATCH_RETRY_MS.length - 1)]!;
+      if (this.#watchFailures++ === 0) {
+        // Without notifications the periodic reconcile still converges, only slower.
+        logger.warn(
+          'store change notifications unavailable; retrying, relying on periodic reconcile meanwhile',
+          {
+            error: describeCause(error),
+          },
+        );
+      }
+      this.#watchTimer = this.#host.clock.setTimeout(() => void this.#subscribe(), delay);
+      return;
+    }
+    if (this.#stopped) {
+      for (const fn of unwatch) fn();
+      return;
+    }
+    this.#unwatch.push(...unwatch);
+    this.#member = true;
+    await this.#beat();
+    await this.#syncAllAlpn();
+    if (this.#watchFailures > 0) {
+      this.#watchFailures = 0;
+      logger.info('store change notifications available again');
+      // What changed while nobody was listening.
+      this.#host.onResync();
+    }
   }
 
   async stop(): Promise<void> {
@@ -72,6 +106,7 @@ export class ClusterSync {
     for (const unwatch of this.#unwatch.splice(0)) unwatch();
     if (this.#reconcileTimer !== undefined) this.#host.clock.clearTimeout(this.#reconcileTimer);
     if (this.#heartbeatTimer !== undefined) this.#host.clock.clearTimeout(this.#heartbeatTimer);
+    if (this.#watchTimer !== undefined) this.#host.clock.clearTimeout(this.#watchTimer);
     if (this.#member) await leave(this.#host.store, this.#host.replicaId).catch(() => {});
   }
 

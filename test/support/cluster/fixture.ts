@@ -43,6 +43,9 @@ export interface FleetOptions {
 export const uniqueName = (label: string) => `${label}-${randomUUID().slice(0, 8)}.cluster.test`;
 
 export function clusterFixture(): ClusterFixture {
+  // One encryption key for every replica of the suite: replicas started by separate start()
+  // calls in one test share a store and must read each other's private keys.
+  const key = randomBytes(32).toString('base64');
   const cleanups: (() => Promise<unknown>)[] = [];
   const fixture = {
     replicas: [] as Replica[],
@@ -52,7 +55,6 @@ export function clusterFixture(): ClusterFixture {
       ).length;
     },
     async start(options: FleetOptions) {
-      const key = randomBytes(32).toString('base64');
       const replicas = await startReplicas(options.count ?? 3, (i) => ({
         replicaId: `replica-${i}-${randomUUID().slice(0, 6)}`,
         store: options.store(i),

@@ -27,7 +27,7 @@ export type ReplicaMessage =
   | { type: 'event'; name: string; payload: unknown; at: number }
   | { type: 'locked'; name: string; token: number; at: number }
   | { type: 'unlocked'; name: string; token: number; at: number }
-  | { type: 'log'; level: 'warn' | 'error'; message: string; fields: unknown }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields: unknown }
   | { type: 'warning'; name: string; message: string }
   | { type: 'reply'; id: string; ok: true; value: unknown }
   | { type: 'reply'; id: string; ok: false; error: string };

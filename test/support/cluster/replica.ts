@@ -5,7 +5,7 @@
 //   out  { type: 'up' }           ports of its servers, before its manager starts
 //        { type: 'event' }        every manager event (dates as ISO strings, errors as code+message)
 //        { type: 'locked' | 'unlocked' }  the per-certificate issue lock, as this process sees it
-//        { type: 'log' | 'warning' } its warn/error log lines and process warnings
+//        { type: 'log' | 'warning' } its info/warn/error log lines and process warnings
 //        { type: 'reply' }        the answer to a call
 //   in   { type: 'go' }           start the manager (the test releases every replica at once)
 //        { type: 'call', method } renewNow / status / reconcile / stop
@@ -45,7 +45,7 @@ function plain(value: unknown): unknown {
 
 const logger: Logger = {
   debug() {},
-  info() {},
+  info: (message, fields) => send({ type: 'log', level: 'info', message, fields: plain(fields) }),
   warn: (message, fields) => send({ type: 'log', level: 'warn', message, fields: plain(fields) }),
   error: (message, fields) => send({ type: 'log', level: 'error', message, fields: plain(fields) }),
 };

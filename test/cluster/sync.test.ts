@@ -1,0 +1,111 @@
+// ClusterSync in process, on a store whose change notifications are down when the replica
+// starts (found by test/cluster/faults.test.ts: a replica starting during a store outage never
+// subscribed later, so it missed other replicas' renewals until a periodic reconcile and never
+// held their TLS-ALPN-01 challenges, for its whole life).
+import { afterEach, describe, expect, it } from 'vitest';
+import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
+import { createAlpnCertificate } from '../../src/challenges/tls-alpn-01.js';
+import { ClusterSync } from '../../src/cluster/sync.js';
+import { CertkeeperError } from '../../src/errors.js';
+import { layout } from '../../src/store/layout.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { StoreChangeListener } from '../../src/store/store.js';
+import { FakeClock } from '../../src/testing/index.js';
+
+/** A MemoryStore with `watch`, which fails while `down`. */
+class WatchedMemoryStore extends MemoryStore {
+  down = true;
+  attempts = 0;
+  readonly #listeners = new Set<{ prefix: string; listener: StoreChangeListener }>();
+
+  async watch(prefix: string, listener: StoreChangeListener): Promise<() => void> {
+    this.attempts++;
+    if (this.down) throw new CertkeeperError('STORE_IO', 'subscribing to store changes failed: ECONNREFUSED');
+    const entry = { prefix, listener };
+    this.#listeners.add(entry);
+    return () => this.#listeners.delete(entry);
+  }
+
+  override async put(key: string, value: Uint8Array | string): Promise<void> {
+    await super.put(key, value);
+    for (const { prefix, listener } of this.#listeners) {
+      if (key.startsWith(`${prefix}/`)) listener({ type: 'change', key });
+    }
+  }
+
+  get watchers(): number {
+    return this.#listeners.size;
+  }
+}
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const syncs: ClusterSync[] = [];
+afterEach(async () => {
+  for (const sync of syncs.splice(0)) await sync.stop();
+});
+
+function setup() {
+  const clock = new FakeClock();
+  const store = new WatchedMemoryStore();
+  const alpn = new AlpnChallengeRegistry();
+  const resyncs: number[] = [];
+  const sync = new ClusterSync(
+    {
+      store,
+      clock,
+      logger: quiet,
+      alpn,
+      replicaId: 'late-replica',
+      onPointer: () => {},
+      onResync: () => resyncs.push(clock.now()),
+    },
+    { reconcileIntervalMs: 0 },
+  );
+  syncs.push(sync);
+  return { clock, store, alpn, resyncs, sync };
+}
+
+describe('ClusterSync when the store is unreachable at start-up', () => {
+  it('keeps trying to subscribe, then joins, re-reads everything and holds challenges', async () => {
+    const { clock, store, alpn, resyncs, sync } = setup();
+    await sync.start();
+    expect(store.attempts).toBe(1);
+    expect(store.watchers).toBe(0);
+
+    // Still down at the first retries: it keeps trying, with growing pauses.
+    await clock.advance(1_000);
+    await clock.advance(2_000);
+    expect(store.attempts).toBe(3);
+
+    store.down = false;
+    await clock.advance(5_000);
+    expect(store.watchers).toBe(2);
+    expect(resyncs).toHaveLength(1);
+    expect(await store.get(layout.member('late-replica'))).not.toBeNull();
+
+    // Now it holds (and acknowledges) another replica's TLS-ALPN-01 challenge.
+    const credentials = await createAlpnCertificate({
+      type: 'tls-alpn-01',
+      identifier: { type: 'dns', value: 'late.test' },
+      wildcard: false,
+      token: 'token',
+      keyAuthorization: 'token.thumbprint',
+    });
+    await store.put(layout.challenge('tls-alpn-01', 'late.test'), JSON.stringify(credentials));
+    for (let i = 0; i < 50 && !(await store.get(layout.alpnAck('late.test', 'late-replica'))); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(alpn.get('late.test')).toBeDefined();
+    expect(await store.get(layout.alpnAck('late.test', 'late-replica'))).not.toBeNull();
+  });
+
+  it('stops retrying when stopped', async () => {
+    const { clock, store, sync } = setup();
+    await sync.start();
+    await sync.stop();
+    store.down = false;
+    await clock.advance(60_000);
+    expect(store.attempts).toBe(1);
+    expect(store.watchers).toBe(0);
+  });
+});
