@@ -126,6 +126,9 @@ export class ClusterSync {
     } catch (error) {
       this.#host.logger.debug('heartbeat failed', { error: describeCause(error) });
     }
+    if (this.#stopped) return;
+    // Beats also come from resyncs: keep one timer whatever the number of beats in flight.
+    if (this.#heartbeatTimer !== undefined) this.#host.clock.clearTimeout(this.#heartbeatTimer);
     this.#heartbeatTimer = this.#host.clock.setTimeout(() => void this.#beat(), MEMBER_TTL_MS / 3);
   }
 
@@ -136,6 +139,10 @@ export class ClusterSync {
 
   async #onAlpn(change: StoreChange): Promise<void> {
     if (change.type === 'resync') {
+      // The store was unreachable and may have lost this replica's heartbeat (a Redis restarted
+      // without persistence): until the next beat, replicas ordering with TLS-ALPN-01 would not
+      // wait for this one to hold their challenge.
+      await this.#beat();
       await this.#syncAllAlpn();
       return;
     }

@@ -130,16 +130,16 @@ describePebble('replica processes under faults', () => {
   );
 
   it.runIf(ownRedis)(
-    'Redis killed and restarted empty: replicas keep serving, the watch resubscribes, a renewal afterwards spreads',
+    'Redis killed and restarted empty: replicas keep serving, resubscribe, and answer a TLS-ALPN-01 renewal ordered by another',
     async () => {
       const redis = await privateRedis();
       const name = uniqueName('redis-restart');
       const replicas = await cluster.start({
         store: () => ({ kind: 'redis', url: redis.url, prefix: 'ck', timeoutMs: 2_000 }),
-        challenge: 'http-01',
+        challenge: 'tls-alpn-01',
         names: [name],
       });
-      cluster.routeToAll(replicas);
+      cluster.routeToNonHolders(replicas);
       const first = await converge(replicas, name);
 
       await redis.kill();
@@ -152,6 +152,11 @@ describePebble('replica processes under faults', () => {
       const renewer = replicas[1]!;
       const { spreadMs } = await renewEverywhere(replicas, renewer, name, first);
       expect(cluster.ordersFor(name)).toBe(2);
+      // The CA reached only the two others, which held the challenge in memory from a store
+      // that had just come back empty.
+      const validators = cluster.validatedBy(replicas, restartedAt);
+      expect(validators.length).toBeGreaterThan(0);
+      expect(validators).not.toContain(renewer.id);
       for (const r of replicas.filter((x) => x !== renewer)) {
         expect(r.events('adopted', 'web').filter((e) => e.at >= restartedAt).length).toBeGreaterThanOrEqual(
           1,

@@ -33,6 +33,11 @@ class WatchedMemoryStore extends MemoryStore {
     }
   }
 
+  /** What a store reports after its notification connection came back. */
+  resync(): void {
+    for (const { listener } of this.#listeners) listener({ type: 'resync' });
+  }
+
   get watchers(): number {
     return this.#listeners.size;
   }
@@ -107,5 +112,19 @@ describe('ClusterSync when the store is unreachable at start-up', () => {
     await clock.advance(60_000);
     expect(store.attempts).toBe(1);
     expect(store.watchers).toBe(0);
+  });
+
+  it('beats again at once after a resync (a store restarted empty lost the heartbeat), keeping one timer', async () => {
+    const { clock, store, sync } = setup();
+    store.down = false;
+    await sync.start();
+    const member = layout.member('late-replica');
+    expect(await store.get(member)).not.toBeNull();
+    const timers = clock.pending;
+    await store.delete(member);
+    store.resync();
+    for (let i = 0; i < 50 && !(await store.get(member)); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await store.get(member)).not.toBeNull();
+    expect(clock.pending).toBe(timers);
   });
 });
