@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { clearAlpnAcks, waitForAlpnAcks } from '../cluster/membership.js';
+import { alpnDigest, clearAlpnAcks, waitForAlpnAcks } from '../cluster/membership.js';
 import { createCertificate } from '../crypto/certificate-builder.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { x509 } from '../crypto/x509.js';
@@ -81,11 +81,13 @@ export class TlsAlpn01Solver implements ChallengeSolver {
     const servername = alpnServerName(task.identifier);
     const credentials = await createAlpnCertificate(task);
     // The store copy is for replicas; this process must hold it in memory before the CA looks.
-    await context.store.put(layout.challenge('tls-alpn-01', servername), JSON.stringify(credentials));
+    const record = JSON.stringify(credentials);
+    await context.store.put(layout.challenge('tls-alpn-01', servername), record);
     (context.alpnChallenges ?? this.registry).set(servername, credentials);
     if (context.replicaId) {
       // Other replicas load it from the store; wait until each holds it (membership.ts).
       const missing = await waitForAlpnAcks(context.store, servername, context.replicaId, {
+        digest: alpnDigest(record),
         timeoutMs: this.ackTimeoutMs,
         signal: context.signal,
         now: () => context.clock.now(),

@@ -13,7 +13,7 @@ import type { Clock } from '../clock.js';
 import { describeCause } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Store, StoreChange } from '../store/store.js';
-import { ackAlpn, heartbeat, leave, MEMBER_TTL_MS } from './membership.js';
+import { ackAlpn, alpnDigest, heartbeat, leave, MEMBER_TTL_MS } from './membership.js';
 
 export interface ClusterHost {
   store: Store;
@@ -170,7 +170,7 @@ export class ClusterSync {
       }
       const credentials = JSON.parse(Buffer.from(raw).toString('utf8')) as { key: string; cert: string };
       alpn.set(servername, credentials);
-      await ackAlpn(store, servername, replicaId);
+      await ackAlpn(store, servername, replicaId, alpnDigest(raw));
     } catch (error) {
       this.#host.logger.warn('could not load a TLS-ALPN-01 challenge from the store', {
         servername,

@@ -6,42 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import { createAlpnCertificate } from '../../src/challenges/tls-alpn-01.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
-import { CertkeeperError } from '../../src/errors.js';
 import { layout } from '../../src/store/layout.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
-import type { StoreChangeListener } from '../../src/store/store.js';
 import { FakeClock } from '../../src/testing/index.js';
-
-/** A MemoryStore with `watch`, which fails while `down`. */
-class WatchedMemoryStore extends MemoryStore {
-  down = true;
-  attempts = 0;
-  readonly #listeners = new Set<{ prefix: string; listener: StoreChangeListener }>();
-
-  async watch(prefix: string, listener: StoreChangeListener): Promise<() => void> {
-    this.attempts++;
-    if (this.down) throw new CertkeeperError('STORE_IO', 'subscribing to store changes failed: ECONNREFUSED');
-    const entry = { prefix, listener };
-    this.#listeners.add(entry);
-    return () => this.#listeners.delete(entry);
-  }
-
-  override async put(key: string, value: Uint8Array | string): Promise<void> {
-    await super.put(key, value);
-    for (const { prefix, listener } of this.#listeners) {
-      if (key.startsWith(`${prefix}/`)) listener({ type: 'change', key });
-    }
-  }
-
-  /** What a store reports after its notification connection came back. */
-  resync(): void {
-    for (const { listener } of this.#listeners) listener({ type: 'resync' });
-  }
-
-  get watchers(): number {
-    return this.#listeners.size;
-  }
-}
+import { WatchedMemoryStore } from '../support/watched-memory-store.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const syncs: ClusterSync[] = [];
@@ -52,6 +19,7 @@ afterEach(async () => {
 function setup() {
   const clock = new FakeClock();
   const store = new WatchedMemoryStore();
+  store.down = true;
   const alpn = new AlpnChallengeRegistry();
   const resyncs: number[] = [];
   const sync = new ClusterSync(
