@@ -7,3 +7,9 @@ export {
   type StoreFactory,
   type StoreUnderTest,
 } from './store-conformance.js';
+export {
+  runTrustSourceConformance,
+  type TrustSourceConformanceOptions,
+  type TrustSourceFactory,
+  type TrustSourceUnderTest,
+} from './trust-source-conformance.js';
