@@ -50,6 +50,19 @@ export {
   validateBundle,
 } from './crypto/validate.js';
 export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
+export {
+  type CaCertificateUpdate,
+  type GrpcCertificateProvider,
+  type IdentityCertificateUpdate,
+  ManagedIdentityProvider,
+  TrustBundleCaProvider,
+} from './grpc/certificate-providers.js';
+export {
+  type GrpcChannelCredentialsOptions,
+  type GrpcServerCredentialsOptions,
+  grpcChannelCredentials,
+  grpcServerCredentials,
+} from './grpc/credentials.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme/acme-issuer.js';
 export { certId } from './issuers/acme/ari.js';
 export {
@@ -90,6 +103,13 @@ export {
 } from './manager/manager.js';
 export type { ManagedCertificateOptions, ManagerOptions } from './manager/options.js';
 export { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './manager/policy.js';
+export { type ClientGeneration, ClientIdentity, type ClientIdentityOptions } from './mtls/generations.js';
+export { createRotatingAgent, RotatingAgent, type RotatingAgentOptions } from './mtls/rotating-agent.js';
+export {
+  createRotatingDispatcher,
+  type RotatingDispatcher,
+  type RotatingDispatcherOptions,
+} from './mtls/rotating-dispatcher.js';
 export {
   type AttachOptions,
   CLIENT_AUTH_SESSION_TIMEOUT,

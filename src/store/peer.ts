@@ -26,7 +26,11 @@ export function positiveMs(value: unknown, option: string, fallback: number): nu
  * Loads an optional peer dependency on first use. A dynamic `import()` (a lazy `require` in the
  * CJS build) keeps `import 'certkeeper'` working where the driver is not installed.
  */
-export async function loadPeer<T>(name: 'ioredis' | 'pg', owner: string, load: () => Promise<T>): Promise<T> {
+export async function loadPeer<T>(
+  name: 'ioredis' | 'pg' | 'undici' | '@grpc/grpc-js',
+  owner: string,
+  load: () => Promise<T>,
+): Promise<T> {
   try {
     return await load();
   } catch (err) {

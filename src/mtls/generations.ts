@@ -1,0 +1,101 @@
+/**
+ * What the rotating agent, dispatcher and gRPC provider share: "which client identity and which
+ * trust anchors are current", as one generation key that changes when either does.
+ *
+ * The check is a map lookup in the manager and a version compare on the trust source, cheap
+ * enough to run on every request: a missed event can never leave an old identity in use.
+ */
+
+import { CertkeeperError } from '../errors.js';
+import type { CertificateManager } from '../manager/manager.js';
+import { staticTrust, type TrustBundleSource } from '../trust/bundle.js';
+
+/** Everything a TLS client needs for one generation. The key is PEM: handle it as the secret it is. */
+export interface ClientGeneration {
+  /** `<serial>/<trust version>`; a new value means a new identity or new anchors. */
+  readonly key: string;
+  readonly serial: string;
+  readonly keyPem: string;
+  readonly chainPem: string;
+  /** Accepted server CAs; undefined means Node's default roots. */
+  readonly ca: string[] | undefined;
+}
+
+export interface ClientIdentityOptions {
+  /** Accepted server CAs: a trust source (e.g. a `TrustStore`) or fixed PEMs. Default: Node's roots. */
+  trust?: TrustBundleSource | readonly string[];
+}
+
+export class ClientIdentity {
+  readonly manager: CertificateManager;
+  readonly id: string;
+  readonly trust: TrustBundleSource | undefined;
+  #current: ClientGeneration | undefined;
+
+  constructor(manager: CertificateManager, id: string, options: ClientIdentityOptions = {}) {
+    const status = manager.status().find((s) => s.id === id);
+    if (!status) {
+      throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no managed certificate with id "${id}"`);
+    }
+    if (status.purpose !== 'client') {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        `certificate "${id}" has purpose '${status.purpose}'; outbound mTLS needs purpose 'client' (EKU clientAuth)`,
+      );
+    }
+    this.manager = manager;
+    this.id = id;
+    const trust = options.trust;
+    this.trust = trust === undefined ? undefined : isSource(trust) ? trust : staticTrust(trust);
+  }
+
+  /** The generation new connections must use; throws while the certificate is not yet obtained. */
+  current(): ClientGeneration {
+    const served = this.manager.certificate(this.id);
+    if (!served) {
+      throw new CertkeeperError(
+        'CERTIFICATE_UNAVAILABLE',
+        `client certificate "${this.id}" is not available yet (await manager.ready())`,
+      );
+    }
+    const bundle = this.trust?.current();
+    const key = `${served.serial}/${bundle?.version ?? 0}`;
+    if (this.#current?.key === key) return this.#current;
+    const credentials = this.manager.credentials(this.id);
+    // credentials() and certificate() read the same state; a swap between the two calls is
+    // caught by comparing serials, and the next call builds the newer generation.
+    if (!credentials || credentials.serial !== served.serial) return this.current();
+    this.#current = {
+      key,
+      serial: served.serial,
+      keyPem: credentials.key.toPem(),
+      chainPem: credentials.chainPem,
+      ca: bundle ? [...bundle.certificates] : undefined,
+    };
+    return this.#current;
+  }
+
+  /**
+   * Calls `listener` after every change of identity or trust (manager swaps and adoptions of this
+   * id, new trust bundles). Returns the function that stops it.
+   */
+  onChange(listener: () => void): () => void {
+    const onManager = (event: { id: string }) => {
+      if (event.id === this.id) listener();
+    };
+    this.manager.on('swapped', onManager);
+    this.manager.on('adopted', onManager);
+    this.manager.on('loaded', onManager);
+    const unsubscribe = this.trust?.subscribe(() => listener());
+    return () => {
+      this.manager.off('swapped', onManager);
+      this.manager.off('adopted', onManager);
+      this.manager.off('loaded', onManager);
+      unsubscribe?.();
+    };
+  }
+}
+
+function isSource(value: TrustBundleSource | readonly string[]): value is TrustBundleSource {
+  return typeof (value as TrustBundleSource).current === 'function';
+}
