@@ -63,6 +63,11 @@ export {
   grpcChannelCredentials,
   grpcServerCredentials,
 } from './grpc/credentials.js';
+export {
+  createRotatingGrpcClient,
+  type RotatingGrpcClient,
+  type RotatingGrpcClientOptions,
+} from './grpc/rotating-client.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme/acme-issuer.js';
 export { certId } from './issuers/acme/ari.js';
 export {

@@ -29,6 +29,19 @@ export interface GrpcCertificateProvider {
   removeIdentityCertificateListener(listener: IdentityListener): void;
 }
 
+/**
+ * The current value reaches a new listener on the next microtask, never inside `add…Listener`:
+ * grpc-js's server credentials subscribe to the providers *before* registering the server that
+ * waits for the update (`_addWatcher`), so an update delivered synchronously is lost and the
+ * server refuses every connection (seen with grpc-js 1.14). Its own FileWatcherCertificateProvider
+ * is asynchronous by nature.
+ */
+function deliverLater(deliver: () => unknown): void {
+  queueMicrotask(() => {
+    deliver();
+  });
+}
+
 /** Publishes managed certificate `id` (server or client purpose) as the TLS identity. */
 export class ManagedIdentityProvider implements GrpcCertificateProvider {
   readonly #manager: CertificateManager;
@@ -52,7 +65,7 @@ export class ManagedIdentityProvider implements GrpcCertificateProvider {
     if (!this.#unsubscribe) this.#watch();
     this.#refresh();
     this.#listeners.add(listener);
-    if (this.#latest) listener(this.#latest.update);
+    deliverLater(() => this.#listeners.has(listener) && this.#latest && listener(this.#latest.update));
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
@@ -105,7 +118,7 @@ export class TrustBundleCaProvider implements GrpcCertificateProvider {
     this.#unsubscribe ??= this.#trust.subscribe((bundle) => this.#publish(bundle));
     this.#publish(this.#trust.current());
     this.#listeners.add(listener);
-    if (this.#latest) listener(this.#latest.update);
+    deliverLater(() => this.#listeners.has(listener) && this.#latest && listener(this.#latest.update));
   }
 
   removeCaCertificateListener(listener: CaListener): void {

@@ -32,7 +32,7 @@ export interface GrpcChannelCredentialsOptions {
   verifyOptions?: grpc.VerifyOptions;
 }
 
-async function loadGrpc(owner: string): Promise<Grpc> {
+export async function loadGrpc(owner: string): Promise<Grpc> {
   // grpc-js is CommonJS: its exports arrive as named exports or under `default`, by loader.
   const module = (await loadPeer('@grpc/grpc-js', owner, () => import('@grpc/grpc-js'))) as Grpc & {
     default?: Grpc;

@@ -1,0 +1,204 @@
+// gRPC in mutual TLS with rotating certificates: two services, each a grpc-js server on
+// grpcServerCredentials (identity from its manager, client CAs from a trust bundle) and a client
+// of the other through createRotatingGrpcClient, call each other continuously while every
+// certificate of both is renewed over and over. Each call carries the client serial it was made
+// with; the server compares it with the certificate it verified (getAuthContext()).
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManagedIdentityProvider, TrustBundleCaProvider } from '../../src/grpc/certificate-providers.js';
+import { grpcChannelCredentials, grpcServerCredentials } from '../../src/grpc/credentials.js';
+import { createRotatingGrpcClient } from '../../src/grpc/rotating-client.js';
+import { staticTrust } from '../../src/trust/bundle.js';
+import { rotateWhile, type Service, serialKey, startService } from '../mtls/support.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+const json = {
+  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()),
+};
+const ECHO = {
+  echo: {
+    path: '/certkeeper.test.Echo/Echo',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize,
+  },
+} satisfies grpc.ServiceDefinition;
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
+type Echo = InstanceType<typeof EchoClient> & {
+  echo(
+    req: unknown,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r: { from: string }) => void,
+  ): void;
+};
+
+interface Seen {
+  claimed: string;
+  presented: string | null;
+}
+
+async function serveGrpc(s: Service, roots: string[], seen: Seen[]): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(ECHO, {
+    echo: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const peer = call.getAuthContext()?.sslPeerCertificate;
+      seen.push({
+        claimed: serialKey(String(call.metadata.get('x-client-serial')[0])),
+        presented: peer?.serialNumber ? serialKey(peer.serialNumber) : null,
+      });
+      callback(null, { from: s.name });
+    },
+  });
+  const credentials = await grpcServerCredentials(s.manager, { id: `${s.name}-web`, trust: roots });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  cleanups.push(() => server.forceShutdown());
+  return port;
+}
+
+function call(client: Echo, serial: string): Promise<string> {
+  const metadata = new grpc.Metadata();
+  metadata.set('x-client-serial', serial);
+  return new Promise((resolve, reject) =>
+    client.echo({}, metadata, { deadline: Date.now() + 5000 }, (error, reply) =>
+      error ? reject(error) : resolve(reply.from),
+    ),
+  );
+}
+
+async function load(ms: number, workers: number, fn: () => Promise<unknown>) {
+  const end = Date.now() + ms;
+  let ok = 0;
+  const failures: string[] = [];
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (Date.now() < end) {
+        try {
+          await fn();
+          ok++;
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    }),
+  );
+  return { ok, failures };
+}
+
+describe('gRPC with rotating certificates', () => {
+  it('two services calling each other while every certificate rotates: zero failed calls, each call presents the current client certificate', async () => {
+    const [a, b] = await Promise.all([startService('a'), startService('b')]);
+    cleanups.push(
+      () => a.manager.stop(),
+      () => b.manager.stop(),
+    );
+    const roots = [a.root, b.root];
+    const seenByA: Seen[] = [];
+    const seenByB: Seen[] = [];
+    const portA = await serveGrpc(a, roots, seenByA);
+    const portB = await serveGrpc(b, roots, seenByB);
+    const options = { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' };
+    const toB = await createRotatingGrpcClient<Echo>(a.manager, {
+      id: 'a-client',
+      trust: roots,
+      address: `127.0.0.1:${portB}`,
+      create: (address, credentials, o) => new EchoClient(address, credentials, { ...o, ...options }) as Echo,
+    });
+    const toA = await createRotatingGrpcClient<Echo>(b.manager, {
+      id: 'b-client',
+      trust: roots,
+      address: `127.0.0.1:${portA}`,
+      create: (address, credentials, o) => new EchoClient(address, credentials, { ...o, ...options }) as Echo,
+    });
+    cleanups.push(
+      () => toB.close(),
+      () => toA.close(),
+    );
+
+    const calls = Promise.all([
+      load(3000, 4, () => call(toB.current(), toB.identity.current().serial)),
+      load(3000, 4, () => call(toA.current(), toA.identity.current().serial)),
+    ]);
+    const [[fromA, fromB], { rotations, retired }] = await Promise.all([
+      calls,
+      rotateWhile([a, b], 150, calls),
+    ]);
+
+    expect(fromA.failures).toEqual([]);
+    expect(fromB.failures).toEqual([]);
+    expect(fromA.ok + fromB.ok).toBeGreaterThan(100);
+    expect(rotations).toBeGreaterThan(8);
+    for (const [seen, id] of [
+      [seenByB, 'a-client'],
+      [seenByA, 'b-client'],
+    ] as const) {
+      for (const s of seen) expect(s.presented).toBe(s.claimed);
+      expect(new Set(seen.map((s) => s.presented)).size).toBeGreaterThan(2);
+      expect(retired.get(id)!.size).toBeGreaterThan(2);
+    }
+  });
+
+  it('channel credentials on providers: a plain client verifies the rotating server and presents its managed identity', async () => {
+    const [a, b] = await Promise.all([startService('a'), startService('b')]);
+    cleanups.push(
+      () => a.manager.stop(),
+      () => b.manager.stop(),
+    );
+    const seen: Seen[] = [];
+    const port = await serveGrpc(b, [a.root, b.root], seen);
+    const credentials = await grpcChannelCredentials(a.manager, { id: 'a-client', trust: [b.root] });
+    const client = new EchoClient(`127.0.0.1:${port}`, credentials, {
+      'grpc.ssl_target_name_override': 'localhost',
+    }) as Echo;
+    cleanups.push(() => client.close());
+    const serial = a.manager.certificate('a-client')!.serial;
+    expect(await call(client, serial)).toBe('b');
+    await b.manager.renewNow('b-web'); // the server rotates: the open connection keeps working
+    expect(await call(client, serial)).toBe('b');
+    expect(seen.every((s) => s.presented === serialKey(serial))).toBe(true);
+
+    // A client whose trust does not include the server's CA is refused.
+    const wrong = await grpcChannelCredentials(a.manager, { id: 'a-client', trust: [a.root] });
+    const stranger = new EchoClient(`127.0.0.1:${port}`, wrong, {
+      'grpc.ssl_target_name_override': 'localhost',
+    }) as Echo;
+    cleanups.push(() => stranger.close());
+    await expect(call(stranger, serial)).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+  });
+
+  it('providers publish complete updates only, never null, and follow rotations', async () => {
+    const a = await startService('a');
+    cleanups.push(() => a.manager.stop());
+    const identity = new ManagedIdentityProvider(a.manager, 'a-web');
+    const updates: unknown[] = [];
+    const listener = (u: unknown) => updates.push(u);
+    identity.addIdentityCertificateListener(listener);
+    await a.manager.renewNow('a-web');
+    identity.removeIdentityCertificateListener(listener);
+    await a.manager.renewNow('a-web'); // no longer listening
+    expect(updates).toHaveLength(2);
+    for (const u of updates) {
+      expect(u).not.toBeNull();
+      expect(String((u as { certificate: Buffer }).certificate)).toContain('BEGIN CERTIFICATE');
+      expect(String((u as { privateKey: Buffer }).privateKey)).toContain('PRIVATE KEY');
+    }
+    const ca = new TrustBundleCaProvider(staticTrust([a.root]));
+    const caUpdates: unknown[] = [];
+    ca.addCaCertificateListener((u) => caUpdates.push(u));
+    expect(caUpdates).toEqual([]); // never inside add…Listener (see deliverLater)
+    await Promise.resolve();
+    expect(caUpdates).toEqual([
+      { caCertificate: Buffer.from(staticTrust([a.root]).current().certificates.join('')) },
+    ]);
+  });
+});
