@@ -122,7 +122,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       ),
     );
     stopped.catch(() => {});
-    await Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]);
+    // Renewal timers are unref'd (background work must not keep a process alive), so a bare
+    // `await manager.ready()` in a script could see the event loop run empty before the first
+    // certificate is obtained, and Node exit with code 13. Waiting is foreground work: hold the
+    // process until it is done.
+    const hold = setInterval(() => {}, 2 ** 30);
+    try {
+      await Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]);
+    } finally {
+      clearInterval(hold);
+    }
   }
 
   /** Stops the loop and any attempt under way. Servers keep serving what they have. Idempotent. */
