@@ -124,14 +124,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     stopped.catch(() => {});
     // Renewal timers are unref'd (background work must not keep a process alive), so a bare
     // `await manager.ready()` in a script could see the event loop run empty before the first
-    // certificate is obtained, and Node exit with code 13. Waiting is foreground work: hold the
-    // process until it is done.
-    const hold = setInterval(() => {}, 2 ** 30);
-    try {
-      await Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]);
-    } finally {
-      clearInterval(hold);
-    }
+    // certificate is obtained, and Node exit with code 13. Waiting is foreground work.
+    await foreground(Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]));
   }
 
   /** Stops the loop and any attempt under way. Servers keep serving what they have. Idempotent. */
@@ -197,7 +191,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** Renews one certificate now, whatever its schedule. */
   renewNow(id: string): Promise<void> {
     this.#assertNotStopped();
-    return this.#obtain(this.#state(id), 'forced');
+    return foreground(this.#obtain(this.#state(id), 'forced'));
   }
 
   /** Renews every certificate now: the "intermediate compromised, rotate everything" drill. */
@@ -207,7 +201,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const worker = async () => {
       for (let state = queue.shift(); state; state = queue.shift()) await this.#obtain(state, 'forced');
     };
-    await Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker));
+    await foreground(
+      Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker)),
+    );
   }
 
   /** Revokes the served certificate of `id` (where the issuer supports it) and replaces it. */
@@ -632,6 +628,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       retryAt: new Date(state.retryAt),
       servingSerial: facts?.serial ?? null,
     });
+  }
+}
+
+/** Keeps the process alive until `work` settles (the caller is waiting for it). */
+async function foreground<T>(work: Promise<T>): Promise<T> {
+  const hold = setInterval(() => {}, 2 ** 30);
+  try {
+    return await work;
+  } finally {
+    clearInterval(hold);
   }
 }
 
