@@ -38,11 +38,18 @@ interface AgentInternals {
   keepAlive: boolean;
 }
 
+interface Retired {
+  /** Resolves once the Agent is destroyed. */
+  drained: Promise<void>;
+  /** Destroys the Agent now (idempotent). */
+  finish(): void;
+}
+
 export class RotatingAgent extends https.Agent {
   readonly identity: ClientIdentity;
   readonly #agentOptions: https.AgentOptions;
   readonly #graceMs: number;
-  readonly #retired = new Set<{ agent: https.Agent; timer: NodeJS.Timeout }>();
+  readonly #retired = new Set<Retired>();
   readonly #stopWatching: () => void;
   #current: Generation | undefined;
   #closed = false;
@@ -57,9 +64,15 @@ export class RotatingAgent extends https.Agent {
     this.#agentOptions = { keepAlive: true, ...(options.agentOptions ?? {}) };
     this.#graceMs = graceMs;
     // Rotate as soon as the identity changes, so idle sockets of the old one close now rather
-    // than at the next request.
+    // than at the next request. This runs inside the manager's event emission: a failure here
+    // (e.g. a trust bundle Node refuses) must not reach the manager; the next request reports it.
     this.#stopWatching = this.identity.onChange(() => {
-      if (!this.#closed && this.identity.manager.certificate(this.identity.id)) this.#agent();
+      if (this.#closed || !this.identity.manager.certificate(this.identity.id)) return;
+      try {
+        this.#agent();
+      } catch {
+        // reported by the next addRequest
+      }
     });
   }
 
@@ -71,34 +84,43 @@ export class RotatingAgent extends https.Agent {
   // Called by http.ClientRequest for every request made with `agent: this`.
   addRequest(req: unknown, options: unknown): void {
     if (this.#closed) {
-      (req as { destroy(error: Error): void }).destroy(
-        new CertkeeperError('AGENT_CLOSED', 'the rotating agent was destroyed'),
-      );
+      refuse(req, new CertkeeperError('AGENT_CLOSED', 'the rotating agent is closed'));
       return;
     }
     let agent: https.Agent;
     try {
       agent = this.#agent();
     } catch (error) {
-      (req as { destroy(error: Error): void }).destroy(error as Error);
+      refuse(req, error as Error);
       return;
     }
     (agent as unknown as AgentInternals).addRequest(req, options);
   }
 
-  /** Destroys every underlying Agent and their sockets (in-flight requests fail). Idempotent. */
+  /**
+   * Refuses new requests (AGENT_CLOSED) and retires every generation as a rotation does: idle
+   * sockets close now, in-flight requests finish, whatever remains after `graceMs` is destroyed.
+   * Resolves when every underlying Agent is destroyed. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.#stop();
+    await Promise.all([...this.#retired].map((r) => r.drained));
+  }
+
+  /** Destroys every underlying Agent and their sockets at once (in-flight requests fail). Idempotent. */
   override destroy(): void {
+    this.#stop();
+    for (const retired of [...this.#retired]) retired.finish();
+    super.destroy();
+  }
+
+  #stop(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopWatching();
-    this.#current?.agent.destroy();
+    const current = this.#current;
     this.#current = undefined;
-    for (const retired of this.#retired) {
-      clearInterval(retired.timer);
-      retired.agent.destroy();
-    }
-    this.#retired.clear();
-    super.destroy();
+    if (current) this.#retire(current.agent);
   }
 
   #agent(): https.Agent {
@@ -118,30 +140,46 @@ export class RotatingAgent extends https.Agent {
 
   #retire(agent: https.Agent): void {
     const internals = agent as unknown as AgentInternals;
-    internals.keepAlive = false; // a socket freed after its request is destroyed, not pooled
+    // A socket freed after its request is now destroyed rather than pooled (Agent's 'free'
+    // handler reads `this.keepAlive`); a request already queued on this Agent still gets it.
+    internals.keepAlive = false;
     for (const list of Object.values(internals.freeSockets))
       for (const socket of list ?? []) socket.destroy();
-    const busy = Object.values(internals.sockets).some((list) => (list?.length ?? 0) > 0);
-    if (!busy) {
+    const busy = () => Object.values(internals.sockets).some((list) => (list?.length ?? 0) > 0);
+    if (!busy()) {
       agent.destroy();
       return;
     }
-    // Destroyed once its last busy socket is gone (checked every 100 ms), at the latest after
-    // the grace period.
+    // Destroyed once its last busy socket is gone (checked every 100 ms: Agent emits nothing
+    // when a socket leaves its pool), at the latest after the grace period.
     const deadline = Date.now() + this.#graceMs;
-    const entry = {
-      agent,
-      timer: setInterval(() => {
-        const stillBusy = Object.values(internals.sockets).some((list) => (list?.length ?? 0) > 0);
-        if (stillBusy && Date.now() < deadline) return;
-        clearInterval(entry.timer);
+    let resolve!: () => void;
+    const entry: Retired = {
+      drained: new Promise<void>((r) => {
+        resolve = r;
+      }),
+      finish: () => {
+        clearInterval(timer);
         agent.destroy();
         this.#retired.delete(entry);
-      }, 100),
+        resolve();
+      },
     };
-    entry.timer.unref();
+    const timer = setInterval(() => {
+      if (!busy() || Date.now() >= deadline) entry.finish();
+    }, 100);
+    timer.unref();
     this.#retired.add(entry);
   }
+}
+
+/**
+ * Fails a request that gets no socket, as Agent does when it cannot create one: the request
+ * emits 'error' then 'close'. (`req.destroy(error)` before a socket is assigned emits nothing,
+ * so the caller would wait forever.)
+ */
+function refuse(req: unknown, error: Error): void {
+  (req as { onSocket(socket: null, error: Error): void }).onSocket(null, error);
 }
 
 /** An `https.Agent` that always presents the newest certificate of client certificate `id`. */

@@ -7,6 +7,11 @@
  * means one Agent per generation: new requests go to the newest; an older Agent is closed with
  * `close()`, which lets its queued and running requests finish, then destroyed after `graceMs`
  * if something still hangs. undici is an optional peer dependency, loaded on first use.
+ *
+ * The forced end cannot be `agent.destroy()`: undici's Agent forgets its per-origin pools in
+ * `close()` (it clears its map), so a `destroy()` after `close()` reaches none of them and a
+ * hung request kept the old identity's connection open for good (undici 7.30). Each Agent is
+ * therefore built with a `factory` that records its pools, and the forced end destroys those.
  */
 import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import { CertkeeperError } from '../errors.js';
@@ -43,15 +48,31 @@ export async function createRotatingDispatcher(
     throw new CertkeeperError('INVALID_OPTION', 'RotatingDispatcher option graceMs must be a number >= 0');
   }
   const identity = new ClientIdentity(manager, id, options);
-  const { connect, ...agentOptions } = options.agentOptions ?? {};
+  const { connect, factory, ...agentOptions } = options.agentOptions ?? {};
+
+  interface Generation {
+    key: string;
+    serial: string;
+    agent: UndiciAgent;
+    pools: Set<Dispatcher>;
+  }
+  interface Retiring {
+    done: Promise<void>;
+    destroy(reason: Error | null): Promise<void>;
+  }
 
   class Rotating extends undici.Dispatcher {
     readonly identity = identity;
-    #current: { key: string; serial: string; agent: UndiciAgent } | undefined;
-    readonly #retiring = new Set<Promise<void>>();
+    #current: Generation | undefined;
+    readonly #retiring = new Set<Retiring>();
     #closed = false;
     readonly #stopWatching = identity.onChange(() => {
-      if (!this.#closed && manager.certificate(id)) this.#agent();
+      if (this.#closed || !manager.certificate(id)) return;
+      try {
+        this.#agent();
+      } catch {
+        // runs inside the manager's event emission; the next dispatch reports the failure
+      }
     });
 
     stats() {
@@ -63,37 +84,52 @@ export async function createRotatingDispatcher(
       return this.#agent().dispatch(opts, handler);
     }
 
+    /** Refuses new requests and retires every generation (queued work finishes, `graceMs` bound). */
     // biome-ignore lint/suspicious/noExplicitAny: undici's overloads (callback or promise) are kept as they are
     override close(callback?: () => void): any {
-      const done = this.#shutdown((agent) => agent.close());
+      this.#stop();
+      const done = Promise.all([...this.#retiring].map((r) => r.done)).then(() => {});
       if (callback) void done.then(callback);
       else return done;
     }
 
+    /** Aborts every request of every generation now. */
     // biome-ignore lint/suspicious/noExplicitAny: as close()
     override destroy(err?: Error | null | (() => void), callback?: () => void): any {
       const cb = typeof err === 'function' ? err : callback;
       const reason = typeof err === 'function' ? null : (err ?? null);
-      const done = this.#shutdown((agent) => agent.destroy(reason));
+      this.#stop();
+      const done = Promise.all([...this.#retiring].map((r) => r.destroy(reason))).then(() => {});
       if (cb) void done.then(cb);
       else return done;
     }
 
-    async #shutdown(end: (agent: UndiciAgent) => Promise<void>): Promise<void> {
-      if (!this.#closed) {
-        this.#closed = true;
-        this.#stopWatching();
-      }
+    #stop(): void {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#stopWatching();
       const current = this.#current;
       this.#current = undefined;
-      await Promise.all([current ? end(current.agent) : undefined, ...this.#retiring]);
+      if (current) this.#retire(current);
     }
 
     #agent(): UndiciAgent {
       const generation = identity.current();
       if (this.#current?.key === generation.key) return this.#current.agent;
+      const pools = new Set<Dispatcher>();
       const agent = new undici.Agent({
         ...agentOptions,
+        // undici's default factory (a Client for one connection, else a Pool) or the caller's,
+        // with each pool recorded for the forced end of a retired generation.
+        factory: (origin: string | URL, opts: object) => {
+          const pool = factory
+            ? factory(origin, opts)
+            : (opts as { connections?: number }).connections === 1
+              ? new undici.Client(origin, opts)
+              : new undici.Pool(origin, opts);
+          pools.add(pool);
+          return pool;
+        },
         connect: {
           ...(connect ?? {}),
           key: generation.keyPem,
@@ -102,24 +138,38 @@ export async function createRotatingDispatcher(
         },
       });
       const previous = this.#current;
-      this.#current = { key: generation.key, serial: generation.serial, agent };
-      if (previous) this.#retire(previous.agent);
+      this.#current = { key: generation.key, serial: generation.serial, agent, pools };
+      if (previous) this.#retire(previous);
       return agent;
     }
 
-    #retire(agent: UndiciAgent): void {
-      let timer: NodeJS.Timeout | undefined;
+    #retire({ agent, pools }: Generation): void {
+      let destroyed: Promise<void> | undefined;
+      let forcedEnd!: (destroyed: Promise<void>) => void;
       const forced = new Promise<void>((resolve) => {
-        timer = setTimeout(() => resolve(agent.destroy().catch(() => {})), graceMs);
-        timer.unref();
+        forcedEnd = resolve;
       });
-      const done: Promise<void> = Promise.race([agent.close(), forced])
-        .catch(() => {})
-        .finally(() => {
-          clearTimeout(timer);
-          this.#retiring.delete(done);
-        });
-      this.#retiring.add(done);
+      const destroy = (reason: Error | null) => {
+        clearTimeout(timer);
+        destroyed ??= Promise.all([agent.destroy(reason), ...[...pools].map((p) => p.destroy(reason))]).then(
+          () => {},
+          () => {},
+        );
+        forcedEnd(destroyed);
+        return destroyed;
+      };
+      const timer = setTimeout(() => destroy(null), graceMs);
+      timer.unref();
+      const entry: Retiring = {
+        destroy,
+        done: Promise.race([agent.close(), forced])
+          .catch(() => {})
+          .finally(() => {
+            clearTimeout(timer);
+            this.#retiring.delete(entry);
+          }),
+      };
+      this.#retiring.add(entry);
     }
   }
 

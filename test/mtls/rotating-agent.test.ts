@@ -1,115 +1,44 @@
-// Outbound mTLS with certificates that rotate: two services call each other continuously through
-// a RotatingAgent (https) and a RotatingDispatcher (undici fetch) while every certificate of both
-// is renewed over and over. Each request carries the client serial the agent chose for it; the
-// server compares it with the certificate it actually verified on that request.
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type tls from 'node:tls';
-import { fetch as undiciFetch } from 'undici';
+// Outbound mTLS over https with client certificates that rotate: two services call each other
+// continuously through RotatingAgents while every certificate of both is renewed over and over.
+// Each request carries the client serial that was current when it was made; the server compares
+// it with the certificate it actually verified on that request.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Http01Solver } from '../../src/challenges/http-01.js';
-import { AcmeIssuer } from '../../src/issuers/acme/acme-issuer.js';
-import { createCertificateManager } from '../../src/manager/manager.js';
 import { createRotatingAgent } from '../../src/mtls/rotating-agent.js';
-import { createRotatingDispatcher } from '../../src/mtls/rotating-dispatcher.js';
-import { createHttpsServer } from '../../src/server/create-server.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
-import { rotateWhile, type Service, serialKey, silent, startService } from './support.js';
+import {
+  expectHonest,
+  get,
+  load,
+  mutableTrust,
+  rotateWhile,
+  type Service,
+  serialKey,
+  serveMtls,
+  startService,
+  waitFor,
+} from './support.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
 
-interface Seen {
-  claimed: string;
-  presented: string;
-}
-
-/** Service `s`'s mTLS server, accepting clients of either CA; records what each request presented. */
-async function serveMtls(s: Service, roots: string[], seen: Seen[]): Promise<number> {
-  const server = createHttpsServer(
-    s.manager,
-    { requestCert: true, rejectUnauthorized: true, ca: roots },
-    (req, res) => {
-      const peer = (req.socket as tls.TLSSocket).getPeerCertificate();
-      seen.push({
-        claimed: serialKey(String(req.headers['x-client-serial'])),
-        presented: serialKey(peer.serialNumber),
-      });
-      res.end(`hello from ${s.name}`);
-    },
-    { certificates: [`${s.name}-web`] },
+async function twoServices(): Promise<[Service, Service]> {
+  const [a, b] = await Promise.all([startService('a'), startService('b')]);
+  cleanups.push(
+    () => a.manager.stop(),
+    () => b.manager.stop(),
   );
-  server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => {
-    server.closeAllConnections?.();
-    return new Promise((r) => server.close(r));
-  });
-  return (server.address() as AddressInfo).port;
+  return [a, b];
 }
 
-function get(port: number, agent: https.Agent, serial: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(
-      { host: '127.0.0.1', port, servername: 'localhost', agent, headers: { 'x-client-serial': serial } },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () =>
-          res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`)),
-        );
-      },
-    );
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-/** Calls `call` from `workers` loops until `ms` have passed; counts successes and failures. */
-async function load(ms: number, workers: number, call: () => Promise<unknown>) {
-  const end = Date.now() + ms;
-  let ok = 0;
-  const failures: string[] = [];
-  await Promise.all(
-    Array.from({ length: workers }, async () => {
-      while (Date.now() < end) {
-        try {
-          await call();
-          ok++;
-        } catch (error) {
-          failures.push(String(error));
-        }
-      }
-    }),
-  );
-  return { ok, failures };
-}
-
-function expectHonest(seen: Seen[], retired: Map<string, Set<string>>, id: string) {
-  expect(seen.length).toBeGreaterThan(0);
-  // Every request presented exactly the certificate that was current when it was made...
-  for (const s of seen) expect(s.presented).toBe(s.claimed);
-  // ...and the server saw several generations of the client (it really rotated).
-  expect(new Set(seen.map((s) => s.presented)).size).toBeGreaterThan(2);
-  expect(retired.get(id)!.size).toBeGreaterThan(2);
-}
+const current = (s: Service, id: string) => s.manager.certificate(id)!.serial;
 
 describe('RotatingAgent (https)', () => {
   it('two services calling each other while every certificate rotates: zero failed calls, never an old client certificate', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
+    const [a, b] = await twoServices();
     const roots = [a.root, b.root];
-    const seenByA: Seen[] = [];
-    const seenByB: Seen[] = [];
-    const portA = await serveMtls(a, roots, seenByA);
-    const portB = await serveMtls(b, roots, seenByB);
+    const serverA = await serveMtls(a, roots, cleanups);
+    const serverB = await serveMtls(b, roots, cleanups);
     const agentA = createRotatingAgent(a.manager, 'a-client', { trust: roots });
     const agentB = createRotatingAgent(b.manager, 'b-client', { trust: roots });
     cleanups.push(
@@ -117,122 +46,149 @@ describe('RotatingAgent (https)', () => {
       () => agentB.destroy(),
     );
 
+    // The claimed serial is read from the manager, not from the agent, right before the request.
     const calls = Promise.all([
-      load(3000, 4, () => get(portB, agentA, agentA.identity.current().serial)),
-      load(3000, 4, () => get(portA, agentB, agentB.identity.current().serial)),
+      load(4000, 4, () => get(serverB.port, agentA, current(a, 'a-client'))),
+      load(4000, 4, () => get(serverA.port, agentB, current(b, 'b-client'))),
     ]);
-    const rotation = rotateWhile([a, b], 150, calls);
+    const rotation = rotateWhile([a, b], 1000, calls);
     const [[fromA, fromB], { rotations, retired }] = await Promise.all([calls, rotation]);
 
     expect(fromA.failures).toEqual([]);
     expect(fromB.failures).toEqual([]);
     expect(fromA.ok + fromB.ok).toBeGreaterThan(100);
-    expect(rotations).toBeGreaterThan(8);
-    expectHonest(seenByB, retired, 'a-client');
-    expectHonest(seenByA, retired, 'b-client');
-    // Retired generations are closed: at most the current one and those still draining remain.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(agentA.stats().generations).toBe(1);
+    expect(rotations).toBeGreaterThanOrEqual(12);
+    expectHonest(serverB.seen, retired.get('a-client'));
+    expectHonest(serverA.seen, retired.get('b-client'));
+    // Retired generations are destroyed once drained: only the current one remains.
+    await waitFor(() => agentA.stats().generations === 1 && agentB.stats().generations === 1);
+    console.info(
+      `[rotating-agent] ${rotations} rotations, ${fromA.ok + fromB.ok} calls, 0 failed, ` +
+        `${new Set(serverB.seen.map((s) => s.presented)).size} client serials seen by b`,
+    );
   });
 
   it('a server certificate untrusted by the agent is refused; a client that is not a client certificate is refused at construction', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
-    const port = await serveMtls(b, [a.root, b.root], []);
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
     const onlyOwnRoot = createRotatingAgent(a.manager, 'a-client', { trust: [a.root] });
     cleanups.push(() => onlyOwnRoot.destroy());
-    await expect(get(port, onlyOwnRoot, 'x')).rejects.toThrow(/certificate/i);
-    expect(() => createRotatingAgent(a.manager, 'a-web')).toThrow(/purpose 'client'/);
-    expect(() => createRotatingAgent(a.manager, 'nope')).toThrow(/no managed certificate/);
+    await expect(get(server.port, onlyOwnRoot, 'x')).rejects.toMatchObject({
+      code: expect.stringMatching(/CERT|SIGNATURE/),
+    });
+    expect(() => createRotatingAgent(a.manager, 'a-web')).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(/purpose 'client'/) }),
+    );
+    expect(() => createRotatingAgent(a.manager, 'nope')).toThrow(
+      expect.objectContaining({ code: 'UNKNOWN_CERTIFICATE' }),
+    );
+    expect(() => createRotatingAgent(a.manager, 'a-client', { graceMs: -1 })).toThrow(/graceMs/);
   });
 
-  it('idle keep-alive sockets of a retired generation are closed; its in-flight request finishes', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
-    const seen: Seen[] = [];
-    const port = await serveMtls(b, [a.root, b.root], seen);
+  it('a rotation mid-request: the in-flight request finishes on the old identity, its socket then closes, new requests present the new one', async () => {
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
     const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root] });
     cleanups.push(() => agent.destroy());
-    const first = agent.identity.current().serial;
-    await get(port, agent, first);
-    await a.manager.renewNow('a-client'); // the idle socket of generation 1 must go now
-    expect(agent.stats()).toEqual({ serial: a.manager.certificate('a-client')!.serial, generations: 1 });
-    await get(port, agent, agent.identity.current().serial);
-    expect(seen.map((s) => s.presented)).toEqual([
-      serialKey(first),
-      serialKey(a.manager.certificate('a-client')!.serial),
+    const first = current(a, 'a-client');
+    const slow = get(server.port, agent, first, '/slow?ms=800');
+    await waitFor(() => server.pending === 1, 5000, 'the slow request to arrive');
+    await get(server.port, agent, first); // a second socket, idle (kept alive) once answered
+    expect(server.connections.size).toBe(2);
+
+    await a.manager.renewNow('a-client');
+    const second = current(a, 'a-client');
+    expect(second).not.toBe(first);
+    // The idle socket went at once; the busy one stays until its response is written.
+    await waitFor(() => server.connections.size === 1, 5000, 'the idle socket to close');
+    expect(agent.stats()).toEqual({ serial: second, generations: 2 });
+    await get(server.port, agent, second);
+    expect(server.pending).toBe(1); // the slow request is still running
+
+    expect(await slow).toBe('hello from b');
+    await waitFor(() => agent.stats().generations === 1, 5000, 'generation 1 to be destroyed');
+    // Generation 1's busy socket was closed when freed, not pooled: only generation 2's remains.
+    await waitFor(() => server.connections.size === 1, 5000, 'the freed socket to close');
+    expect(server.seen.map((s) => [s.path, s.presented])).toEqual([
+      ['/slow?ms=800', serialKey(first)],
+      ['/', serialKey(first)],
+      ['/', serialKey(second)],
     ]);
   });
-});
 
-describe('RotatingDispatcher (undici)', () => {
-  it('fetch through the dispatcher while both services rotate: zero failed calls, never an old client certificate', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
+  it('a retired request that outlives graceMs is cut off, and the generation goes', async () => {
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
+    const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root], graceMs: 200 });
+    cleanups.push(() => agent.destroy());
+    const hanging = get(server.port, agent, current(a, 'a-client'), '/slow?ms=60000');
+    const outcome = hanging.then(
+      () => 'answered',
+      (error: { code?: string }) => error.code,
     );
-    const roots = [a.root, b.root];
-    const seen: Seen[] = [];
-    const port = await serveMtls(b, roots, seen);
-    const dispatcher = await createRotatingDispatcher(a.manager, 'a-client', { trust: roots });
-    cleanups.push(() => dispatcher.close());
-    const call = async () => {
-      const res = await undiciFetch(`https://localhost:${port}/`, {
-        dispatcher,
-        headers: { 'x-client-serial': dispatcher.identity.current().serial },
-      });
-      if (res.status !== 200) throw new Error(`status ${res.status}`);
-      await res.text();
-    };
-    const calls = load(3000, 6, call);
-    const rotation = rotateWhile([a, b], 150, calls);
-    const [result, { retired }] = await Promise.all([calls, rotation]);
-    expect(result.failures).toEqual([]);
-    expect(result.ok).toBeGreaterThan(50);
-    expectHonest(seen, retired, 'a-client');
+    await waitFor(() => server.pending === 1, 5000, 'the request to arrive');
+    await a.manager.renewNow('a-client');
+    expect(await outcome).toBe('ECONNRESET');
+    await waitFor(() => agent.stats().generations === 1, 5000, 'the retired generation to go');
   });
 
-  it("Node's global fetch accepts the dispatcher", async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
-    const seen: Seen[] = [];
-    const port = await serveMtls(b, [a.root, b.root], seen);
-    const dispatcher = await createRotatingDispatcher(a.manager, 'a-client', { trust: [a.root, b.root] });
-    cleanups.push(() => dispatcher.close());
-    const serial = a.manager.certificate('a-client')!.serial;
-    const res = await fetch(`https://localhost:${port}/`, {
-      dispatcher,
-      headers: { 'x-client-serial': serial },
-    } as unknown as RequestInit);
-    expect(await res.text()).toBe('hello from b');
-    expect(seen).toEqual([{ claimed: serialKey(serial), presented: serialKey(serial) }]);
-  });
-});
-
-describe('client identities', () => {
-  it('an ACME issuer cannot be configured for a client certificate', () => {
-    const issuer = new AcmeIssuer({
-      directoryUrl: 'https://127.0.0.1:1/dir',
-      agreeToTerms: true,
-      challenges: [new Http01Solver()],
+  it('TLS sessions resume within a generation and never across one', async () => {
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
+    // No keep-alive: every request is a new connection, which resumes when it can.
+    const agent = createRotatingAgent(a.manager, 'a-client', {
+      trust: [a.root, b.root],
+      agentOptions: { keepAlive: false },
     });
-    expect(() =>
-      createCertificateManager({
-        store: new MemoryStore(),
-        issuer,
-        certificates: [{ id: 'svc', names: ['svc.test'], purpose: 'client' }],
-        logger: silent,
-      }),
-    ).toThrow(/certificates\[0\]\.purpose/);
+    cleanups.push(() => agent.destroy());
+    const first = current(a, 'a-client');
+    await get(server.port, agent, first);
+    await get(server.port, agent, first);
+    await a.manager.renewNow('a-client');
+    const second = current(a, 'a-client');
+    await get(server.port, agent, second);
+    await get(server.port, agent, second);
+    expect(server.seen.map((s) => [s.presented, s.reused])).toEqual([
+      [serialKey(first), false],
+      [serialKey(first), true], // resumption works here, so its absence below means something
+      [serialKey(second), false],
+      [serialKey(second), true],
+    ]);
+  });
+
+  it('a new trust bundle makes a new generation: a server CA added later is accepted', async () => {
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
+    const trust = mutableTrust([a.root]);
+    const agent = createRotatingAgent(a.manager, 'a-client', { trust });
+    cleanups.push(() => agent.destroy());
+    const serial = current(a, 'a-client');
+    await expect(get(server.port, agent, serial)).rejects.toMatchObject({
+      code: expect.stringMatching(/CERT|SIGNATURE/),
+    });
+    trust.set([a.root, b.root]);
+    expect(await get(server.port, agent, serial)).toBe('hello from b');
+    expect(agent.identity.current().key).toBe(`${serial}/2`);
+    expect(agent.identity.current().ca).toHaveLength(2);
+  });
+
+  it('close(): in-flight requests finish, new ones are refused with AGENT_CLOSED; close and destroy are idempotent', async () => {
+    const [a, b] = await twoServices();
+    const server = await serveMtls(b, [a.root, b.root], cleanups);
+    const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root] });
+    cleanups.push(() => agent.destroy());
+    const serial = current(a, 'a-client');
+    const slow = get(server.port, agent, serial, '/slow?ms=300');
+    await waitFor(() => server.pending === 1, 5000, 'the request to arrive');
+    const closed = agent.close();
+    await expect(get(server.port, agent, serial)).rejects.toMatchObject({ code: 'AGENT_CLOSED' });
+    expect(await slow).toBe('hello from b');
+    await closed;
+    await agent.close();
+    expect(agent.stats()).toEqual({ serial: undefined, generations: 0 });
+    await waitFor(() => server.connections.size === 0, 5000, 'the connection to close');
+    agent.destroy();
+    agent.destroy();
+    await expect(get(server.port, agent, serial)).rejects.toMatchObject({ code: 'AGENT_CLOSED' });
   });
 });

@@ -1,8 +1,14 @@
 // Two services in mutual TLS, each with its own manager and embedded CA, each trusting both CAs:
 // service A serves `a-web` and calls out as `a-client`, service B likewise. Both rotate every
 // certificate they own while the tests call continuously.
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type tls from 'node:tls';
+import { expect } from 'vitest';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
+import { createHttpsServer } from '../../src/server/create-server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { makeBundle, type TrustBundle, type TrustBundleSource } from '../../src/trust/bundle.js';
 import { SwitchableIssuer } from '../support/issuers.js';
 
 export const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -14,7 +20,7 @@ export interface Service {
 }
 
 export async function startService(name: string): Promise<Service> {
-  const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+  const issuer = new SwitchableIssuer({ lifetimeMs: 600_000 }); // short-lived; rotations here are forced;
   const store = new MemoryStore();
   const manager = createCertificateManager({
     store,
@@ -63,3 +69,161 @@ export async function rotateWhile(
 
 /** One spelling for a serial, whether from the manager (DER content hex) or getPeerCertificate(). */
 export const serialKey = (serial: string) => BigInt(`0x${serial}`).toString(16);
+
+/** What service B's mTLS server saw on one request. */
+export interface Seen {
+  /** The client serial the caller believed current when it made the request (header). */
+  claimed: string;
+  /** The serial of the client certificate the server verified on that request's connection. */
+  presented: string;
+  /** Whether that connection resumed a TLS session. */
+  reused: boolean;
+  path: string;
+}
+
+export interface MtlsServer {
+  port: number;
+  seen: Seen[];
+  /** Requests that reached the handler and have not been answered yet. */
+  pending: number;
+  /** Open TLS connections. */
+  connections: Set<tls.TLSSocket>;
+}
+
+/**
+ * Service `s`'s mTLS server accepting clients of `roots`; records what each request presented.
+ * `/slow?ms=N` answers after N ms (bounded by the server's close).
+ */
+export async function serveMtls(
+  s: Service,
+  roots: string[],
+  cleanups: (() => unknown)[],
+): Promise<MtlsServer> {
+  const state: MtlsServer = { port: 0, seen: [], pending: 0, connections: new Set() };
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createHttpsServer(
+    s.manager,
+    { requestCert: true, rejectUnauthorized: true, ca: roots },
+    (req, res) => {
+      const socket = req.socket as tls.TLSSocket;
+      state.seen.push({
+        claimed: serialKey(String(req.headers['x-client-serial'] ?? '0')),
+        presented: serialKey(socket.getPeerCertificate().serialNumber),
+        reused: socket.isSessionReused(),
+        path: req.url ?? '',
+      });
+      const delay = Number(new URL(req.url ?? '/', 'https://x').searchParams.get('ms') ?? 0);
+      state.pending++;
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        state.pending--;
+        res.end(`hello from ${s.name}`);
+      }, delay);
+      timers.add(timer);
+    },
+    { certificates: [`${s.name}-web`] },
+  );
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    state.connections.add(socket);
+    socket.on('close', () => state.connections.delete(socket));
+  });
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    for (const timer of timers) clearTimeout(timer);
+    server.closeAllConnections?.();
+    return new Promise((r) => server.close(r));
+  });
+  state.port = (server.address() as AddressInfo).port;
+  return state;
+}
+
+/** GET over `https.get` with `agent`; resolves with the body of a 200, rejects otherwise. */
+export function get(port: number, agent: https.Agent, serial: string, path = '/'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        servername: 'localhost',
+        agent,
+        headers: { 'x-client-serial': serial },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`)),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** Calls `call` from `workers` loops until `ms` have passed; counts successes and failures. */
+export async function load(ms: number, workers: number, call: () => Promise<unknown>) {
+  const end = Date.now() + ms;
+  let ok = 0;
+  const failures: string[] = [];
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (Date.now() < end) {
+        try {
+          await call();
+          ok++;
+        } catch (error) {
+          failures.push(`${(error as { code?: string }).code ?? ''} ${String(error)}`);
+        }
+      }
+    }),
+  );
+  return { ok, failures };
+}
+
+/** Polls `condition` every 20 ms; throws after `ms` (a bound, not a measurement). */
+export async function waitFor(condition: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A trust source whose bundle the test replaces, as a TrustStore would on a change. */
+export function mutableTrust(pems: string[]): TrustBundleSource & { set(pems: string[]): void } {
+  let bundle = makeBundle(pems, 1);
+  const listeners = new Set<(b: TrustBundle) => void>();
+  return {
+    current: () => bundle,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    set(next) {
+      bundle = makeBundle(next, bundle.version + 1);
+      for (const listener of listeners) listener(bundle);
+    },
+  };
+}
+
+/**
+ * The test's core claim: each request presented exactly the client certificate that was current
+ * when it was made (so after a rotation the old serial never appears on a new request), and the
+ * client really went through several generations.
+ */
+export function expectHonest(
+  seen: { claimed: string; presented: string | null }[],
+  retiredSerials: Set<string> | undefined,
+) {
+  expect(seen.length).toBeGreaterThan(0);
+  const wrong = seen.filter((s) => s.presented !== s.claimed);
+  expect(wrong).toEqual([]);
+  expect(new Set(seen.map((s) => s.presented)).size).toBeGreaterThan(2);
+  expect(retiredSerials?.size ?? 0).toBeGreaterThan(2);
+}
