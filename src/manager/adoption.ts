@@ -3,7 +3,7 @@
  * reconcile (`reconcile`), and as the re-check after taking the issuance lock (`adoptStored`),
  * so that replicas sharing a store serve the same certificate and never order it twice.
  */
-import { describeCause } from '../errors.js';
+import { type CertkeeperError, describeCause } from '../errors.js';
 import type { ManagerCore } from './core.js';
 import { findStored, loadStored } from './loader.js';
 import { renewalTime } from './policy.js';
@@ -58,7 +58,7 @@ export async function reconcile(core: ManagerCore, state: CertState): Promise<vo
       { ...found, meta: { ...found.meta, previous: null } },
       state.cert.primary,
       (g) => core.validate(state.cert, g),
-      () => {},
+      (error) => unadoptable(core, state, error),
     );
     if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256) return;
     core.install(state, loaded.generation, loaded.meta);
@@ -92,7 +92,7 @@ export async function adoptStored(
     { ...found, meta: { ...found.meta, previous: null } },
     state.cert.primary,
     (g) => core.validate(state.cert, g),
-    () => {},
+    (error) => unadoptable(core, state, error),
   );
   if (!loaded) return false;
   const { generation } = loaded;
@@ -109,4 +109,17 @@ export async function adoptStored(
     notAfter: generation.info.notAfter,
   });
   return true;
+}
+
+/**
+ * Another replica stored a certificate this one cannot use: damaged, not matching this
+ * configuration, or sealed with an encryption key this replica does not have. Said at warn level
+ * because it is a misconfiguration a person must fix; the current certificate stays in service.
+ */
+function unadoptable(core: ManagerCore, state: CertState, error: CertkeeperError): void {
+  core.options.logger.warn('a certificate stored by another replica cannot be used here', {
+    id: state.cert.id,
+    code: error.code,
+    error: error.message,
+  });
 }

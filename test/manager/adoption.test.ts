@@ -2,9 +2,12 @@
 // as the served one (CAs stamp whole seconds: a forced renewal right after issuance, found by
 // test/cluster against Pebble) or earlier (a shorter profile). The stored pointer was committed
 // later, so it is the newer certificate and every replica must move to it.
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/logger.js';
 import { createCertificateManager } from '../../src/manager/manager.js';
 import { readPointer, revertPointer } from '../../src/manager/records.js';
+import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { FakeClock } from '../../src/testing/index.js';
 import { SwitchableIssuer } from '../support/issuers.js';
@@ -87,5 +90,40 @@ describe('adopting another replica’s certificate', () => {
     await revertPointer(store, issuer.id, 'localhost', old);
     await b.reconcile();
     expect(b.certificate('web')?.serial).toBe(newer.serial);
+  });
+
+  it('a certificate sealed with a key this replica does not have is reported at warn level and not adopted', async () => {
+    const store = new MemoryStore();
+    const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+    const warnings: { message: string; fields: Record<string, unknown> }[] = [];
+    const make = (key: Buffer, logger: Logger = quiet) => {
+      const m = createCertificateManager({
+        store: new EncryptedStore(store, { keys: [key], logger: quiet }),
+        issuer,
+        logger,
+        certificates: [{ id: 'web', names: ['localhost'] }],
+        reconcileIntervalMs: 0,
+      });
+      stops.push(() => m.stop());
+      return m;
+    };
+    const a = make(randomBytes(32));
+    const b = make(randomBytes(32), {
+      ...quiet,
+      warn: (message: string, fields?: Record<string, unknown>) =>
+        warnings.push({ message, fields: fields ?? {} }),
+    });
+    await a.start();
+    await a.ready();
+    const old = a.certificate('web')!.serial;
+    await b.start();
+    await b.ready(); // b cannot read a's key: it obtains its own
+    await a.renewNow('web');
+    await b.reconcile();
+    expect(b.certificate('web')?.serial).not.toBe(a.certificate('web')!.serial);
+    expect(b.certificate('web')?.serial).not.toBe(old);
+    const unusable = warnings.filter((w) => /another replica cannot be used/.test(w.message));
+    expect(unusable.length).toBeGreaterThan(0);
+    expect(JSON.stringify(unusable)).not.toMatch(/PRIVATE KEY/);
   });
 });
