@@ -71,17 +71,17 @@ export async function ensureDirectory(dir: string): Promise<void> {
 }
 
 /**
- * Writes `data` to a new, uniquely named, fsync-ed 0600 file in `dir` and returns its path. On
- * failure nothing is left behind.
+ * Writes `data` to a new, uniquely named 0600 file in `dir`, fsync-ed unless `durable` is false,
+ * and returns its path. On failure nothing is left behind.
  */
-export async function writeTemp(dir: string, data: Uint8Array | string): Promise<string> {
+export async function writeTemp(dir: string, data: Uint8Array | string, durable = true): Promise<string> {
   const path = join(dir, `${TMP_PREFIX}${randomUUID()}`);
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(path, 'wx', FILE_MODE);
     await handle.chmod(FILE_MODE);
     await handle.writeFile(data);
-    await handle.sync();
+    if (durable) await handle.sync();
     const closing = handle;
     handle = undefined;
     await closing.close();
