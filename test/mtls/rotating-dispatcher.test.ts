@@ -7,7 +7,7 @@ import { createRotatingDispatcher, type RotatingDispatcher } from '../../src/mtl
 import {
   expectHonest,
   load,
-  rotateWhile,
+  rotateRounds,
   type Service,
   serialKey,
   serveMtls,
@@ -66,8 +66,10 @@ describe('RotatingDispatcher (undici)', () => {
       const roots = [a.root, b.root];
       const server = await serveMtls(b, roots, cleanups);
       const dispatcher = await dispatcherFor(a, roots);
-      const calls = load(3500, 6, () => call(fetcher, server.port, dispatcher, current(a, 'a-client')));
-      const [result, { rotations, retired }] = await Promise.all([calls, rotateWhile([a, b], 1000, calls)]);
+      const rotation = rotateRounds([a, b], 4, 1000);
+      const calls = load(rotation, 6, () => call(fetcher, server.port, dispatcher, current(a, 'a-client')));
+      const [result, { rotations, retired }] = await Promise.all([calls, rotation]);
+      expect(rotations).toBe(16);
       expect(result.failures).toEqual([]);
       expect(result.ok).toBeGreaterThan(50);
       expectHonest(server.seen, retired.get('a-client'));
