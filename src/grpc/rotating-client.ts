@@ -56,7 +56,7 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
     if (current?.key === generation.key) return current.client;
     const credentials = api.credentials.createSsl(
       Buffer.from((generation.ca ?? []).join('')),
-      Buffer.from(generation.keyPem),
+      Buffer.from(generation.privateKey.toPem()),
       Buffer.from(generation.chainPem),
     );
     const client = options.create(options.address, credentials, { ...(options.channelOptions ?? {}) });

@@ -6,16 +6,21 @@
  * enough to run on every request: a missed event can never leave an old identity in use.
  */
 
+import type { PrivateKey } from '../crypto/keys.js';
 import { CertkeeperError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
 import { staticTrust, type TrustBundleSource } from '../trust/bundle.js';
 
-/** Everything a TLS client needs for one generation. The key is PEM: handle it as the secret it is. */
+/**
+ * Everything a TLS client needs for one generation. The private key stays a `PrivateKey`, which
+ * prints and serialises as "redacted", so logging a generation cannot leak it; PEM is made only
+ * where an agent is built.
+ */
 export interface ClientGeneration {
   /** `<serial>/<trust version>`; a new value means a new identity or new anchors. */
   readonly key: string;
   readonly serial: string;
-  readonly keyPem: string;
+  readonly privateKey: PrivateKey;
   readonly chainPem: string;
   /** Accepted server CAs; undefined means Node's default roots. */
   readonly ca: string[] | undefined;
@@ -68,7 +73,7 @@ export class ClientIdentity {
     this.#current = {
       key,
       serial: served.serial,
-      keyPem: credentials.key.toPem(),
+      privateKey: credentials.key,
       chainPem: credentials.chainPem,
       ca: bundle ? [...bundle.certificates] : undefined,
     };

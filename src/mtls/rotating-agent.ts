@@ -128,7 +128,7 @@ export class RotatingAgent extends https.Agent {
     if (this.#current?.key === generation.key) return this.#current.agent;
     const agent = new https.Agent({
       ...this.#agentOptions,
-      key: generation.keyPem,
+      key: generation.privateKey.toPem(),
       cert: generation.chainPem,
       ...(generation.ca ? { ca: generation.ca } : {}),
     });

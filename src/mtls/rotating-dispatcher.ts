@@ -132,7 +132,7 @@ export async function createRotatingDispatcher(
         },
         connect: {
           ...(connect ?? {}),
-          key: generation.keyPem,
+          key: generation.privateKey.toPem(),
           cert: generation.chainPem,
           ...(generation.ca ? { ca: generation.ca } : {}),
         },

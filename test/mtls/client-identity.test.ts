@@ -1,5 +1,6 @@
 // Client identities (purpose 'client'): which issuers may hold them, and the generation key the
 // rotating agent, dispatcher and gRPC client share.
+import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Http01Solver } from '../../src/challenges/http-01.js';
 import { AcmeIssuer } from '../../src/issuers/acme/acme-issuer.js';
@@ -80,7 +81,11 @@ describe('client identities', () => {
     const g1 = identity.current();
     expect(identity.current()).toBe(g1); // cached: the per-request check allocates nothing new
     expect(g1.key).toBe(`${a.manager.certificate('a-client')!.serial}/1`);
-    expect(g1.keyPem).toContain('PRIVATE KEY');
+    expect(g1.privateKey.toPem()).toContain('PRIVATE KEY');
+    // Logged or serialised, a generation shows no key material.
+    expect(JSON.stringify(g1)).not.toMatch(/PRIVATE KEY/);
+    expect(JSON.stringify(g1)).toContain('"material":"redacted"');
+    expect(inspect(g1)).not.toMatch(/PRIVATE KEY/);
     expect(g1.ca).toEqual(trust.current().certificates);
 
     await a.manager.renewNow('a-web'); // another certificate: no change
