@@ -37,10 +37,11 @@ import {
   resolveCertificate,
   resolveOptions,
 } from './options.js';
-import { renewalTime, retryDelay, timeInWindow, warningTimes } from './policy.js';
+import { renewalTime, retryDelay, timeInWindow } from './policy.js';
 import type { Generation } from './records.js';
 import { Scheduler } from './scheduler.js';
 import { asError, type CertificateStatus, type CertState, newState, servedFacts, statusOf } from './state.js';
+import { emitExpiryWarnings, expiryWarnings } from './warnings.js';
 
 export type { CertificateStatus } from './state.js';
 
@@ -478,22 +479,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const known = servedFacts(state) !== undefined;
     const due = state.retryAt ?? (known && state.renewAt !== undefined ? state.renewAt : now);
     let next = Math.min(due, state.windowRefreshAt ?? Number.POSITIVE_INFINITY);
-    for (const warning of this.#warnings(state))
+    for (const warning of expiryWarnings(state, this.#o.policy))
       if (!state.warned.has(warning.threshold)) next = Math.min(next, warning.at);
     this.#scheduler.set(state.cert.id, next);
-  }
-
-  #warnings(state: CertState): { threshold: number; at: number }[] {
-    const facts = servedFacts(state);
-    if (!facts) return [];
-    return [...warningTimes(facts, this.#o.policy), { threshold: 0, at: facts.notAfter.getTime() }];
   }
 
   async #tick(id: string): Promise<void> {
     const state = this.#states.get(id);
     if (!state) return;
     const now = this.#o.clock.now();
-    this.#emitWarnings(state, now);
+    emitExpiryWarnings(this.#core, state, now);
     if (state.current && state.windowRefreshAt !== undefined && state.windowRefreshAt <= now) {
       state.windowRefreshAt = undefined;
       void this.#refreshWindow(state, state.current);
@@ -512,24 +507,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
           ? 'expired'
           : 'renewal';
     await this.#obtain(state, reason);
-  }
-
-  /** Emits the most severe newly crossed threshold once, marking milder ones as seen. */
-  #emitWarnings(state: CertState, now: number): void {
-    const crossed = this.#warnings(state).filter((w) => w.at <= now && !state.warned.has(w.threshold));
-    if (crossed.length === 0) return;
-    for (const w of crossed) state.warned.add(w.threshold);
-    const worst = crossed.reduce((a, b) => (a.threshold < b.threshold ? a : b));
-    const facts = servedFacts(state)!;
-    const remainingMs = facts.notAfter.getTime() - now;
-    this.#o.logger.warn('certificate is expiring', { id: state.cert.id, serial: facts.serial, remainingMs });
-    this.emit('expiring', {
-      id: state.cert.id,
-      serial: facts.serial,
-      notAfter: facts.notAfter,
-      remainingMs,
-      threshold: worst.threshold,
-    });
   }
 
   // ---- obtaining -------------------------------------------------------------------------
