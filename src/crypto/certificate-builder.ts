@@ -40,6 +40,18 @@ async function publicCryptoKey(key: WebCrypto.CryptoKey | PrivateKey): Promise<W
   return 'cryptoKeyPair' in key ? (await key.cryptoKeyPair()).publicKey : key;
 }
 
+/** Issuer names by certificate: parsing the issuer again for every certificate it signs costs ~1 ms. */
+const issuerNames = new WeakMap<ParsedCertificate, x509.Name>();
+
+function issuerName(issuer: ParsedCertificate): x509.Name {
+  let name = issuerNames.get(issuer);
+  if (!name) {
+    name = new x509.X509Certificate(issuer.der).subjectName;
+    issuerNames.set(issuer, name);
+  }
+  return name;
+}
+
 export async function createCertificate(spec: CertificateSpec): Promise<ParsedCertificate> {
   const subjectPublic = await publicCryptoKey(spec.publicKey);
   const signer = spec.issuer?.key ?? (spec.publicKey as PrivateKey);
@@ -51,7 +63,10 @@ export async function createCertificate(spec: CertificateSpec): Promise<ParsedCe
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(isCA, isCA ? spec.pathLength : undefined, true),
     await x509.SubjectKeyIdentifierExtension.create(subjectPublic, false, crypto),
-    await x509.AuthorityKeyIdentifierExtension.create(signerKeys.publicKey, false, crypto),
+    // The issuer's SKI when it has one (what AKI must match); computed from its key otherwise.
+    spec.issuer?.certificate.info.subjectKeyId
+      ? new x509.AuthorityKeyIdentifierExtension(spec.issuer.certificate.info.subjectKeyId, false)
+      : await x509.AuthorityKeyIdentifierExtension.create(signerKeys.publicKey, false, crypto),
   ];
   if (isCA) {
     extensions.push(
@@ -77,7 +92,7 @@ export async function createCertificate(spec: CertificateSpec): Promise<ParsedCe
       serialNumber: spec.serialNumber ?? randomSerial(),
       subject,
       // The issuer's own encoded name, not a re-parsed string, so name chaining matches byte for byte.
-      issuer: spec.issuer ? new x509.X509Certificate(spec.issuer.certificate.der).subjectName : subject,
+      issuer: spec.issuer ? issuerName(spec.issuer.certificate) : subject,
       notBefore: spec.notBefore,
       notAfter: spec.notAfter,
       publicKey: subjectPublic,
@@ -87,5 +102,5 @@ export async function createCertificate(spec: CertificateSpec): Promise<ParsedCe
     },
     crypto,
   );
-  return parseCertificateDer(Buffer.from(cert.rawData));
+  return parseCertificateDer(Buffer.from(cert.rawData), 'certificate', cert);
 }

@@ -3,7 +3,7 @@
  * Names go into the subjectAltName extension (DNS and IP entries); the common name is optional
  * and defaults to the first DNS name when it fits the 64-character limit of X.520.
  */
-import type { webcrypto as WebCrypto } from 'node:crypto';
+import type { webcrypto as WebCrypto, webcrypto } from 'node:crypto';
 import { CertkeeperError } from '../errors.js';
 import type { PrivateKey } from './keys.js';
 import { type Identifier, parseNames } from './names.js';
@@ -53,9 +53,13 @@ export async function createCsr(options: CsrOptions): Promise<Csr> {
 }
 
 /** Reads the names and subject of a CSR (PEM or DER) and checks its self-signature. */
-export async function inspectCsr(
-  input: string | Uint8Array,
-): Promise<{ commonName: string | null; names: Identifier[]; signatureValid: boolean }> {
+export async function inspectCsr(input: string | Uint8Array): Promise<{
+  commonName: string | null;
+  names: Identifier[];
+  signatureValid: boolean;
+  /** The public key the request asks to certify. */
+  publicKey: webcrypto.CryptoKey;
+}> {
   let request: x509.Pkcs10CertificateRequest;
   try {
     request = new x509.Pkcs10CertificateRequest(typeof input === 'string' ? input : Buffer.from(input));
@@ -70,5 +74,6 @@ export async function inspectCsr(
     commonName: request.subjectName.getField('CN')[0] ?? null,
     names: parseNames(raw),
     signatureValid: await request.verify(crypto),
+    publicKey: (await request.publicKey.export(crypto)) as webcrypto.CryptoKey,
   };
 }

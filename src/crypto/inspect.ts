@@ -72,7 +72,12 @@ function hex(value: string | undefined | null): string | null {
 const recent = new Map<string, ParsedCertificate>();
 const RECENT_LIMIT = 1024;
 
-export function parseCertificateDer(der: Buffer, what = 'certificate'): ParsedCertificate {
+export function parseCertificateDer(
+  der: Buffer,
+  what = 'certificate',
+  /** The same certificate already decoded by @peculiar/x509 (a certificate just built). */
+  decoded?: x509.X509Certificate,
+): ParsedCertificate {
   const key = der.toString('latin1');
   const hit = recent.get(key);
   if (hit) {
@@ -80,18 +85,18 @@ export function parseCertificateDer(der: Buffer, what = 'certificate'): ParsedCe
     recent.set(key, hit);
     return hit;
   }
-  const parsed = parseUncached(der, what);
+  const parsed = parseUncached(der, what, decoded);
   recent.set(key, parsed);
   if (recent.size > RECENT_LIMIT) recent.delete(recent.keys().next().value as string);
   return parsed;
 }
 
-function parseUncached(der: Buffer, what: string): ParsedCertificate {
+function parseUncached(der: Buffer, what: string, decoded?: x509.X509Certificate): ParsedCertificate {
   let node: X509Certificate;
   let cert: x509.X509Certificate;
   try {
     node = new X509Certificate(der);
-    cert = new x509.X509Certificate(der);
+    cert = decoded ?? new x509.X509Certificate(der);
   } catch (cause) {
     throw new CertkeeperError('MALFORMED_PEM', `${what}: not a valid X.509 certificate`, {
       details: { reason: describeCause(cause) },

@@ -147,9 +147,8 @@ export class InternalCA implements Issuer {
     const notAfter = new Date(
       Math.min(notBefore.getTime() + this.lifetimeMs, intermediate.certificate.info.notAfter.getTime()),
     );
-    const publicKey = await new x509.Pkcs10CertificateRequest(request.csr.der).publicKey.export(crypto);
     const leaf = await createCertificate({
-      publicKey: publicKey as webcrypto.CryptoKey,
+      publicKey: csr.publicKey,
       issuer: intermediate,
       commonName: request.names.find((n) => !n.includes(':') && n.length <= 64 && !/^[\d.]+$/.test(n)),
       names: request.names,
