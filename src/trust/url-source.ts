@@ -5,8 +5,8 @@
  * - `ca`: the server's chain must verify against exactly this root (PEM), host name included.
  *   Node's bundled public roots are not consulted (`ca` replaces them).
  * - `pins`: SHA-256 fingerprints (of the DER) of certificates the server presents, its leaf or a
- *   CA it sends. The chain is not verified against any root (there is none to verify against);
- *   the fingerprint is the whole check, as with SSH host keys. Node only runs
+ *   CA it sends. A leaf pin is the whole check, as with SSH host keys; a CA pin holds only when
+ *   each link from the leaf up to it verifies by signature and the leaf names the host. Node only runs
  *   `checkServerIdentity` after a successful chain verification, so the check is made on the
  *   connected socket instead, before a single byte of the request is written.
  *
@@ -14,6 +14,7 @@
  * anyone on the path wants it to be. Each fetch is a fresh connection (no agent, no resumption),
  * so a pin is checked on every fetch, not only on the first.
  */
+import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
@@ -114,15 +115,9 @@ export class UrlTrustSource implements TrustSource {
       );
       socket.once('secureConnect', () => {
         if (this.#pins) {
-          const presented = chainFingerprints(socket.getPeerCertificate(true));
-          if (!presented.some((fp) => this.#pins!.has(fp))) {
-            socket.destroy(
-              this.#fail(
-                `no presented certificate matches the pinned fingerprints (presented ${presented.join(', ') || 'none'})`,
-                undefined,
-                'TRUST_PIN_MISMATCH',
-              ),
-            );
+          const problem = pinProblem(socket.getPeerCertificate(true), this.#pins, host);
+          if (problem) {
+            socket.destroy(this.#fail(problem, undefined, 'TRUST_PIN_MISMATCH'));
             return;
           }
         }
@@ -174,14 +169,38 @@ function isCertkeeperErrorLike(error: unknown): error is CertkeeperError {
   return error instanceof CertkeeperError;
 }
 
-/** Lowercase hex SHA-256 of every certificate the peer presented (leaf first). */
-function chainFingerprints(leaf: tls.DetailedPeerCertificate): string[] {
-  const out: string[] = [];
+/**
+ * Why the presented chain does not satisfy the pins, or null. The leaf matches by itself. A CA
+ * matches only when every link from the leaf up to it is a real signature (Node links the chain
+ * a server sends by names, and a man in the middle can append the public pinned CA to a leaf of
+ * its own naming that CA as issuer) and the leaf is valid for the host.
+ */
+function pinProblem(
+  leaf: tls.DetailedPeerCertificate,
+  pins: ReadonlySet<string>,
+  host: string,
+): string | null {
+  const chain: tls.DetailedPeerCertificate[] = [];
   const seen = new Set<tls.DetailedPeerCertificate>();
-  for (let cert: tls.DetailedPeerCertificate | undefined = leaf; cert?.fingerprint256 && !seen.has(cert); ) {
+  for (let cert: tls.DetailedPeerCertificate | undefined = leaf; cert?.raw && !seen.has(cert); ) {
     seen.add(cert);
-    out.push(cert.fingerprint256.replaceAll(':', '').toLowerCase());
+    chain.push(cert);
     cert = cert.issuerCertificate;
   }
-  return out;
+  const fingerprints = chain.map((c) => c.fingerprint256.replaceAll(':', '').toLowerCase());
+  const at = fingerprints.findIndex((fp) => pins.has(fp));
+  if (at < 0) {
+    return `no presented certificate matches the pinned fingerprints (presented ${fingerprints.join(', ') || 'none'})`;
+  }
+  if (at === 0) return null;
+  const decoded = chain.slice(0, at + 1).map((c) => new X509Certificate(c.raw));
+  for (let i = 0; i < at; i++) {
+    const child = decoded[i]!;
+    const parent = decoded[i + 1]!;
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+      return `the presented chain does not lead to the pinned certificate by signature (link ${i} → ${i + 1})`;
+    }
+  }
+  const identity = tls.checkServerIdentity(host, leaf);
+  return identity ? `the server certificate is not valid for ${host} (${identity.message})` : null;
 }

@@ -6,12 +6,13 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PrivateKey } from '../../src/crypto/keys.js';
 import { CertkeeperError } from '../../src/errors.js';
 import { BootstrapTrustSource } from '../../src/trust/bootstrap-source.js';
 import { FileTrustSource } from '../../src/trust/file-source.js';
 import { TrustStore } from '../../src/trust/trust-store.js';
 import { UrlTrustSource } from '../../src/trust/url-source.js';
-import { makePki, makeRoot } from '../support/pki.js';
+import { makeLeaf, makePki, makeRoot } from '../support/pki.js';
 import { FakeStepCa } from '../support/step-ca/ca.js';
 import { listen } from '../support/tls.js';
 import { nextTrustEvent } from './support.js';
@@ -181,6 +182,39 @@ describe('UrlTrustSource', () => {
     store.on('sourceFailed', (e) => failures.push(`${e.source}:${e.error.details.causeCode}`));
     await expect(store.start()).rejects.toMatchObject({ code: 'TRUST_EMPTY' });
     expect(failures).toContain(`${wrongPin.name}:TRUST_PIN_MISMATCH`);
+  });
+
+  it('a CA pin is not satisfied by a forged leaf that names the pinned CA as issuer (signatures are checked)', async () => {
+    const anchor = await makeRoot('Published');
+    const real = await makePki({ names: ['127.0.0.1', 'localhost'] });
+    // The attacker signs its own leaf with its own key, naming the real (public) intermediate as
+    // issuer, and sends that intermediate along: names and key identifiers all line up.
+    const attackerKey = await PrivateKey.generate();
+    const forged = await makeLeaf(
+      { key: attackerKey, certificate: real.intermediate.certificate },
+      { names: ['127.0.0.1', 'localhost'] },
+    );
+    const server = https.createServer(
+      { key: forged.key.toPem(), cert: forged.certificate.pem + real.intermediate.certificate.pem },
+      (_req, res) => res.end(anchor.certificate.pem),
+    );
+    const port = await listen(server);
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const source = new UrlTrustSource({
+      url: `https://127.0.0.1:${port}/bundle.pem`,
+      pins: [real.intermediate.certificate.info.fingerprint256],
+    });
+    await expect(source.load(signal())).rejects.toMatchObject({
+      code: 'TRUST_PIN_MISMATCH',
+      message: expect.stringMatching(/by signature/),
+    });
+    // The genuine server behind the same pin is accepted.
+    const genuine = await bundleServer(anchor.certificate.pem);
+    const pinned = new UrlTrustSource({
+      url: genuine.url,
+      pins: [genuine.pki.intermediate.certificate.info.fingerprint256],
+    });
+    await expect(pinned.load(signal())).resolves.toEqual([anchor.certificate.pem]);
   });
 
   it('an error status or an HTML page is a source failure, never an empty bundle', async () => {
