@@ -88,10 +88,18 @@ export async function rotateCa(options: RotateCaOptions): Promise<RootRotationSt
   await manager.renewAll();
   await options.settle?.('activated');
   const previous = status.previous!;
-  status = await ca.finishRootRotation({
-    store,
-    guard: (remaining) => trust.assertUpdate(remaining, source.name),
-  });
+  // The manager's own chains are protected for the finish whether or not the caller registered
+  // them: a re-issue that failed (renewAll reports failures as events, not by rejecting) leaves a
+  // chain under the old root, and the guard then refuses to drop that root.
+  const unprotect = trust.protect(managerChains(manager));
+  try {
+    status = await ca.finishRootRotation({
+      store,
+      guard: (remaining) => trust.assertUpdate(remaining, source.name),
+    });
+  } finally {
+    unprotect();
+  }
   await expectTrust(trust, previous, false);
   return status;
 }

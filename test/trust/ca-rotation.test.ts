@@ -9,6 +9,7 @@ import { managerChains, rotateCa } from '../../src/trust/ca-rotation.js';
 import { chainsToAnchor } from '../../src/trust/chain.js';
 import { InternalCaTrustSource } from '../../src/trust/internal-ca-source.js';
 import { TrustStore } from '../../src/trust/trust-store.js';
+import { SwitchableIssuer } from '../support/issuers.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -78,6 +79,36 @@ describe('InternalCA root rotation', () => {
     expect(phases).toEqual(['activated']);
     const newRoot = parseCertificates((await ca.publishedRoots())[0]!);
     expect(chainsToAnchor(parseCertificates(manager.certificate('web')!.chainPem), newRoot)).toBe(true);
+    await manager.stop();
+    trust.stop();
+  });
+
+  it('rotateCa protects the manager’s chains itself: a failed re-issue stops the rotation before the old root goes', async () => {
+    const store = new MemoryStore();
+    const issuer = new SwitchableIssuer({ store, lifetimeMs: 3_600_000 });
+    const manager = createCertificateManager({
+      store,
+      issuer,
+      certificates: [{ id: 'web', names: ['localhost'] }],
+      logger: silent,
+      clock: systemClock,
+    });
+    await manager.start();
+    await manager.ready();
+    // No `protect` here, as in the README's example.
+    const trust = new TrustStore({ sources: [new InternalCaTrustSource(issuer.ca, { store })] });
+    await trust.start();
+    const oldRoot = trust.current().fingerprints[0]!;
+    issuer.fault = 'down'; // every re-issue under the new root fails
+    await expect(rotateCa({ ca: issuer.ca, manager, trust })).rejects.toMatchObject({
+      code: 'TRUST_UPDATE_REFUSED',
+    });
+    expect(trust.current().fingerprints).toContain(oldRoot);
+    expect((await issuer.ca.rootRotation()).phase).toBe('activated');
+    // Once issuance works again, the same call finishes the rotation.
+    issuer.fault = null;
+    expect((await rotateCa({ ca: issuer.ca, manager, trust })).phase).toBe('none');
+    expect(trust.current().fingerprints).not.toContain(oldRoot);
     await manager.stop();
     trust.stop();
   });
