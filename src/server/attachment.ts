@@ -138,6 +138,7 @@ export class ServerAttachment {
       );
     }
     this.server = server;
+    hideSecretFields(server);
     this.#source = source;
     const snapshot: Record<string, unknown> = {};
     const fields = server as unknown as Record<string, unknown>;
@@ -408,4 +409,22 @@ export function deferredSniCallback(): SniCallback {
   } as SniCallback;
   (fn as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
   return fn;
+}
+
+/**
+ * Node keeps the last `key` (and `passphrase`, `pfx`) passed to the server or to
+ * `setSecureContext` as plain fields of the server object, where `console.log(server)` or a
+ * logger serialising `req.socket.server` would print the private key. They become non-enumerable:
+ * Node still reads and writes them (a write keeps the property's attributes), nothing lists them.
+ */
+function hideSecretFields(server: tls.Server): void {
+  const fields = server as unknown as Record<string, unknown>;
+  for (const name of ['key', 'passphrase', 'pfx']) {
+    Object.defineProperty(server, name, {
+      value: fields[name],
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
 }

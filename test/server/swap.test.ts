@@ -2,9 +2,10 @@
 // handshakes get the new one as soon as renewNow resolves, no handshake fails while certificates
 // are replaced in a row, and sessions resume across a swap (stable ticket keys).
 import tls from 'node:tls';
+import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ManagerEvents } from '../../src/manager/events.js';
-import { createTlsServer } from '../../src/server/create-server.js';
+import { createHttpsServer, createTlsServer } from '../../src/server/create-server.js';
 import { connectOpen, handshake, roundTrip } from '../support/tls.js';
 import { cleanup, onCleanup, serve, servedSerial, startManager } from './harness.js';
 
@@ -221,4 +222,20 @@ describe('sessions resume across a swap', () => {
       expect(await swapByHand(true)).toBe(true);
     },
   );
+});
+
+describe('the private key never shows on the server object', () => {
+  it('after attach and swaps, inspecting or listing the server shows no key material', async () => {
+    const f = await startManager();
+    const server = createHttpsServer(f.manager, {}, (_req, res) => res.end('ok'));
+    await serve(server);
+    await f.manager.renewNow('web');
+    await f.manager.renewNow('web');
+    const fields = server as unknown as Record<string, unknown>;
+    // Node still has it (it rebuilds contexts from it)...
+    expect(String(fields.key)).toContain('PRIVATE KEY');
+    // ...but nothing that lists or prints the server shows it.
+    expect(Object.keys(server)).not.toContain('key');
+    expect(inspect(server, { depth: 1 })).not.toMatch(/PRIVATE KEY/);
+  });
 });
