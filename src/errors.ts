@@ -103,7 +103,10 @@ export class CertkeeperError extends Error {
   readonly details: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, options: CertkeeperErrorOptions = {}) {
-    super(scrubSecrets(message), options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      scrubSecrets(message),
+      options.cause === undefined ? undefined : { cause: safeCause(options.cause) },
+    );
     this.code = code;
     this.details = Object.freeze({ ...(options.details ?? {}) });
     Object.defineProperty(this, BRAND, { value: true });
@@ -124,6 +127,24 @@ export class CertkeeperError extends Error {
   toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
     return { name: this.name, code: this.code, message: this.message, details: { ...this.details } };
   }
+}
+
+/**
+ * What is kept as `cause`: our own errors as they are; anything else as a fresh Error with its
+ * name, code, scrubbed message and scrubbed stack only. Errors of other libraries carry whatever
+ * they were working on — an HTTP client's request config with an Authorization header (a DNS
+ * provider's API token), a driver's command arguments — and `util.inspect` prints `[cause]` whole.
+ */
+function safeCause(cause: unknown): unknown {
+  if (cause instanceof CertkeeperError) return cause;
+  const copy = new Error(describeCause(cause));
+  if (cause instanceof Error) {
+    copy.name = cause.name;
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' || typeof code === 'number') Object.assign(copy, { code });
+    if (cause.stack) copy.stack = scrubSecrets(cause.stack);
+  }
+  return copy;
 }
 
 export function isCertkeeperError(value: unknown, code?: ErrorCode): value is CertkeeperError {

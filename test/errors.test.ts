@@ -81,3 +81,20 @@ describe('no private key bytes in any toolkit error', () => {
     }
   });
 });
+
+describe('causes from other libraries', () => {
+  it('keep name, code and a scrubbed message, never the objects they carried', () => {
+    const foreign = Object.assign(new Error('request failed with status 401'), {
+      code: 'ERR_BAD_REQUEST',
+      config: { headers: { Authorization: 'Bearer dns-api-token-0123456789abcdef' } },
+    });
+    const wrapped = new CertkeeperError('ISSUER_FAILED', 'DNS provider failed', { cause: foreign });
+    const cause = wrapped.cause as Error & { code?: string };
+    expect(cause.message).toContain('request failed with status 401');
+    expect(cause.code).toBe('ERR_BAD_REQUEST');
+    expect(inspect(wrapped, { depth: 5 })).not.toContain('dns-api-token');
+    // Our own errors stay as they are.
+    const inner = new CertkeeperError('STORE_IO', 'store down');
+    expect(new CertkeeperError('ISSUER_FAILED', 'x', { cause: inner }).cause).toBe(inner);
+  });
+});
