@@ -113,20 +113,21 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** Resolves once every (or each given) certificate has something to serve. */
   async ready(ids?: string[]): Promise<void> {
     const states = (ids ?? [...this.#states.keys()]).map((id) => this.#state(id));
-    const stopped = new Promise<never>((_, reject) =>
-      this.#abort.signal.addEventListener(
-        'abort',
-        () => reject(new CertkeeperError('MANAGER_STOPPED', 'manager stopped')),
-        {
-          once: true,
-        },
-      ),
-    );
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new CertkeeperError('MANAGER_STOPPED', 'manager stopped'));
+      this.#abort.signal.addEventListener('abort', onAbort, { once: true });
+    });
     stopped.catch(() => {});
     // Renewal timers are unref'd (background work must not keep a process alive), so a bare
     // `await manager.ready()` in a script could see the event loop run empty before the first
     // certificate is obtained, and Node exit with code 13. Waiting is foreground work.
-    await foreground(Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]));
+    try {
+      await foreground(Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]));
+    } finally {
+      // One listener per call would pile up on the manager's long-lived signal.
+      if (onAbort) this.#abort.signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Stops the loop and any attempt under way. Servers keep serving what they have. Idempotent. */

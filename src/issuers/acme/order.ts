@@ -35,7 +35,9 @@ export async function pollStatus<T extends AcmeObject>(
   first?: { retryAfterMs?: number },
 ): Promise<T> {
   let delay = poll.initialMs;
-  let wait = first?.retryAfterMs ?? delay;
+  // A Retry-After is honoured but never shorter than our own delay: a CA answering
+  // `Retry-After: 0` on every poll must not turn polling into a busy loop.
+  let wait = Math.max(first?.retryAfterMs ?? delay, delay);
   for (;;) {
     if (wait > poll.maxRetryAfterMs) {
       throw new CertkeeperError(
@@ -51,7 +53,7 @@ export async function pollStatus<T extends AcmeObject>(
     const item = { ...(response.data as T), url };
     if (item.status !== 'pending' && item.status !== 'processing') return item;
     delay = Math.min(delay * 2, poll.maxMs);
-    wait = parseRetryAfter(response.headers['retry-after']) ?? delay;
+    wait = Math.max(parseRetryAfter(response.headers['retry-after']) ?? delay, delay);
   }
 }
 

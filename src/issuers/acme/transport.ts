@@ -17,6 +17,8 @@ import https from 'node:https';
 import { CertkeeperError, describeCause } from '../../errors.js';
 import { problemError } from './problems.js';
 
+const MAX_ANSWER_BYTES = 1 << 20;
+
 export interface AcmeResponse {
   status: number;
   headers: Record<string, string | undefined>;
@@ -134,7 +136,20 @@ export class AcmeTransport {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            // A certificate chain or a directory is kilobytes; a CA streaming without end must
+            // not fill memory.
+            if (size > MAX_ANSWER_BYTES) {
+              res.destroy();
+              reject(
+                new CertkeeperError('ISSUER_FAILED', `${method} ${url}: the answer exceeds 1 MiB`, {
+                  details: { url },
+                }),
+              );
+            } else chunks.push(chunk);
+          });
           res.on('error', (error) => reject(unreachable(url, error)));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
