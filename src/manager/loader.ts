@@ -3,8 +3,16 @@
  * `findStored` reads only the pointers (one small read per issuer), `loadStored` reads, parses
  * and validates the chain and key of the pointed-at generation, falling back to the previous
  * one. Damage is reported through `report` and never thrown: a broken entry is healed, not fatal.
+ * A store that cannot be read right now (STORE_IO, STORE_CLOSED) is not damage: that error is
+ * thrown, so that callers wait and read again instead of re-issuing what the store still holds.
  */
 import type { CertkeeperError } from '../errors.js';
+
+/** Errors that say the store is unreachable, not that what it holds is damaged. */
+export function isStoreUnavailable(error: CertkeeperError): boolean {
+  return error.code === 'STORE_IO' || error.code === 'STORE_CLOSED';
+}
+
 import type { Store } from '../store/store.js';
 import { type Generation, type GenerationMeta, loadGeneration, readPointer } from './records.js';
 import { asError, type StoredPointer } from './state.js';
@@ -22,7 +30,9 @@ export async function findStored(
     try {
       meta = await readPointer(store, issuer, primary);
     } catch (error) {
-      report(asError(error));
+      const failure = asError(error);
+      if (isStoreUnavailable(failure)) throw failure;
+      report(failure);
       continue;
     }
     if (meta && (!best || Date.parse(meta.notAfter) > Date.parse(best.meta.notAfter)))
@@ -51,7 +61,9 @@ export async function loadStored(
       if (problem) throw problem;
       return { generation, meta };
     } catch (error) {
-      report(asError(error));
+      const failure = asError(error);
+      if (isStoreUnavailable(failure)) throw failure;
+      report(failure);
     }
   }
   return null;

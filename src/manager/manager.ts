@@ -357,9 +357,18 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   async #load(state: CertState): Promise<void> {
     const { cert } = state;
     const issuers = this.#issuersFor(cert).map((i) => i.id);
-    const stored = await findStored(this.#o.store, issuers, cert.primary, (e) =>
-      this.#reportStored(state, e),
-    );
+    let stored: Awaited<ReturnType<typeof findStored>>;
+    try {
+      stored = await findStored(this.#o.store, issuers, cert.primary, (e) => this.#reportStored(state, e));
+    } catch (error) {
+      // The store is unreachable: nothing is known yet. The obtain attempt this schedules needs
+      // the store too (its lock), and re-reads it under the lock before ordering anything.
+      this.#o.logger.warn('store unreachable while loading a certificate', {
+        id: cert.id,
+        error: describeCause(error),
+      });
+      stored = null;
+    }
     if (state.removed || !stored) {
       this.#reschedule(state);
       return;
@@ -371,7 +380,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     });
     const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
     if (eager) await this.#materialize(state);
-    else state.ready.resolve();
+    // Lazily loaded, or an eager load the store could not serve right now: the pointer is known,
+    // the first handshake (or the retry below) loads the rest.
+    if (!state.current && state.stored) state.ready.resolve();
     if (state.stored || state.current) {
       const facts = servedFacts(state)!;
       this.emit('loaded', {
@@ -390,13 +401,28 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const stored = state.stored;
     if (!stored) return Promise.resolve(undefined);
     state.loading ??= (async () => {
-      const loaded = await loadStored(
-        this.#o.store,
-        stored,
-        state.cert.primary,
-        (generation) => validateGeneration(state.cert, generation, this.#o.clock.now(), undefined, true),
-        (error) => this.#reportStored(state, error),
-      );
+      let loaded: Awaited<ReturnType<typeof loadStored>>;
+      try {
+        loaded = await loadStored(
+          this.#o.store,
+          stored,
+          state.cert.primary,
+          (generation) => validateGeneration(state.cert, generation, this.#o.clock.now(), undefined, true),
+          (error) => this.#reportStored(state, error),
+        );
+      } catch (error) {
+        // Unreachable, not damaged: keep the pointer and read again on the next handshake or
+        // attempt; re-issuing here would order a certificate the store still holds.
+        state.loading = undefined;
+        this.#o.logger.warn('store unreachable while loading a certificate; will read again', {
+          id: state.cert.id,
+          error: describeCause(error),
+        });
+        this.#o.clock.setTimeout(() => {
+          if (this.#phase === 'running' && !state.current && !state.removed) void this.#materialize(state);
+        }, 2_000);
+        return undefined;
+      }
       state.loading = undefined;
       if (state.current) return state.current;
       if (!loaded) {
