@@ -5,10 +5,10 @@
  * system, so the rename is atomic), fsync-ed, renamed over the target, then the directory
  * fsync-ed so the rename survives a crash. The primitives are FileStore's (store/file-io.ts).
  */
-import { chmod, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, rename, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CertkeeperError, describeCause } from '../errors.js';
-import { ensureDirectory, fsyncDirectory, writeTemp } from '../store/file-io.js';
+import { fsyncDirectory, writeTemp } from '../store/file-io.js';
 import type { TrustBundle } from './bundle.js';
 
 /** The bundle as one PEM text, anchors in bundle order. */
@@ -25,7 +25,9 @@ export async function writeBundleFile(path: string, bundle: TrustBundle, mode = 
   const dir = dirname(target);
   let temp: string | undefined;
   try {
-    await ensureDirectory(dir);
+    // A missing directory is made readable by others (0755), like the file: ensureDirectory's
+    // 0700 is for private keys.
+    await mkdir(dir, { recursive: true, mode: 0o755 });
     temp = await writeTemp(dir, bundlePem(bundle));
     await chmod(temp, mode);
     await rename(temp, target);

@@ -73,6 +73,8 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
   readonly #protectors = new Set<ProtectedChains>();
   readonly #listeners = new Set<(bundle: TrustBundle) => void>();
   readonly #exportPath: string | undefined;
+  #exporting: Promise<void> | undefined;
+  #exportAgain = false;
   readonly #pollMs: number;
   readonly #abort = new AbortController();
   #bundle: TrustBundle = EMPTY;
@@ -256,12 +258,30 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
         // A consumer's failure is its own; the other consumers still get the bundle.
       }
     }
-    if (this.#exportPath) {
-      const path = this.#exportPath;
-      writeBundleFile(path, bundle).catch((error: CertkeeperError) =>
-        this.emit('exportFailed', { path, error }),
-      );
+    if (this.#exportPath) this.#scheduleExport(this.#exportPath);
+  }
+
+  /**
+   * Writes the current bundle to `path`, one write at a time: two writes racing could finish
+   * their renames in either order and leave the older bundle in the file. A change during a
+   * write is written after it (only the newest bundle; intermediate ones are skipped).
+   */
+  #scheduleExport(path: string): void {
+    if (this.#exporting) {
+      this.#exportAgain = true;
+      return;
     }
+    this.#exporting = (async () => {
+      do {
+        this.#exportAgain = false;
+        try {
+          await writeBundleFile(path, this.#bundle);
+        } catch (error) {
+          this.emit('exportFailed', { path, error: error as CertkeeperError });
+        }
+      } while (this.#exportAgain);
+      this.#exporting = undefined;
+    })();
   }
 
   /** The reason to refuse `anchors`, or null. */

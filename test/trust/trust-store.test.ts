@@ -1,6 +1,6 @@
 // TrustStore: combining sources, keeping each source's last good contribution, the guard that
 // protects chains in service, and the exported bundle file.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -180,6 +180,27 @@ describe('TrustStore', () => {
     }
     expectFile(store.current());
     expect(store.current().certificates).toHaveLength(2);
+  });
+
+  it('rapid changes leave the newest bundle in the export file, in a directory others can read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certkeeper-trust-'));
+    dirs.push(dir);
+    const path = join(dir, 'shared', 'ca-bundle.pem'); // `shared/` does not exist yet
+    const roots = await Promise.all(['A', 'B', 'C', 'D', 'E', 'F'].map((n) => makeRoot(n)));
+    const source = new MutableSource('s', [roots[0]!.certificate.pem]);
+    const store = new TrustStore({ sources: [source], exportPath: path });
+    await store.start();
+    for (let i = 1; i < roots.length; i++) {
+      source.pems = [roots[i]!.certificate.pem];
+      await store.refresh();
+    }
+    const last = roots.at(-1)!.certificate.pem;
+    for (let i = 0; i < 100 && !(existsSync(path) && readFileSync(path, 'utf8') === last); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // a late, older write would land by now
+    expect(readFileSync(path, 'utf8')).toBe(last);
+    expect(statSync(join(dir, 'shared')).mode & 0o777).toBe(0o755);
   });
 
   it('validates its options', () => {
