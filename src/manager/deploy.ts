@@ -15,6 +15,7 @@ export async function deployGeneration(
   state: CertState,
   generation: Generation,
   started: number,
+  lease?: AbortSignal,
 ): Promise<void> {
   const { cert } = state;
   const previous = state.current;
@@ -22,7 +23,7 @@ export async function deployGeneration(
   const meta = metaOf(generation, cert, core.options.clock.now());
   // `previous` must live under the same issuer directory to be found again for rollback.
   const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
-  await commitGeneration(core.options.store, cert.primary, generation, meta, sameIssuer);
+  await commitGeneration(core.options.store, cert.primary, generation, meta, sameIssuer, lease);
   core.install(state, generation, meta);
 
   const attachments = cert.purpose === 'server' ? [...core.attachments].filter((a) => a.serves(cert.id)) : [];

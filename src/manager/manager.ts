@@ -589,7 +589,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
             },
             AbortSignal.any([signal, lockSignal]),
           );
-          await deployGeneration(this.#core, state, generation, started);
+          await deployGeneration(this.#core, state, generation, started, lockSignal);
         },
         { ttlMs: this.#o.lockTtlMs, signal },
       );

@@ -168,6 +168,8 @@ export async function commitGeneration(
   generation: Generation,
   meta: Omit<GenerationMeta, 'previous'>,
   previous: Omit<GenerationMeta, 'previous'> | null,
+  /** The issuance lock's signal: aborted once the lease may have lapsed (see withLock). */
+  lease?: AbortSignal,
 ): Promise<GenerationMeta> {
   const keys = layout.certificate(generation.issuer, primary);
   const gen = keys.generation(meta.serial);
@@ -177,6 +179,10 @@ export async function commitGeneration(
     ...meta,
     previous: previous && previous.serial !== meta.serial ? previous : null,
   };
+  // The pointer is the commit. A holder whose lease may have lapsed (a long pause) must not
+  // overwrite what the next holder committed: checked locally, right before the write, since the
+  // stores have no conditional put. The generation files above are harmless leftovers.
+  lease?.throwIfAborted();
   await store.put(keys.current, JSON.stringify(pointer, null, 2));
   await pruneGenerations(store, generation.issuer, primary, [meta.serial, pointer.previous?.serial]);
   return pointer;
