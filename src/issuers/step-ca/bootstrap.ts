@@ -67,20 +67,25 @@ function fingerprintsOf(pems: unknown): string[] {
   return out;
 }
 
+/** `path` under the CA URL, which may itself have a path (`https://host/step-ca` → `/step-ca/roots`). */
+function underCa(path: string, caUrl: URL): URL {
+  return new URL(path, caUrl.href.replace(/\/?$/, '/'));
+}
+
 /** Fetches the root named by `fingerprint` without verification and checks its hash. */
 export async function fetchRoot(options: BootstrapOptions): Promise<string> {
   const { caUrl, fingerprint } = options;
   const common = { insecure: true, timeoutMs: options.timeoutMs, signal: options.signal } as const;
   let data: unknown;
   try {
-    ({ data } = await caRequest({ ...common, method: 'GET', url: new URL(`root/${fingerprint}`, caUrl) }));
+    ({ data } = await caRequest({ ...common, method: 'GET', url: underCa(`root/${fingerprint}`, caUrl) }));
   } catch (error) {
     // step-ca answers 404 for a fingerprint it does not hold. Name what it does hold, so the
     // operator sees both fingerprints side by side (still unverified: used only for the message).
     if (!isCertkeeperError(error, 'CA_REFUSED') || error.details.status !== 404) throw error;
     let roots: string[] = [];
     try {
-      const answer = await caRequest({ ...common, method: 'GET', url: new URL('roots', caUrl) });
+      const answer = await caRequest({ ...common, method: 'GET', url: underCa('roots', caUrl) });
       roots = fingerprintsOf((answer.data as { crts?: unknown }).crts);
     } catch {
       // the 404 is the answer; the list is only a courtesy

@@ -188,3 +188,33 @@ describe('minting', () => {
     ).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(message) });
   });
 });
+
+describe('a CA URL with a path', () => {
+  it('fetches /<path>/root/<fingerprint>, not /root/<fingerprint>', async () => {
+    const { createServer } = await import('node:https');
+    const { fetchRoot, rootFingerprint } = await import('../../../src/issuers/step-ca/bootstrap.js');
+    const { makePki } = await import('../../support/pki.js');
+    const pki = await makePki({ names: ['127.0.0.1'] });
+    const fingerprint = rootFingerprint(pki.rootPem);
+    const seen: string[] = [];
+    const server = createServer({ key: pki.keyPem, cert: pki.chainPem }, (req, res) => {
+      seen.push(req.url ?? '');
+      if (req.url === `/step-ca/root/${fingerprint}`) res.end(JSON.stringify({ ca: pki.rootPem }));
+      else
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"status":404,"message":"not found"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as import('node:net').AddressInfo;
+      const caUrl = new URL(`https://127.0.0.1:${port}/step-ca`);
+      await expect(fetchRoot({ caUrl, fingerprint, timeoutMs: 5000 })).resolves.toContain(
+        'BEGIN CERTIFICATE',
+      );
+      expect(seen).toEqual([`/step-ca/root/${fingerprint}`]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
