@@ -237,7 +237,7 @@ export class AcmeIssuer implements Issuer {
     try {
       order = await client.createOrder(payload as never);
     } catch (error) {
-      if (!replaces || !isCertkeeperError(error) || error.code !== 'ACME_PROBLEM') throw error;
+      if (!replaces || !refusesReplaces(error)) throw error;
       // RFC 9773 §5: a CA may refuse `replaces` (already replaced, unknown); order without it.
       context.logger.info('CA refused "replaces"; ordering without it', {
         certId: replaces,
@@ -329,4 +329,17 @@ export class AcmeIssuer implements Issuer {
       },
     };
   }
+}
+
+/**
+ * Whether a newOrder problem is about `replaces` (RFC 9773 §5): `alreadyReplaced`, or a
+ * `conflict` / `malformed` that names it. Any other problem (rejectedIdentifier, rateLimited, …)
+ * would fail again without it, so ordering a second time would only spend rate limit.
+ */
+function refusesReplaces(error: unknown): error is CertkeeperError {
+  if (!isCertkeeperError(error) || error.code !== 'ACME_PROBLEM') return false;
+  const type = String(error.details.type ?? '');
+  if (type.endsWith(':alreadyReplaced')) return true;
+  const detail = `${String(error.details.detail ?? '')} ${error.message}`;
+  return (type.endsWith(':conflict') || type.endsWith(':malformed')) && /replace/i.test(detail);
 }
