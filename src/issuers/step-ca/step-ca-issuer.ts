@@ -16,7 +16,7 @@
  * secret file) is picked up by the next attempt.
  */
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, isCertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
   CertificatePurpose,
@@ -175,7 +175,16 @@ export class StepCaIssuer implements Issuer {
         signal: context.signal,
       });
       const serial = parseCertificates(chainPem)[0]!.info.serialNumber;
-      await rememberSpent(context.store, this.id, id, { presentedAt, outcome: 'enrolled', serial });
+      // The token is spent now whatever happens next: failing to note it must not throw away
+      // the certificate it bought (the stored certificate itself keeps the token from being
+      // presented again once the manager commits it).
+      await rememberSpent(context.store, this.id, id, { presentedAt, outcome: 'enrolled', serial }).catch(
+        (error: unknown) =>
+          context.logger.warn('could not record the spent enrollment token', {
+            id: request.id,
+            error: describeCause(error),
+          }),
+      );
       return { chainPem };
     } catch (error) {
       if (!caRefused(error)) throw error;

@@ -218,3 +218,33 @@ describe('a CA URL with a path', () => {
     }
   });
 });
+
+describe('enrollment when the spent mark cannot be written', () => {
+  it('still returns the certificate the token bought (and says so in a warning)', async () => {
+    const own = await FakeStepCa.start();
+    try {
+      const token = await mint(own, { subject: 'spent.test' });
+      const issuer = new StepCaIssuer({ caUrl: own.url, rootFingerprint: own.rootFingerprint, token });
+      const memory = new MemoryStore();
+      const store = new Proxy(memory, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop === 'put') {
+            return async (key: string, data: Uint8Array | string) => {
+              if (key.startsWith('enrollment/') && key.includes('/tokens/')) throw new Error('disk full');
+              return (value as MemoryStore['put']).call(target, key, data);
+            };
+          }
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => void warnings.push(m) };
+      const issued = await issuer.issue(await makeRequest(['spent.test']), context(store, { logger }));
+      expect(issued.chainPem).toContain('BEGIN CERTIFICATE');
+      expect(warnings.some((w) => /spent enrollment token/.test(w))).toBe(true);
+    } finally {
+      await own.stop();
+    }
+  });
+});
