@@ -288,14 +288,14 @@ export class ServerAttachment {
       key?: tls.SecureContextOptions['key'];
       cert?: tls.SecureContextOptions['cert'];
     };
-    if (own.key && own.cert) {
-      this.server.setSecureContext({
-        ...this.#options,
-        key: own.key,
-        cert: own.cert,
-        ticketKeys: this.#ticketKeys,
-      });
-    }
+    // Applied even without a certificate of the server's own (SNI routes then supply one): the
+    // default context must carry the bundle and the new ticket keys in every case, never Node's
+    // public roots.
+    this.server.setSecureContext({
+      ...this.#options,
+      ...(own.key && own.cert ? { key: own.key, cert: own.cert } : {}),
+      ticketKeys: this.#ticketKeys,
+    });
   }
 
   /** The SNI handler: exact name, wildcard, then default (the server's own context). */
