@@ -56,23 +56,20 @@ export class ClientIdentity {
 
   /** The generation new connections must use; throws while the certificate is not yet obtained. */
   current(): ClientGeneration {
-    const served = this.manager.certificate(this.id);
-    if (!served) {
+    // One synchronous read of the manager's state: key, chain and serial always belong together.
+    const credentials = this.manager.credentials(this.id);
+    if (!credentials) {
       throw new CertkeeperError(
         'CERTIFICATE_UNAVAILABLE',
         `client certificate "${this.id}" is not available yet (await manager.ready())`,
       );
     }
     const bundle = this.trust?.current();
-    const key = `${served.serial}/${bundle?.version ?? 0}`;
+    const key = `${credentials.serial}/${bundle?.version ?? 0}`;
     if (this.#current?.key === key) return this.#current;
-    const credentials = this.manager.credentials(this.id);
-    // credentials() and certificate() read the same state; a swap between the two calls is
-    // caught by comparing serials, and the next call builds the newer generation.
-    if (!credentials || credentials.serial !== served.serial) return this.current();
     this.#current = {
       key,
-      serial: served.serial,
+      serial: credentials.serial,
       privateKey: credentials.key,
       chainPem: credentials.chainPem,
       ca: bundle ? [...bundle.certificates] : undefined,

@@ -5,25 +5,24 @@
 // with; the server compares it with the certificate it verified (getAuthContext()).
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManagedIdentityProvider, TrustBundleCaProvider } from '../../src/grpc/certificate-providers.js';
 import { grpcChannelCredentials, grpcServerCredentials } from '../../src/grpc/credentials.js';
 import { createRotatingGrpcClient } from '../../src/grpc/rotating-client.js';
 import { staticTrust } from '../../src/trust/bundle.js';
 import {
+  cleanupAfterEach,
   expectHonest,
   load,
   rotateRounds,
   type Service,
   serialKey,
   startService,
+  twoServices,
   waitFor,
 } from '../mtls/support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupAfterEach();
 
 const json = {
   serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
@@ -91,11 +90,7 @@ function call(client: Echo, serial: string, delayMs = 0): Promise<string> {
 
 describe('gRPC with rotating certificates', () => {
   it('two services calling each other while every certificate rotates: zero failed calls, each call presents the current client certificate', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
+    const [a, b] = await twoServices(cleanups);
     const roots = [a.root, b.root];
     const seenByA: Seen[] = [];
     const seenByB: Seen[] = [];
@@ -140,11 +135,7 @@ describe('gRPC with rotating certificates', () => {
   });
 
   it('a rotation mid-call: the call started on the old channel finishes after that channel is closed; new calls present the new certificate', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
+    const [a, b] = await twoServices(cleanups);
     const seen: Seen[] = [];
     const port = await serveGrpc(b, [a.root, b.root], seen);
     const client = await createRotatingGrpcClient<Echo>(a.manager, {
@@ -172,11 +163,7 @@ describe('gRPC with rotating certificates', () => {
   });
 
   it('grpcServerCredentials: new connections get the renewed server certificate, from the first connection on', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
+    const [a, b] = await twoServices(cleanups);
     const port = await serveGrpc(b, [a.root, b.root], []);
     const clientCredentials = a.manager.credentials('a-client')!;
     // What the server presents to a new TLS connection (ALPN h2, as a gRPC client).
@@ -206,11 +193,7 @@ describe('gRPC with rotating certificates', () => {
   });
 
   it('channel credentials on providers: a plain client verifies the rotating server and presents its managed identity', async () => {
-    const [a, b] = await Promise.all([startService('a'), startService('b')]);
-    cleanups.push(
-      () => a.manager.stop(),
-      () => b.manager.stop(),
-    );
+    const [a, b] = await twoServices(cleanups);
     const seen: Seen[] = [];
     const port = await serveGrpc(b, [a.root, b.root], seen);
     const credentials = await grpcChannelCredentials(a.manager, { id: 'a-client', trust: [b.root] });

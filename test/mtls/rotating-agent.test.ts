@@ -2,40 +2,29 @@
 // continuously through RotatingAgents while every certificate of both is renewed over and over.
 // Each request carries the client serial that was current when it was made; the server compares
 // it with the certificate it actually verified on that request.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRotatingAgent } from '../../src/mtls/rotating-agent.js';
 import {
+  cleanupAfterEach,
+  currentSerial,
   expectHonest,
   get,
   load,
   mutableTrust,
   rotateRounds,
-  type Service,
   serialKey,
   serveMtls,
-  startService,
+  twoServices,
   waitFor,
 } from './support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupAfterEach();
 
-async function twoServices(): Promise<[Service, Service]> {
-  const [a, b] = await Promise.all([startService('a'), startService('b')]);
-  cleanups.push(
-    () => a.manager.stop(),
-    () => b.manager.stop(),
-  );
-  return [a, b];
-}
-
-const current = (s: Service, id: string) => s.manager.certificate(id)!.serial;
+const current = currentSerial;
 
 describe('RotatingAgent (https)', () => {
   it('two services calling each other while every certificate rotates: zero failed calls, never an old client certificate', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const roots = [a.root, b.root];
     const serverA = await serveMtls(a, roots, cleanups);
     const serverB = await serveMtls(b, roots, cleanups);
@@ -69,7 +58,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('a server certificate untrusted by the agent is refused; a client that is not a client certificate is refused at construction', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const onlyOwnRoot = createRotatingAgent(a.manager, 'a-client', { trust: [a.root] });
     cleanups.push(() => onlyOwnRoot.destroy());
@@ -86,7 +75,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('a rotation mid-request: the in-flight request finishes on the old identity, its socket then closes, new requests present the new one', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root] });
     cleanups.push(() => agent.destroy());
@@ -117,7 +106,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('a retired request that outlives graceMs is cut off, and the generation goes', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root], graceMs: 200 });
     cleanups.push(() => agent.destroy());
@@ -133,7 +122,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('TLS sessions resume within a generation and never across one', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     // No keep-alive: every request is a new connection, which resumes when it can.
     const agent = createRotatingAgent(a.manager, 'a-client', {
@@ -157,7 +146,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('a new trust bundle makes a new generation: a server CA added later is accepted', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const trust = mutableTrust([a.root]);
     const agent = createRotatingAgent(a.manager, 'a-client', { trust });
@@ -173,7 +162,7 @@ describe('RotatingAgent (https)', () => {
   });
 
   it('close(): in-flight requests finish, new ones are refused with AGENT_CLOSED; close and destroy are idempotent', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root] });
     cleanups.push(() => agent.destroy());

@@ -2,34 +2,24 @@
 // Node's global fetch) through a RotatingDispatcher while every certificate of both services is
 // renewed over and over; the server compares the serial each request claims with the one it saw.
 import { request, fetch as undiciFetch } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRotatingDispatcher, type RotatingDispatcher } from '../../src/mtls/rotating-dispatcher.js';
 import {
+  cleanupAfterEach,
+  currentSerial,
   expectHonest,
   load,
   rotateRounds,
   type Service,
   serialKey,
   serveMtls,
-  startService,
+  twoServices,
   waitFor,
 } from './support.js';
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-});
+const cleanups = cleanupAfterEach();
 
-async function twoServices(): Promise<[Service, Service]> {
-  const [a, b] = await Promise.all([startService('a'), startService('b')]);
-  cleanups.push(
-    () => a.manager.stop(),
-    () => b.manager.stop(),
-  );
-  return [a, b];
-}
-
-const current = (s: Service, id: string) => s.manager.certificate(id)!.serial;
+const current = currentSerial;
 
 async function dispatcherFor(s: Service, roots: string[], graceMs?: number): Promise<RotatingDispatcher> {
   const dispatcher = await createRotatingDispatcher(s.manager, `${s.name}-client`, {
@@ -62,7 +52,7 @@ describe('RotatingDispatcher (undici)', () => {
     ["Node's global fetch", fetch as unknown as FetchLike],
   ] as const) {
     it(`${name} while both services rotate every second: zero failed calls, never an old client certificate`, async () => {
-      const [a, b] = await twoServices();
+      const [a, b] = await twoServices(cleanups);
       const roots = [a.root, b.root];
       const server = await serveMtls(b, roots, cleanups);
       const dispatcher = await dispatcherFor(a, roots);
@@ -79,7 +69,7 @@ describe('RotatingDispatcher (undici)', () => {
   }
 
   it('a rotation mid-request: the in-flight request finishes on the old identity, new requests present the new one', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const dispatcher = await dispatcherFor(a, [a.root, b.root]);
     const first = current(a, 'a-client');
@@ -105,7 +95,7 @@ describe('RotatingDispatcher (undici)', () => {
   });
 
   it('a retired request that outlives graceMs is destroyed (undici error code), the generation goes', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const dispatcher = await dispatcherFor(a, [a.root, b.root], 200);
     const outcome = request(`https://localhost:${server.port}/slow?ms=60000`, { dispatcher }).then(
@@ -119,7 +109,7 @@ describe('RotatingDispatcher (undici)', () => {
   });
 
   it('close(): in-flight requests finish, later ones fail with AGENT_CLOSED; close and destroy are idempotent', async () => {
-    const [a, b] = await twoServices();
+    const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const dispatcher = await dispatcherFor(a, [a.root, b.root]);
     const slow = request(`https://localhost:${server.port}/slow?ms=300`, { dispatcher }).then((res) =>

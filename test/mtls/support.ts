@@ -4,7 +4,7 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
 import { createHttpsServer } from '../../src/server/create-server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -230,3 +230,25 @@ export function expectHonest(
   // starts with the calls).
   expect(new Set(seen.map((s) => s.presented)).size).toBeGreaterThanOrEqual(retiredSerials!.size);
 }
+
+/** Cleanups for the calling test file, run newest first after each test. */
+export function cleanupAfterEach(): (() => unknown)[] {
+  const list: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const fn of list.splice(0).reverse()) await fn();
+  });
+  return list;
+}
+
+/** Services `a` and `b`, stopped after the test. */
+export async function twoServices(cleanups: (() => unknown)[]): Promise<[Service, Service]> {
+  const [a, b] = await Promise.all([startService('a'), startService('b')]);
+  cleanups.push(
+    () => a.manager.stop(),
+    () => b.manager.stop(),
+  );
+  return [a, b];
+}
+
+/** The serial `s` currently serves for `id`. */
+export const currentSerial = (s: Service, id: string) => s.manager.certificate(id)!.serial;
