@@ -13,8 +13,13 @@
 //                  at least BENCH_ROTATIONS swaps and the steady-before length have passed
 //   steady-after   no swaps, as long as the swapping phase took
 //
-// Back-to-back swaps (~14 a second here) are a stress test: far more rotation work than any
-// real deployment does, all of it on the server's own process. Both processes share 2 cores.
+// Back-to-back swaps (~10 a second here) are a stress test: far more rotation work than any
+// real deployment does, all of it on the server's own process.
+//
+// The client and the server are pinned to a CPU each (bench/lib/harness.mjs, pinClientAndServer):
+// the server's swap work then competes with its own serving only, on one core, as it would on a
+// machine of its own, instead of starving the load client, whose delayed timestamps would count
+// as latency the server never added. BENCH_PIN=0 runs them unpinned, sharing every CPU.
 //
 // The steady baseline is measured both before and after the swapping phase and pooled: on a
 // shared 2-core machine the load from other processes drifts over a run, and the process itself
@@ -24,8 +29,8 @@
 //
 // Environment: BENCH_PHASE_MS (minimum phase length, default 5000), BENCH_ROTATIONS (minimum
 // swaps, default 200), BENCH_CONCURRENCY (requests in flight, default 16), BENCH_WARMUP_MS
-// (default 2000), BENCH_SWAP_GAP_MS (pause between swaps, default 0), BENCH_CPU_PROF (a file to
-// write this process's CPU profile of the swapping phase to, for investigation).
+// (default 2000), BENCH_SWAP_GAP_MS (pause between swaps, default 0), BENCH_PIN (0: do not pin),
+// BENCH_CPU_PROF (a file to write this process's CPU profile of the swapping phase to).
 // Last line: `rotations: <n> requests: <n> failed: <n> p99 ratio swapping/steady: <number>`.
 
 import { once } from 'node:events';
@@ -35,7 +40,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { envNumber, forkClient, importCertkeeper, readyOrFail, runBenchmark } from './lib/harness.mjs';
+import {
+  envNumber,
+  forkClient,
+  importCertkeeper,
+  pinClientAndServer,
+  readyOrFail,
+  runBenchmark,
+} from './lib/harness.mjs';
 
 const PHASE_MS = envNumber('BENCH_PHASE_MS', 5000);
 const MIN_ROTATIONS = envNumber('BENCH_ROTATIONS', 200);
@@ -90,6 +102,7 @@ await runBenchmark(async (onCleanup) => {
 
   const client = forkClient(fileURLToPath(new URL('./rotation-client.mjs', import.meta.url)));
   onCleanup(() => client.kill());
+  const pinning = pinClientAndServer(client.pid);
   // Server-side facts per phase: CPU use of this process and event-loop delay (how long a
   // ready callback waited), to tell queueing on a busy process from blocking by the swaps.
   const serverSide = {};
@@ -115,6 +128,7 @@ await runBenchmark(async (onCleanup) => {
     `rotation benchmark: ${CONCURRENCY} requests in flight (half keep-alive, half new connections), ` +
       `at least ${MIN_ROTATIONS} swaps, phases of at least ${PHASE_MS} ms, node ${process.version}`,
   );
+  console.log(pinning);
   await phase('warmup');
   await client.request({ type: 'start', port: server.address().port, ca: root, concurrency: CONCURRENCY });
   // A few swaps under load during the warm-up: the rotation path gets compiled too, and their

@@ -1,7 +1,7 @@
 // Helpers shared by the benchmarks: the forked load client (request/reply over IPC), statistics,
 // environment knobs, and cleanup that runs however the benchmark ends.
 
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 
 /** A positive number from the environment, or the default. */
 export function envNumber(name, fallback) {
@@ -151,4 +151,37 @@ export async function importCertkeeper(timeoutMs = 60_000) {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+}
+
+/** CPUs this process may run on, from `taskset -pc` ("…affinity list: 0-3,6"); null if unknown. */
+function allowedCpus() {
+  let out;
+  try {
+    out = execFileSync('taskset', ['-pc', String(process.pid)], { encoding: 'utf8' });
+  } catch {
+    return null;
+  }
+  const list = out.split(':').pop().trim();
+  const cpus = [];
+  for (const part of list.split(',')) {
+    const [from, to = from] = part.split('-').map(Number);
+    for (let cpu = from; cpu <= to; cpu++) cpus.push(cpu);
+  }
+  return cpus.every(Number.isInteger) ? cpus : null;
+}
+
+/**
+ * Gives the server (this process) and the load client a CPU each, every thread included, so
+ * that neither can take the other's: the nearest a single machine comes to a client and a server
+ * on two machines. Threads started later inherit the pinning. Returns a line saying what was
+ * done; with BENCH_PIN=0, fewer than two CPUs or no `taskset`, nothing is pinned and it says so.
+ */
+export function pinClientAndServer(clientPid) {
+  if (process.env.BENCH_PIN === '0') return 'not pinned (BENCH_PIN=0): client and server share every CPU';
+  const cpus = allowedCpus();
+  if (!cpus || cpus.length < 2)
+    return 'not pinned (taskset missing or fewer than 2 CPUs): client and server share CPUs';
+  execFileSync('taskset', ['-a', '-pc', String(cpus[0]), String(clientPid)], { stdio: 'ignore' });
+  execFileSync('taskset', ['-a', '-pc', String(cpus[1]), String(process.pid)], { stdio: 'ignore' });
+  return `pinned: load client on CPU ${cpus[0]}, server (all its threads) on CPU ${cpus[1]}`;
 }
