@@ -63,6 +63,7 @@ export type ErrorCode =
   | 'LIVE_VERIFY_FAILED'
   | 'UNKNOWN_CERTIFICATE'
   | 'MANAGER_STOPPED'
+  | 'RENEWAL_FAILED'
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
   | 'CERTIFICATE_UNAVAILABLE'
   | 'AGENT_CLOSED'

@@ -5,6 +5,7 @@
  * before anything is stored. A refusal is reported (`rolledBack`) and the next issuer is tried.
  */
 
+import { untilAborted } from '../abort.js';
 import { createCsr } from '../crypto/csr.js';
 import { parseCertificates } from '../crypto/inspect.js';
 import { PrivateKey } from '../crypto/keys.js';
@@ -35,7 +36,8 @@ export async function issueCertificate(
   const csr = await createCsr({ key, names: cert.names });
   let lastError: CertkeeperError | undefined;
   for (const issuer of env.issuers) {
-    signal.throwIfAborted();
+    // Given up (time limit, stop, lost lock): the last issuer's error says why; no further issuer.
+    if (signal.aborted) throw lastError ?? gaveUp(issuer.id, signal);
     const context = env.context(signal);
     try {
       const request: CertificateRequest = {
@@ -47,10 +49,14 @@ export async function issueCertificate(
         csr,
         current: current ? { chainPem: current.chainPem, key: current.key, info: current.info } : undefined,
       };
-      const issued =
+      // Issuers may be user code: one that ignores the signal still cannot outlast the attempt.
+      const issued = await untilAborted(
         request.current && issuer.renew && current?.issuer === issuer.id
-          ? await issuer.renew({ ...request, current: request.current }, context)
-          : await issuer.issue(request, context);
+          ? issuer.renew({ ...request, current: request.current }, context)
+          : issuer.issue(request, context),
+        signal,
+        () => gaveUp(issuer.id, signal),
+      );
       const chain = parseCertificates(issued.chainPem, `certificate from ${issuer.id}`);
       const generation: Generation = {
         issuer: issuer.id,
@@ -61,7 +67,9 @@ export async function issueCertificate(
         storedAt: env.now(),
       };
       // An empty list means the issuer cannot say: chains are then checked for order only.
-      const listed = issuer.trustAnchors ? await issuer.trustAnchors(context) : [];
+      const listed = issuer.trustAnchors
+        ? await untilAborted(issuer.trustAnchors(context), signal, () => gaveUp(issuer.id, signal))
+        : [];
       const problem = env.validate(generation, listed.length > 0 ? listed : undefined);
       if (problem) {
         env.refused(problem, generation);
@@ -79,6 +87,17 @@ export async function issueCertificate(
     }
   }
   throw lastError ?? new CertkeeperError('ISSUER_FAILED', `no issuer can issue "${cert.id}"`);
+}
+
+function gaveUp(issuer: string, signal: AbortSignal): CertkeeperError {
+  return new CertkeeperError(
+    'ISSUER_UNAVAILABLE',
+    `issuer ${issuer} did not answer before the attempt was given up`,
+    {
+      cause: signal.reason,
+      details: { issuer },
+    },
+  );
 }
 
 /**

@@ -40,7 +40,15 @@ import {
 import { renewalTime, retryDelay, timeInWindow } from './policy.js';
 import type { Generation } from './records.js';
 import { Scheduler } from './scheduler.js';
-import { asError, type CertificateStatus, type CertState, newState, servedFacts, statusOf } from './state.js';
+import {
+  asError,
+  type CertificateStatus,
+  type CertState,
+  newState,
+  renewAllFailure,
+  servedFacts,
+  statusOf,
+} from './state.js';
 import { emitExpiryWarnings, expiryWarnings } from './warnings.js';
 
 export type { CertificateStatus } from './state.js';
@@ -190,22 +198,35 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** Renews one certificate now, whatever its schedule. */
-  renewNow(id: string): Promise<void> {
+  /**
+   * Renews one certificate now, whatever its schedule. Resolves once the new certificate is
+   * served; rejects with the attempt's typed error otherwise (the previous certificate is still
+   * served and the retry is scheduled as after any failure).
+   */
+  async renewNow(id: string): Promise<void> {
     this.#assertNotStopped();
-    return foreground(this.#obtain(this.#state(id), 'forced'));
+    const failure = await foreground(this.#obtain(this.#state(id), 'forced'));
+    if (failure) throw failure;
   }
 
-  /** Renews every certificate now: the "intermediate compromised, rotate everything" drill. */
+  /**
+   * Renews every certificate now: the "intermediate compromised, rotate everything" drill. Every
+   * certificate is attempted; if any failed, rejects with RENEWAL_FAILED naming them (the first
+   * failure as `cause`, every id's code in `details.failed`).
+   */
   async renewAll(): Promise<void> {
     this.#assertNotStopped();
     const queue = [...this.#states.values()];
+    const failed = new Map<string, CertkeeperError>();
     const worker = async () => {
-      for (let state = queue.shift(); state; state = queue.shift()) await this.#obtain(state, 'forced');
+      for (let state = queue.shift(); state; state = queue.shift()) {
+        const failure = await this.#obtain(state, 'forced');
+        if (failure) failed.set(state.cert.id, failure);
+      }
     };
-    await foreground(
-      Promise.all(Array.from({ length: Math.min(this.#o.concurrency, queue.length) }, worker)),
-    );
+    const total = queue.length;
+    await foreground(Promise.all(Array.from({ length: Math.min(this.#o.concurrency, total) }, worker)));
+    if (failed.size > 0) throw renewAllFailure(failed, total);
   }
 
   /** Revokes the served certificate of `id` (where the issuer supports it) and replaces it. */
@@ -222,7 +243,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       this.#context(this.#abort.signal),
     );
     this.emit('revoked', { id, serial: current.info.serialNumber, reason });
-    await this.#obtain(state, 'forced');
+    // Until a replacement is served, the revoked certificate still is: the caller must know.
+    const failure = await this.#obtain(state, 'forced');
+    if (failure) throw failure;
   }
 
   /** The union of the issuers' trust anchors (PEM), for clients of the managed servers. */
@@ -538,7 +561,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   // ---- obtaining -------------------------------------------------------------------------
 
-  #obtain(state: CertState, reason: ObtainReason): Promise<void> {
+  /** Resolves with the attempt's failure, or undefined once a new certificate is served. */
+  #obtain(state: CertState, reason: ObtainReason): Promise<CertkeeperError | undefined> {
     if (state.inflight) {
       if (reason !== 'forced') return state.inflight;
       // A forced renewal must produce a new certificate, not ride on an attempt that began
@@ -556,7 +580,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return state.inflight;
   }
 
-  async #attempt(state: CertState, reason: ObtainReason): Promise<void> {
+  async #attempt(state: CertState, reason: ObtainReason): Promise<CertkeeperError | undefined> {
     const { cert } = state;
     const attempt = state.failures + 1;
     const started = this.#o.clock.now();
@@ -594,9 +618,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         { ttlMs: this.#o.lockTtlMs, signal },
       );
       this.#succeeded(state);
+      return undefined;
     } catch (error) {
-      if (this.#phase === 'stopped') return;
-      this.#failed(state, asError(error), attempt);
+      if (this.#phase === 'stopped')
+        return new CertkeeperError('MANAGER_STOPPED', `the manager stopped while obtaining "${cert.id}"`);
+      const failure = asError(error);
+      this.#failed(state, failure, attempt);
+      return failure;
     }
   }
 

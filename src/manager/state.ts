@@ -33,8 +33,8 @@ export interface CertState {
   failures: number;
   lastError?: CertkeeperError;
   warned: Set<number>;
-  inflight?: Promise<void>;
-  queuedForced?: Promise<void>;
+  inflight?: Promise<CertkeeperError | undefined>;
+  queuedForced?: Promise<CertkeeperError | undefined>;
   ready: { promise: Promise<void>; resolve: () => void };
   removed?: boolean;
 }
@@ -67,6 +67,22 @@ export function newState(cert: ManagedCertificate): CertState {
 export function asError(error: unknown): CertkeeperError {
   if (isCertkeeperError(error)) return error;
   return new CertkeeperError('ISSUER_FAILED', describeCause(error), { cause: error });
+}
+
+/** renewAll's rejection: which certificates were not renewed, and why (codes only). */
+export function renewAllFailure(
+  failed: ReadonlyMap<string, CertkeeperError>,
+  total: number,
+): CertkeeperError {
+  const list = [...failed].map(([id, e]) => `${id} (${e.code})`).join(', ');
+  return new CertkeeperError(
+    'RENEWAL_FAILED',
+    `${failed.size} of ${total} certificates were not renewed: ${list}`,
+    {
+      cause: failed.values().next().value,
+      details: { failed: Object.fromEntries([...failed].map(([id, e]) => [id, e.code])) },
+    },
+  );
 }
 
 /** The facts of what is served (or would be, once materialized), from memory or the pointer. */

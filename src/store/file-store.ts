@@ -24,7 +24,10 @@ import { closedError, leaseTtl, toBytes } from './shared.js';
 import type { LockLease, LockOptions, Store, StoreStat } from './store.js';
 
 export interface FileStoreOptions {
-  /** Root directory of the store. Created (mode 0700) on the first write if missing. */
+  /**
+   * Root directory of the store. Created (mode 0700) on the first write if missing; an existing
+   * one keeps its mode (everything certkeeper creates inside it is 0700 / 0600 regardless).
+   */
   directory: string;
 }
 

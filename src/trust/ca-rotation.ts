@@ -84,13 +84,14 @@ export async function rotateCa(options: RotateCaOptions): Promise<RootRotationSt
     await expectTrust(trust, status.current, true);
   }
   // Activated now or by an interrupted earlier call: either way every certificate is re-issued
-  // under the new root before the old one may go (the guard would refuse otherwise).
+  // under the new root before the old one may go. A failed re-issue rejects here (RENEWAL_FAILED)
+  // and leaves the rotation 'activated': calling rotateCa again resumes from this step.
   await manager.renewAll();
   await options.settle?.('activated');
   const previous = status.previous!;
   // The manager's own chains are protected for the finish whether or not the caller registered
-  // them: a re-issue that failed (renewAll reports failures as events, not by rejecting) leaves a
-  // chain under the old root, and the guard then refuses to drop that root.
+  // them: a certificate the manager took up between renewAll and here (another replica's, one
+  // added with manage()) may still chain to the old root, and the guard then refuses to drop it.
   const unprotect = trust.protect(managerChains(manager));
   try {
     status = await ca.finishRootRotation({

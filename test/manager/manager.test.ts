@@ -177,6 +177,47 @@ describe('CertificateManager', () => {
       expect(manager.certificate(s.id)!.chainPem).toContain(newIntermediate.trim().split('\n')[1]);
   });
 
+  it('renewAll attempts every certificate and rejects naming the ones that failed', async () => {
+    const { manager, issuer } = make({
+      certificates: [{ names: ['a.test'] }, { names: ['b.test'] }, { names: ['c.test'] }],
+    });
+    await manager.start();
+    await manager.ready();
+    const before = new Map(manager.status().map((s) => [s.id, s.serial]));
+    issuer.fault = 'down';
+    issuer.faultNames = ['b.test'];
+    const error = await manager.renewAll().catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'RENEWAL_FAILED',
+      message: '1 of 3 certificates were not renewed: b.test (ISSUER_UNAVAILABLE)',
+      details: { failed: { 'b.test': 'ISSUER_UNAVAILABLE' } },
+      cause: { code: 'ISSUER_UNAVAILABLE' },
+    });
+    const after = new Map(manager.status().map((s) => [s.id, s]));
+    expect(after.get('a.test')!.serial).not.toBe(before.get('a.test'));
+    expect(after.get('c.test')!.serial).not.toBe(before.get('c.test'));
+    // The one that failed keeps being served and is retried on the usual backoff.
+    expect(after.get('b.test')).toMatchObject({ serial: before.get('b.test'), failures: 1 });
+  });
+
+  it('an issuer that never answers (and ignores the signal) cannot outlast the attempt, nor stop()', async () => {
+    const { manager, issuer } = make({ issueTimeoutMs: 1_000 });
+    await manager.start();
+    await manager.ready();
+    const serial = manager.status()[0]!.serial;
+    issuer.fault = 'hang';
+    await expect(manager.renewNow('web')).rejects.toMatchObject({
+      code: 'ISSUER_UNAVAILABLE',
+      message: expect.stringMatching(/did not answer before the attempt was given up/),
+    });
+    expect(manager.status()[0]).toMatchObject({ serial, failures: 1, renewing: false });
+    // Hung again, then stopped: stop() ends the attempt instead of waiting on the issuer.
+    const hung = manager.renewNow('web').catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 20));
+    await manager.stop();
+    expect(await hung).toMatchObject({ code: 'MANAGER_STOPPED' });
+  });
+
   it('revokes through the issuer and replaces the revoked certificate', async () => {
     const { manager, issuer, store } = make();
     await manager.start();
@@ -220,7 +261,8 @@ describe('CertificateManager', () => {
     await manager.start();
     await manager.stop();
     await manager.stop();
-    expect(() => manager.renewNow('web')).toThrowError(expect.objectContaining({ code: 'MANAGER_STOPPED' }));
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'MANAGER_STOPPED' });
+    await expect(manager.renewAll()).rejects.toMatchObject({ code: 'MANAGER_STOPPED' });
     expect(() => manager.status()).not.toThrow();
   });
 
@@ -237,9 +279,9 @@ describe('CertificateManager', () => {
     await manager.start();
     await manager.ready();
     issuer.fault = 'wrong-key';
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'KEY_MISMATCH' });
     issuer.fault = 'garbage';
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'MALFORMED_PEM' });
     issuer.fault = null;
     await manager.renewNow('web');
     const key = manager.credentials('web')!.key;
@@ -261,8 +303,10 @@ describe('CertificateManager', () => {
     await manager.ready();
     issuer.fault = 'down';
     const failed = nextEvent(manager, 'renewalFailed');
-    void manager.renewNow('web');
+    const renewal = manager.renewNow('web');
     const payload = await failed;
+    // The caller learns it too, with the same typed error.
+    await expect(renewal).rejects.toBe(payload.error);
     expect(payload.error.code).toBe('ISSUER_UNAVAILABLE');
     expect(payload.servingSerial).toBe(manager.status()[0]!.serial);
     expect(payload.retryAt.getTime()).toBeGreaterThan(Date.now());

@@ -67,7 +67,7 @@ describe('rollback', () => {
       const before = await pointer();
       const events = collect(manager);
       issuer.fault = fault;
-      await manager.renewNow('web');
+      await expect(manager.renewNow('web')).rejects.toMatchObject({ code });
       expect(events.rolledBack).toHaveLength(1);
       expect(events.rolledBack[0]).toMatchObject({ id: 'web', servingSerial: serial });
       expect(events.rolledBack[0]!.reason.code).toBe(code);
@@ -90,7 +90,7 @@ describe('rollback', () => {
     const before = await pointer();
     const events = collect(manager);
     issuer.fault = 'garbage';
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'MALFORMED_PEM' });
     expect(events.failed[0]!.error.code).toBe('MALFORMED_PEM');
     expect((await handshake(port, { servername: 'localhost' })).serial).toBe(serial);
     expect(await pointer()).toBe(before);
@@ -102,7 +102,7 @@ describe('rollback', () => {
     const { manager, port, serial } = await running(issuer);
     const events = collect(manager);
     issuer.trustAnchors = async () => [impostor.certificate.pem];
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'UNTRUSTED_ROOT' });
     expect(events.rolledBack[0]!.reason.code).toBe('UNTRUSTED_ROOT');
     expect((await handshake(port, { servername: 'localhost' })).serial).toBe(serial);
   });
@@ -111,7 +111,7 @@ describe('rollback', () => {
     const { manager, store, port, serial } = await running();
     const events = collect(manager);
     store.failPuts = true;
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'STORE_NO_SPACE' });
     expect(events.failed[0]!.error.code).toBe('STORE_NO_SPACE');
     expect(events.failed[0]!.retryAt.getTime()).toBeGreaterThan(Date.now());
     expect(events.swapped).toHaveLength(0);

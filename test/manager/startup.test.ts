@@ -73,8 +73,9 @@ describe('start-up', () => {
 
     // Renewal now fails, with backoff, and the stored certificate stays in service.
     const failed = nextEvent(m, 'renewalFailed');
-    void m.renewNow('web');
+    const renewal = m.renewNow('web');
     const event = await failed;
+    await expect(renewal).rejects.toMatchObject({ code: 'ISSUER_UNAVAILABLE' });
     expect(event).toMatchObject({ servingSerial: serial, attempt: 1 });
     expect(event.error.code).toBe('ISSUER_UNAVAILABLE');
     expect((await handshake(port, { servername: 'localhost' })).serial).toBe(serial);

@@ -105,7 +105,7 @@ describe('live verification', () => {
     for (const name of ['liveVerifyFailed', 'rolledBack', 'swapped', 'renewed', 'renewalFailed'] as const)
       manager.on(name, (payload: unknown) => events.push({ name, payload }));
 
-    await manager.renewNow('web');
+    await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'LIVE_VERIFY_FAILED' });
 
     expect(events.map((e) => e.name)).toEqual(['liveVerifyFailed', 'rolledBack', 'renewalFailed']);
     const failed = events[0]!.payload as ManagerEvents['liveVerifyFailed'][0];

@@ -12,12 +12,15 @@ import type {
   IssuerContext,
 } from '../../src/issuers/issuer.js';
 
-export type Fault = 'down' | 'wrong-name' | 'wrong-key' | 'garbage' | null;
+/** `hang`: never answers, ignoring the signal (a custom issuer or API that hangs). */
+export type Fault = 'down' | 'wrong-name' | 'wrong-key' | 'garbage' | 'hang' | null;
 
 export class SwitchableIssuer implements Issuer {
   readonly id: string;
   readonly ca: InternalCA;
   fault: Fault = null;
+  /** When set, the fault hits only requests for one of these names. */
+  faultNames: string[] | null = null;
   calls = 0;
 
   constructor(options: InternalCAOptions & { id?: string } = {}) {
@@ -27,11 +30,14 @@ export class SwitchableIssuer implements Issuer {
 
   async issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate> {
     this.calls++;
-    switch (this.fault) {
+    const hit = !this.faultNames || request.names.some((n) => this.faultNames!.includes(n));
+    switch (hit ? this.fault : null) {
       case 'down':
         throw new CertkeeperError('ISSUER_UNAVAILABLE', 'test issuer is down');
       case 'garbage':
         return { chainPem: '<html>502 Bad Gateway</html>' };
+      case 'hang':
+        return new Promise(() => {});
       case 'wrong-name': {
         const issued = await this.ca.issue({ ...request, names: ['wrong.test'] }, context);
         return issued;

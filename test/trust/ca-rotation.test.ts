@@ -83,7 +83,7 @@ describe('InternalCA root rotation', () => {
     trust.stop();
   });
 
-  it('rotateCa protects the manager’s chains itself: a failed re-issue stops the rotation before the old root goes', async () => {
+  it('a failed re-issue stops rotateCa before the old root goes; the same call resumes it', async () => {
     const store = new MemoryStore();
     const issuer = new SwitchableIssuer({ store, lifetimeMs: 3_600_000 });
     const manager = createCertificateManager({
@@ -101,7 +101,8 @@ describe('InternalCA root rotation', () => {
     const oldRoot = trust.current().fingerprints[0]!;
     issuer.fault = 'down'; // every re-issue under the new root fails
     await expect(rotateCa({ ca: issuer.ca, manager, trust })).rejects.toMatchObject({
-      code: 'TRUST_UPDATE_REFUSED',
+      code: 'RENEWAL_FAILED',
+      details: { failed: { web: 'ISSUER_UNAVAILABLE' } },
     });
     expect(trust.current().fingerprints).toContain(oldRoot);
     expect((await issuer.ca.rootRotation()).phase).toBe('activated');

@@ -70,6 +70,8 @@ const REASONS: Record<RevocationReason, number> = {
 };
 
 const FALLBACK_MEMORY_MS = 60 * 60_000;
+/** Deactivating a given-up order's authorizations is best effort, and bounded. */
+const ABANDON_TIMEOUT_MS = 5_000;
 
 function invalid(name: string, bound: string): CertkeeperError {
   return new CertkeeperError('INVALID_OPTION', `AcmeIssuer option ${name} ${bound}`, {
@@ -299,8 +301,20 @@ export class AcmeIssuer implements Issuer {
     return id && !this.#replacesRefused.has(id) ? id : undefined;
   }
 
-  /** Deactivates the still-pending authorizations of a failed order, so the CA does not reuse them. */
+  /**
+   * Deactivates the still-pending authorizations of a failed order, so the CA does not reuse them.
+   * An order given up at the attempt's time limit has a fired signal: these requests get their own.
+   */
   async #abandon(client: AcmeClient, authorizations: Authorization[], context: IssuerContext): Promise<void> {
+    const signal = context.signal.aborted ? AbortSignal.timeout(ABANDON_TIMEOUT_MS) : context.signal;
+    await withSignal(signal, () => this.#deactivate(client, authorizations, context));
+  }
+
+  async #deactivate(
+    client: AcmeClient,
+    authorizations: Authorization[],
+    context: IssuerContext,
+  ): Promise<void> {
     await Promise.all(
       authorizations.map(async (authz) => {
         try {

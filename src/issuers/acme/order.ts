@@ -5,6 +5,7 @@
  * (5 s minimum) would turn a 60 ms issuance into 5 s.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { untilAborted } from '../../abort.js';
 import type { ChallengeSolver, ChallengeTask, ChallengeType } from '../../challenges/solver.js';
 import { CertkeeperError } from '../../errors.js';
 import type { IssuerContext } from '../issuer.js';
@@ -19,6 +20,17 @@ export interface PollOptions {
 }
 
 export const DEFAULT_POLL: PollOptions = { initialMs: 25, maxMs: 2_000, maxRetryAfterMs: 120_000 };
+
+/** How long a solver's cleanup (removing a DNS record, …) may take once the order is over. */
+export const CLEANUP_TIMEOUT_MS = 10_000;
+
+function givenUp(type: string, name: string, step: 'present' | 'cleanup' = 'present'): CertkeeperError {
+  return new CertkeeperError(
+    'CHALLENGE_FAILED',
+    `${type} ${step} for ${name} did not finish ${step === 'present' ? 'before the attempt was given up' : `within ${CLEANUP_TIMEOUT_MS} ms`}`,
+    { details: { identifier: name, challenge: type, step } },
+  );
+}
 
 interface AcmeObject {
   status: string;
@@ -118,7 +130,7 @@ export async function solveAuthorization(
   };
   const name = `${task.wildcard ? '*.' : ''}${authz.identifier.value}`;
   try {
-    await solver.present(task, context);
+    await untilAborted(solver.present(task, context), context.signal, () => givenUp(solver.type, name));
     const response = await client.api.apiRequest(challenge.url, {}, [200]);
     const result = await pollStatus<Authorization>(client, authz.url!, context.signal, poll, {
       retryAfterMs: parseRetryAfter(response.headers['retry-after']),
@@ -136,7 +148,11 @@ export async function solveAuthorization(
       );
     }
   } finally {
-    await solver.cleanup(task, context).catch((error) => {
+    // Cleanup runs however the attempt ended, given up included: with a bounded signal of its own.
+    const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+    await untilAborted(solver.cleanup(task, { ...context, signal }), signal, () =>
+      givenUp(solver.type, name, 'cleanup'),
+    ).catch((error) => {
       context.logger.warn('challenge cleanup failed', {
         identifier: name,
         challenge: solver.type,

@@ -182,8 +182,9 @@ describePebble('ACME issuer against Pebble', () => {
     const serial = r.manager.status()[0]!.serial!;
     await pebble.down();
     const failed = nextEvent(r.manager, 'renewalFailed');
-    void r.manager.renewNow('web');
+    const renewal = r.manager.renewNow('web');
     expect((await failed).error.code).toBe('ISSUER_UNAVAILABLE');
+    await expect(renewal).rejects.toMatchObject({ code: 'ISSUER_UNAVAILABLE' });
     expect(
       (await fetchOk(pebble.tlsPort, 'down.certkeeper.test', root).catch(() => null))?.serial ?? serial,
     ).toBe(serial);

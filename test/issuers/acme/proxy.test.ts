@@ -1,6 +1,7 @@
 // What Pebble 2.4.0 cannot show by itself — ARI, `replaces`, profiles, rate limits with
 // Retry-After, a CA answering garbage — through a faithful proxy in front of a real Pebble.
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { Dns01Solver, type DnsProvider } from '../../../src/challenges/dns-01.js';
 import { type AcmeProxy, certIdOf, startAcmeProxy } from '../../support/acme-proxy.js';
 import { nextEvent } from '../../support/events.js';
 import { describePebble, type Pebble, startPebble } from '../../support/pebble.js';
@@ -112,9 +113,10 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     proxy.reset();
     proxy.inject('newOrder', { kind: 'rateLimited', retryAfterSeconds: 2, detail: 'too many new orders' }, 1);
     const failed = nextEvent(r.manager, 'renewalFailed');
-    void r.manager.renewNow('web');
+    const renewal = r.manager.renewNow('web');
     const failure = await failed;
     expect(failure.error.code).toBe('RATE_LIMITED');
+    await expect(renewal).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     expect(failure.error.details).toMatchObject({
       type: 'urn:ietf:params:acme:error:rateLimited',
       retryAfterMs: 2000,
@@ -134,9 +136,10 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     proxy.reset();
     proxy.inject('newOrder', { kind: 'unavailable', retryAfterSeconds: 1 }, 1);
     const failed = nextEvent(r.manager, 'renewalFailed');
-    void r.manager.renewNow('web');
+    const renewal = r.manager.renewNow('web');
     const failure = await failed;
     expect(failure.error.code).toBe('ISSUER_UNAVAILABLE');
+    await expect(renewal).rejects.toMatchObject({ code: 'ISSUER_UNAVAILABLE' });
     expect(failure.error.details.retryAfterMs).toBe(1000);
   });
 
@@ -160,9 +163,39 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     const serial = r.manager.status()[0]!.serial;
     proxy.inject('newOrder', fault, 1);
     const failed = nextEvent(r.manager, 'renewalFailed');
-    void r.manager.renewNow('web');
+    const renewal = r.manager.renewNow('web');
     expect((await failed).error.code).toBe(code);
+    await expect(renewal).rejects.toMatchObject({ code });
     expect(r.manager.status()[0]!.serial).toBe(serial);
     expect(r.manager.certificate('web')!.serial).toBe(serial);
+  });
+
+  it('an order given up at the issue timeout deactivates its pending authorizations', async () => {
+    // A DNS provider whose API never answers: the order waits on it until the attempt times out.
+    const hung: DnsProvider = { setTxt: () => new Promise(() => {}), removeTxt: async () => {} };
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names: ['stuck.certkeeper.test'],
+      challenges: [],
+      issuer: { challenges: [new Dns01Solver({ provider: hung, skipPropagationCheck: true })] },
+      // One attempt only: later attempts would be other orders with authorizations of their own.
+      manager: { issueTimeoutMs: 1_500, renewal: { retryMinMs: 60_000 } },
+    });
+    rigs.push(r);
+    const failed = nextEvent(r.manager, 'renewalFailed', 10_000);
+    await r.manager.start();
+    expect((await failed).error).toMatchObject({
+      code: 'ISSUER_UNAVAILABLE',
+      message: expect.stringMatching(/did not answer before the attempt was given up/),
+    });
+    const authz = () =>
+      proxy.requests.filter((q) => q.route === 'authorization' && q.method === 'POST' && q.status === 200);
+    // The order read its authorization once; abandoning it reads it again and deactivates it
+    // (acme-client's deactivateAuthorization), sent with a signal of their own since the
+    // attempt's has fired. With the attempt's signal nothing would leave the process.
+    const deadline = Date.now() + 5_000;
+    while (authz().length < 3 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    const paths = authz().map((q) => q.path);
+    expect(paths).toHaveLength(3);
+    expect(new Set(paths).size).toBe(1);
   });
 });

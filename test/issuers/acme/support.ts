@@ -12,6 +12,7 @@ import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01.js';
 import { AcmeIssuer, type AcmeIssuerOptions } from '../../../src/issuers/acme/acme-issuer.js';
 import type { ManagerEvents } from '../../../src/manager/events.js';
 import { type CertificateManager, createCertificateManager } from '../../../src/manager/manager.js';
+import type { ManagerOptions } from '../../../src/manager/options.js';
 import { createHttp2SecureServer, createHttpsServer } from '../../../src/server/create-server.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import type { Store } from '../../../src/store/store.js';
@@ -50,6 +51,8 @@ export interface RigOptions {
   httpHandler?: (handler: ReturnType<typeof createHttp01Handler>) => http.RequestListener;
   /** Don't check chains against Pebble's root (it changes when Pebble restarts). */
   noAnchors?: boolean;
+  /** More manager options (issueTimeoutMs, …). */
+  manager?: Partial<ManagerOptions>;
 }
 
 export async function rig(pebble: Pebble, options: RigOptions): Promise<Rig> {
@@ -69,6 +72,7 @@ export async function rig(pebble: Pebble, options: RigOptions): Promise<Rig> {
     logger: quiet,
     certificates: [{ id: 'web', names: options.names }],
     renewal: { retryMinMs: 1_000 },
+    ...options.manager,
   });
   const events: Rig['events'] = [];
   for (const name of [

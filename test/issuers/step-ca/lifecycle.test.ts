@@ -171,7 +171,7 @@ describe('renewal after expiry', () => {
   it('refused: a clear NEW_TOKEN_REQUIRED, the old certificate kept', async () => {
     const { s, before } = await expired(false);
     const failed = nextEvent(s.manager, 'renewalFailed');
-    await s.manager.renewNow('api');
+    await expect(s.manager.renewNow('api')).rejects.toMatchObject({ code: 'NEW_TOKEN_REQUIRED' });
     const { error } = await failed;
     expect(error.code).toBe('NEW_TOKEN_REQUIRED');
     expect(error.message).toMatch(/expired at .* does not renew expired certificates.*new one-time token/);
@@ -189,7 +189,7 @@ describe('the CA failing at renewal time keeps the old certificate', () => {
     const before = served(s);
     await s.ca.stop();
     const failed = nextEvent(s.manager, 'renewalFailed');
-    await s.manager.renewNow('api');
+    await expect(s.manager.renewNow('api')).rejects.toMatchObject({ code: 'ISSUER_UNAVAILABLE' });
     expect((await failed).error.code).toBe('ISSUER_UNAVAILABLE');
     expect((await handshake(port, { servername: 'localhost' })).serial).toBe(before);
     const renewed = nextEvent(s.manager, 'renewed', 10_000);
@@ -209,7 +209,7 @@ describe('the CA failing at renewal time keeps the old certificate', () => {
       const pointer = await s.store.get(layout.certificate(s.issuer.id, 'localhost').current);
       s.ca.faults.set('/1.0/renew', fault);
       const failed = nextEvent(s.manager, 'renewalFailed');
-      await s.manager.renewNow('api');
+      await expect(s.manager.renewNow('api')).rejects.toMatchObject({ code: 'ISSUER_FAILED' });
       expect((await failed).error).toMatchObject({
         code: 'ISSUER_FAILED',
         message: expect.stringMatching(/answered/),
@@ -270,11 +270,14 @@ describe('single use across restarts, revocation and a new token', () => {
     await s.manager.ready();
     const revokedSerial = served(s)!;
     const failed = nextEvent(s.manager, 'renewalFailed');
-    await s.manager.revoke('api', 'keyCompromise');
+    // Revoked, but no replacement: revoke() says so (the revoked certificate is still served).
+    await expect(s.manager.revoke('api', 'keyCompromise')).rejects.toMatchObject({
+      code: 'NEW_TOKEN_REQUIRED',
+    });
     expect(ca.revoked.get(BigInt(`0x${revokedSerial}`).toString(10))).toBe(1);
     expect((await failed).error.code).toBe('NEW_TOKEN_REQUIRED');
     expect(ca.reasons()).toContain('certificate has been revoked');
-    const stop = s.issuer.watchToken(() => void s.manager.renewNow('api'));
+    const stop = s.issuer.watchToken(() => void s.manager.renewNow('api').catch(() => {}));
     cleanup.push(stop);
     const renewed = nextEvent(s.manager, 'renewed', 10_000);
     writeFileSync(file, await mint(ca, { subject: 'localhost', sans: names }));

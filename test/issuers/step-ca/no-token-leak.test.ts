@@ -56,7 +56,9 @@ it('no token, nor any part of one, appears in logs, events, status, errors or th
   await a.manager.ready();
   await a.manager.renewNow('api');
   const refused = nextEvent(a.manager, 'renewalFailed');
-  await a.manager.revoke('api', 'superseded');
+  const revokeError = await a.manager.revoke('api', 'superseded').catch((e: unknown) => e);
+  expect(revokeError).toMatchObject({ code: 'NEW_TOKEN_REQUIRED' });
+  capture.capture(revokeError);
   await refused;
   capture.capture(a.manager.status());
   await a.manager.stop();
