@@ -52,8 +52,14 @@ interface Authority {
   certificate: ParsedCertificate;
 }
 
-/** Roles with a certificate and key in the store; `root-next` exists only during a root rotation. */
-type Role = 'root' | 'intermediate' | 'root-next';
+/**
+ * Roles with a certificate and key in the store. `root-next` and `root-previous` exist only during
+ * a root rotation; `retired-<serial>` is a replaced intermediate, kept (to sign CRLs for the
+ * leaves it issued) until it expires or its root is retired.
+ */
+type Role = 'root' | 'intermediate' | 'root-next' | 'root-previous' | `retired-${string}`;
+const RETIRED = /^retired-([0-9a-f]+)\.pem$/;
+const CRL_NUMBER_OID = '2.5.29.20';
 
 /**
  * Where a root rotation stands (see `beginRootRotation`):
@@ -241,7 +247,8 @@ export class InternalCA implements Issuer {
       // Order matters for a crash half-way: the old root is kept as `previous` before it stops
       // being `root`, and `root-next` is removed only once it is `root` (rootRotation() reads a
       // next root equal to the root as "activated").
-      await s.put(layout.ca(this.name, 'root-previous.pem'), root.certificate.pem);
+      await this.#writeAuthority(s, 'root-previous', root);
+      await this.#retire(s, now);
       await this.#writeAuthority(s, 'root', next);
       await this.#writeAuthority(s, 'intermediate', await this.#makeIntermediate(next, now));
       await s.delete(layout.ca(this.name, 'root-next.pem'));
@@ -269,6 +276,12 @@ export class InternalCA implements Issuer {
       const next = await this.#readAuthority(s, 'root-next');
       const remaining = [root.certificate.pem, ...(next ? [next.certificate.pem] : [])];
       await options.guard?.(remaining);
+      // Its leaves no longer verify anywhere: nothing needs CRLs from it or its intermediates.
+      for (const { role, authority } of await this.#retiredAuthorities(s)) {
+        if (authority.certificate.info.authorityKeyId !== root.certificate.info.subjectKeyId)
+          await this.#deleteAuthority(s, role);
+      }
+      await s.delete(layout.ca(this.name, 'root-previous-key.pem'));
       await s.delete(previousKey);
     });
     this.#anchorsChanged();
@@ -298,6 +311,7 @@ export class InternalCA implements Issuer {
     const s = this.#useStore(store);
     await this.#underLock(s, async () => {
       const root = await this.#rootLocked(s);
+      await this.#retire(s, now);
       await this.#writeAuthority(s, 'intermediate', await this.#makeIntermediate(root, now));
     });
   }
@@ -335,23 +349,71 @@ export class InternalCA implements Issuer {
   async crl(store?: Store, now = Date.now()): Promise<string> {
     const s = this.#useStore(store);
     const intermediate = await this.#ensureIntermediate(s, now);
-    const entries = (await this.#revoked(s)).map((e) => ({
-      serialNumber: e.serial,
-      revocationDate: new Date(e.revokedAt),
-      reason: REASON_CODES[e.reason],
-    }));
-    return this.#signCrl(intermediate, entries, now);
+    return this.#signCrl(intermediate, await this.#crlEntries(s), now);
   }
 
   /**
    * Every CRL a verifier that checks the whole chain needs: the intermediate's (revoked leaves,
-   * as `crl()`) and the root's (no revoked intermediates). Pass it as the `crl` option of a
-   * Node `tls` / `https` server that requests client certificates.
+   * as `crl()`) and the root's (no revoked intermediates) first; then the same for every replaced
+   * intermediate whose leaves may still be in service (an automatic renewal, `rotateIntermediate`,
+   * a root rotation) and, during a root rotation, the previous root's. Without them a verifier
+   * that checks CRLs refuses those leaves (no CRL for their issuer) until they are re-issued.
+   * Pass the list as the `crl` option of a Node `tls` / `https` server that requests client
+   * certificates, and refresh it on a schedule (`nextUpdate` is at most a day away).
    */
   async crls(store?: Store, now = Date.now()): Promise<string[]> {
     const s = this.#useStore(store);
-    const leaves = await this.crl(s, now);
-    return [leaves, await this.#signCrl(await this.#ensureRoot(s), [], now)];
+    const entries = await this.#crlEntries(s);
+    const out = [await this.crl(s, now), await this.#signCrl(await this.#ensureRoot(s), [], now)];
+    for (const { authority } of await this.#retiredAuthorities(s)) {
+      if (authority.certificate.info.notAfter.getTime() > now)
+        out.push(await this.#signCrl(authority, entries, now));
+    }
+    // Written by this version at activation; a rotation begun by an older one has no key to sign with.
+    const previous = await this.#readUnlocked(s, 'root-previous');
+    if (previous) out.push(await this.#signCrl(previous, [], now));
+    return out;
+  }
+
+  async #crlEntries(store: Store): Promise<x509.X509CrlEntryParams[]> {
+    return (await this.#revoked(store)).map((e) => ({
+      serialNumber: e.serial,
+      revocationDate: new Date(e.revokedAt),
+      reason: REASON_CODES[e.reason],
+    }));
+  }
+
+  /**
+   * Keeps the current intermediate as retired before it is replaced, and drops retired ones that
+   * have expired (no leaf outlives its intermediate). The caller holds the CA lock.
+   */
+  async #retire(store: Store, now: number): Promise<void> {
+    const current = await this.#readAuthority(store, 'intermediate');
+    if (current)
+      await this.#writeAuthority(store, `retired-${current.certificate.info.serialNumber}`, current);
+    for (const { role, authority } of await this.#retiredAuthorities(store)) {
+      if (authority.certificate.info.notAfter.getTime() <= now) await this.#deleteAuthority(store, role);
+    }
+  }
+
+  /** Retired intermediates; one that cannot be read is skipped (it only costs its CRL). */
+  async #retiredAuthorities(store: Store): Promise<{ role: Role; authority: Authority }[]> {
+    const found: { role: Role; authority: Authority }[] = [];
+    for (const key of await store.list(layout.caDir(this.name))) {
+      const serial = RETIRED.exec(key.slice(key.lastIndexOf('/') + 1))?.[1];
+      if (!serial) continue;
+      const role: Role = `retired-${serial}`;
+      const authority = await this.#readUnlocked(store, role);
+      if (authority) found.push({ role, authority });
+    }
+    return found;
+  }
+
+  async #deleteAuthority(store: Store, which: Role): Promise<void> {
+    // Certificate first: a key without its certificate is never mistaken for a working CA.
+    await store.delete(layout.ca(this.name, `${which}.pem`));
+    await store.delete(layout.ca(this.name, `${which}-key.pem`));
+    this.#parsed.delete(which);
   }
 
   async #signCrl(authority: Authority, entries: x509.X509CrlEntryParams[], now: number): Promise<string> {
@@ -361,6 +423,12 @@ export class InternalCA implements Issuer {
         thisUpdate: new Date(now - MINUTE),
         nextUpdate: new Date(now + Math.min(this.lifetimeMs, DAY)),
         entries,
+        // RFC 5280 §5.2: both MUST be present. The AKI is also how OpenSSL picks the right CRL
+        // among issuers of the same name (intermediates of one CA, before and after a renewal).
+        extensions: [
+          new x509.AuthorityKeyIdentifierExtension(authority.certificate.info.subjectKeyId!, false),
+          new x509.Extension(CRL_NUMBER_OID, false, derInteger(Math.floor(now / 1000))),
+        ],
         signingKey: (await authority.key.cryptoKeyPair()).privateKey,
         signingAlgorithm: authority.key.signingAlgorithm as webcrypto.Algorithm,
       },
@@ -516,10 +584,19 @@ export class InternalCA implements Issuer {
       if (again && this.#intermediateFresh(again, now)) return again;
       const root = await this.#rootLocked(store);
       const intermediate = await this.#makeIntermediate(root, now);
+      if (again) await this.#retire(store, now);
       await this.#writeAuthority(store, 'intermediate', intermediate);
       return intermediate;
     });
   }
+}
+
+/** DER of a non-negative INTEGER (the CRL number: seconds, increasing from one CRL to the next). */
+function derInteger(value: number): Uint8Array {
+  const bytes: number[] = [];
+  for (let v = value; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
+  if (bytes.length === 0 || bytes[0]! >= 0x80) bytes.unshift(0);
+  return Uint8Array.from([0x02, bytes.length, ...bytes]);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -134,6 +134,10 @@ export const layout = {
   ca(name: string, file: string): string {
     return joinKey('ca', segment(name), file);
   },
+  /** The directory of an internal CA's files (for `list`). */
+  caDir(name: string): string {
+    return joinKey('ca', segment(name));
+  },
   lock(name: string): string {
     return joinKey('locks', name);
   },

@@ -1,73 +1,35 @@
 // The embedded CA against real stores and real verifiers: FileStore on disk and MemoryStore for
 // state, OpenSSL (`openssl verify`, `openssl crl`), validateBundle and Node TLS handshakes for
 // whether what it signs is what a peer accepts.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type Clock, systemClock } from '../../src/clock.js';
-import { createCsr } from '../../src/crypto/csr.js';
-import { parseCertificates } from '../../src/crypto/inspect.js';
+import { describe, expect, it } from 'vitest';
 import { PrivateKey } from '../../src/crypto/keys.js';
 import { validateBundle } from '../../src/crypto/validate.js';
 import { InternalCA, type InternalCAOptions } from '../../src/issuers/internal-ca.js';
-import type { CertificatePurpose, CertificateRequest, IssuerContext } from '../../src/issuers/issuer.js';
-import { silentLogger } from '../../src/logger.js';
 import { FileStore } from '../../src/store/file-store.js';
-import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { LockLease, LockOptions, Store, StoreStat } from '../../src/store/store.js';
-import { close, listen } from '../support/tls.js';
+import { listen } from '../support/tls.js';
+import {
+  caFile,
+  cleanupAfterEach,
+  clockAhead,
+  connect,
+  context,
+  HOUR,
+  issue,
+  MINUTE,
+  opensslVerify,
+  request,
+  servers,
+  tempDir,
+  text,
+} from './internal-ca-support.js';
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
+cleanupAfterEach();
 
-const temps: string[] = [];
-const servers: tls.Server[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => close(s)));
-  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(prefix = 'certkeeper-ca-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
-function context(store: Store, clock: Clock = systemClock): IssuerContext {
-  return { store, clock, logger: silentLogger, signal: new AbortController().signal };
-}
-
-/** A clock stopped `offsetMs` ahead of real time (timers are the system's). */
-function clockAhead(offsetMs: number): Clock {
-  const at = Date.now() + offsetMs;
-  return { ...systemClock, now: () => at };
-}
-
-async function request(names: string[], purpose: CertificatePurpose = 'server'): Promise<CertificateRequest> {
-  const key = await PrivateKey.generate();
-  return { id: names[0]!, names, purpose, keyType: key.type, key, csr: await createCsr({ key, names }) };
-}
-
-/** Issues for `names` and returns the parsed chain next to the key. */
-async function issue(
-  ca: InternalCA,
-  store: Store,
-  names: string[],
-  purpose: CertificatePurpose = 'server',
-  clock: Clock = systemClock,
-) {
-  const req = await request(names, purpose);
-  const { chainPem } = await ca.issue(req, context(store, clock));
-  const [leaf, ...rest] = parseCertificates(chainPem);
-  return { key: req.key, chainPem, leaf: leaf!, chain: rest };
-}
-
-const text = (bytes: Uint8Array | null) => (bytes === null ? null : Buffer.from(bytes).toString('utf8'));
-const caFile = (ca: InternalCA, file: string) => layout.ca(ca.name, file);
 const caFiles = ['root.pem', 'root-key.pem', 'intermediate.pem', 'intermediate-key.pem'];
 
 async function snapshot(ca: InternalCA, store: Store): Promise<Record<string, string | null>> {
@@ -115,33 +77,6 @@ class ObservedStore implements Store {
   count(ca: InternalCA, file: string): number {
     return this.puts.filter((k) => k === caFile(ca, file)).length;
   }
-}
-
-function openssl(args: string[], input?: string): { ok: boolean; output: string } {
-  const result = spawnSync('openssl', args, { input, encoding: 'utf8', timeout: 10_000 });
-  return { ok: result.status === 0, output: `${result.stdout}${result.stderr}` };
-}
-
-/** `openssl verify -CAfile root -untrusted intermediate -purpose <purpose> leaf` (plus extra flags). */
-function opensslVerify(
-  pems: { root: string; intermediate: string; leaf: string },
-  purpose: 'sslserver' | 'sslclient',
-  extra: string[] = [],
-): { ok: boolean; output: string } {
-  const dir = tempDir('certkeeper-openssl-');
-  const file = (name: string, pem: string) => {
-    writeFileSync(join(dir, name), pem);
-    return join(dir, name);
-  };
-  const args = [
-    'verify',
-    '-CAfile',
-    file('root.pem', pems.root),
-    '-untrusted',
-    file('int.pem', pems.intermediate),
-  ];
-  const verdict = openssl([...args, '-purpose', purpose, ...extra, file('leaf.pem', pems.leaf)]);
-  return { ok: verdict.ok && /: OK\s*$/.test(verdict.output), output: verdict.output };
 }
 
 const anyCode = (code: string) => expect.objectContaining({ code });
@@ -573,121 +508,5 @@ describe('intermediates', () => {
     // The fresh one is kept: no re-issue on every call.
     await issue(ca, store, ['renew.test'], 'server', ahead);
     expect(store.count(ca, 'intermediate.pem')).toBe(2);
-  });
-});
-
-/** A TLS client; resolves with what the server sent, or the error that ended the connection. */
-function connect(port: number, options: tls.ConnectionOptions): Promise<{ data?: string; error?: string }> {
-  return new Promise((resolve) => {
-    let data = '';
-    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...options });
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk) => {
-      data += chunk;
-    });
-    socket.on('end', () => resolve(data ? { data } : { error: 'closed without data' }));
-    socket.on('error', (error) => resolve({ error: error.message }));
-    socket.setTimeout(5_000, () => socket.destroy(new Error('timeout')));
-  });
-}
-
-describe('revocation', () => {
-  it('revoke records the serial once; crl() lists it with its reason, signed by the intermediate', async () => {
-    const store = new MemoryStore();
-    const ca = new InternalCA();
-    const kept = await issue(ca, store, ['kept'], 'client');
-    const gone = await issue(ca, store, ['gone'], 'client');
-    const ctx = context(store);
-    await ca.revoke({ chainPem: gone.chainPem }, 'keyCompromise', ctx);
-    await ca.revoke({ chainPem: gone.chainPem }, 'superseded', ctx); // already revoked: unchanged
-    expect(await ca.revokedSerials()).toEqual([gone.leaf.info.serialNumber]);
-
-    const crl = await ca.crl();
-    expect(crl).toMatch(/^-----BEGIN X509 CRL-----\n[\s\S]+\n-----END X509 CRL-----\n$/);
-    const shown = openssl(['crl', '-noout', '-text'], crl);
-    expect(shown.ok, shown.output).toBe(true);
-    expect(shown.output).toContain(`Serial Number: ${gone.leaf.info.serialNumber.toUpperCase()}`);
-    expect(shown.output).not.toContain(kept.leaf.info.serialNumber.toUpperCase());
-    expect(shown.output).toMatch(/CRL Reason Code:\s*\n\s*Key Compromise/);
-    expect(shown.output).toMatch(/Issuer: CN\s*=\s*certkeeper-internal Intermediate CA/);
-
-    const root = await ca.rootCertificate();
-    const dir = tempDir('certkeeper-openssl-');
-    writeFileSync(join(dir, 'chain.pem'), gone.chain[0]!.pem + root);
-    writeFileSync(join(dir, 'root.pem'), root);
-    const verified = openssl(['crl', '-noout', '-CAfile', join(dir, 'chain.pem'), '-verify'], crl);
-    expect(verified.output).toMatch(/verify OK/);
-    // Signed by the intermediate, not the root: the root alone cannot verify it.
-    expect(openssl(['crl', '-noout', '-CAfile', join(dir, 'root.pem'), '-verify'], crl).output).not.toMatch(
-      /verify OK/,
-    );
-
-    // OpenSSL's own revocation check of the leaves.
-    const crlFile = join(dir, 'crl.pem');
-    writeFileSync(crlFile, crl);
-    const check = ['-CRLfile', crlFile, '-crl_check'];
-    const pems = (l: typeof kept) => ({ root, intermediate: l.chain[0]!.pem, leaf: l.leaf.pem });
-    expect(opensslVerify(pems(kept), 'sslclient', check).ok).toBe(true);
-    expect(opensslVerify(pems(gone), 'sslclient', check)).toMatchObject({
-      ok: false,
-      output: /certificate revoked/,
-    });
-  });
-
-  it('a Node TLS server with crls() refuses the revoked client certificate and accepts the others', async () => {
-    const store = new MemoryStore();
-    const ca = new InternalCA();
-    const server = await issue(ca, store, ['localhost'], 'server');
-    const kept = await issue(ca, store, ['kept'], 'client');
-    const gone = await issue(ca, store, ['gone'], 'client');
-    await ca.revoke({ chainPem: gone.chainPem }, 'keyCompromise', context(store));
-    const root = await ca.rootCertificate();
-    const crl = await ca.crls();
-    expect(crl).toHaveLength(2);
-    const [leaves, intermediates] = crl.map((pem) => openssl(['crl', '-noout', '-text'], pem).output);
-    expect(leaves).toMatch(/Issuer: CN\s*=\s*certkeeper-internal Intermediate CA/);
-    expect(leaves).toContain(`Serial Number: ${gone.leaf.info.serialNumber.toUpperCase()}`);
-    expect(intermediates).toMatch(/Issuer: CN\s*=\s*certkeeper-internal Root CA/);
-    expect(intermediates).toContain('No Revoked Certificates');
-
-    // `strict` is a real mTLS server; the lenient one lets the handshake finish and says why not.
-    const serve = async (crls: string[] | undefined, strict = true) => {
-      const tlsServer = tls.createServer(
-        {
-          key: server.key.toPem(),
-          cert: server.chainPem,
-          ca: root,
-          ...(crls ? { crl: crls } : {}),
-          requestCert: true,
-          rejectUnauthorized: strict,
-        },
-        (socket) =>
-          socket.end(
-            socket.authorized
-              ? `hello ${socket.getPeerCertificate().subject.CN}`
-              : `refused: ${socket.authorizationError}`,
-          ),
-      );
-      servers.push(tlsServer);
-      return listen(tlsServer);
-    };
-    const client = (leaf: typeof kept) => ({ ca: root, key: leaf.key.toPem(), cert: leaf.chainPem });
-
-    const checked = await serve(crl);
-    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
-      expect(await connect(checked, { ...client(kept), maxVersion })).toEqual({ data: 'hello kept' });
-      const refused = await connect(checked, { ...client(gone), maxVersion });
-      expect(refused.data).toBeUndefined();
-      expect(refused.error).toEqual(expect.any(String));
-    }
-    // Why: the revocation, nothing else.
-    const lenient = await serve(crl, false);
-    expect(await connect(lenient, client(gone))).toEqual({ data: 'refused: CERT_REVOKED' });
-    expect(await connect(lenient, client(kept))).toEqual({ data: 'hello kept' });
-    // The leaf CRL alone is not enough for Node (it checks a CRL for every CA certificate).
-    const leafOnly = await serve([crl[0]!], false);
-    expect(await connect(leafOnly, client(kept))).toEqual({ data: 'refused: UNABLE_TO_GET_CRL' });
-    // Control: without CRLs the revoked certificate is accepted.
-    expect(await connect(await serve(undefined), client(gone))).toEqual({ data: 'hello gone' });
   });
 });
