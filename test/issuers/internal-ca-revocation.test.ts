@@ -114,27 +114,8 @@ describe('revocation', () => {
     expect(intermediates).toContain('No Revoked Certificates');
 
     // `strict` is a real mTLS server; the lenient one lets the handshake finish and says why not.
-    const serve = async (crls: string[] | undefined, strict = true) => {
-      const tlsServer = tls.createServer(
-        {
-          key: server.key.toPem(),
-          cert: server.chainPem,
-          ca: root,
-          ...(crls ? { crl: crls } : {}),
-          requestCert: true,
-          rejectUnauthorized: strict,
-        },
-        (socket) =>
-          socket.end(
-            socket.authorized
-              ? `hello ${socket.getPeerCertificate().subject.CN}`
-              : `refused: ${socket.authorizationError}`,
-          ),
-      );
-      servers.push(tlsServer);
-      return listen(tlsServer);
-    };
-    const client = (leaf: typeof kept) => ({ ca: root, key: leaf.key.toPem(), cert: leaf.chainPem });
+    const serve = (crls: string[] | undefined, strict = true) => serveMtls(server, [root], crls, strict);
+    const client = (leaf: Issued) => clientOf(leaf, [root]);
 
     const checked = await serve(crl);
     for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
