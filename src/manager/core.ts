@@ -1,11 +1,11 @@
 /**
  * What the manager's modules share: the resolved options and the few internal operations that
  * change a certificate's state. `CertificateManager` is the only implementation; the interface
- * lets adoption.ts and deploy.ts live in their own files without reaching into private fields.
+ * lets attempt.ts, adoption.ts and deploy.ts live in their own files without reaching into private fields.
  */
 import type { EventEmitter } from 'eventemitter3';
 import type { CertkeeperError } from '../errors.js';
-import type { Issuer } from '../issuers/issuer.js';
+import type { Issuer, IssuerContext } from '../issuers/issuer.js';
 import type { ServerAttachment } from '../server/attachment.js';
 import type { ManagerEvents } from './events.js';
 import type { ManagedCertificate, ResolvedOptions } from './options.js';
@@ -32,4 +32,10 @@ export interface ManagerCore {
   planRenewal(state: CertState, fingerprint: string, validity: { notBefore: Date; notAfter: Date }): void;
   reschedule(state: CertState): void;
   succeeded(state: CertState): void;
+  stopped(): boolean;
+  /** Aborted when the manager stops. */
+  readonly signal: AbortSignal;
+  context(signal: AbortSignal): IssuerContext;
+  /** Reads, checks and installs the stored generation of a certificate known only by its pointer. */
+  materialize(state: CertState): Promise<Generation | undefined>;
 }

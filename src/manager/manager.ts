@@ -5,7 +5,8 @@
  *   start-up (`#load`)            pointers from the store → served at once, even with the issuer down
  *   materializing (`#materialize`) chain + key read and validated, on start-up or first handshake
  *   the loop (`#tick`)            one Scheduler wakes for the next due certificate or warning
- *   obtaining (`#obtain`)         store lock → re-check (adoption.ts) → issuers in order (issue.ts)
+ *   obtaining (`#obtain`)         queued per certificate; one attempt (attempt.ts): store lock →
+ *                                 re-check (adoption.ts) → issuers in order (issue.ts)
  *   the deploy path (deploy.ts)   validate → store atomically → build context → swap → live verify → emit
  *                                 (any failure: keep or restore the previous certificate, retry later)
  *   replicas (adoption.ts)        another replica's newer certificate is adopted (cluster/sync.ts)
@@ -21,12 +22,11 @@ import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.
 import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
 import { NameIndex } from '../server/name-index.js';
 import { certificateName, issuerKey } from '../store/layout.js';
-import { withLock } from '../store/with-lock.js';
-import { adoptStored, reconcile } from './adoption.js';
+import { reconcile } from './adoption.js';
+import { attempt, succeeded } from './attempt.js';
 import type { ManagerCore, Meta } from './core.js';
-import { deployGeneration } from './deploy.js';
 import type { ManagerEvents, ObtainReason } from './events.js';
-import { issueCertificate, validateGeneration } from './issue.js';
+import { validateGeneration } from './issue.js';
 import { findStored, loadStored } from './loader.js';
 import {
   type ManagedCertificate,
@@ -37,11 +37,10 @@ import {
   resolveCertificate,
   resolveOptions,
 } from './options.js';
-import { renewalTime, retryDelay, timeInWindow } from './policy.js';
+import { renewalTime, timeInWindow } from './policy.js';
 import type { Generation } from './records.js';
 import { Scheduler } from './scheduler.js';
 import {
-  asError,
   type CertificateStatus,
   type CertState,
   newState,
@@ -83,7 +82,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       install: (state, generation, meta) => this.#install(state, generation, meta),
       planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
       reschedule: (state) => this.#reschedule(state),
-      succeeded: (state) => this.#succeeded(state),
+      succeeded,
+      stopped: () => this.#phase === 'stopped',
+      signal: this.#abort.signal,
+      context: (signal) => this.#context(signal),
+      materialize: (state) => this.#materialize(state),
     };
     // Every running obtain, store call and lock wait listens on this one signal; with a large
     // fleet and `concurrency` above 10 that is many listeners by design, not a leak.
@@ -573,93 +576,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
       return state.queuedForced;
     }
-    state.inflight = this.#attempt(state, reason).finally(() => {
+    state.inflight = attempt(this.#core, state, reason).finally(() => {
       state.inflight = undefined;
       this.#reschedule(state);
     });
     return state.inflight;
-  }
-
-  async #attempt(state: CertState, reason: ObtainReason): Promise<CertkeeperError | undefined> {
-    const { cert } = state;
-    const attempt = state.failures + 1;
-    const started = this.#o.clock.now();
-    this.emit('obtaining', { id: cert.id, names: [...cert.names], reason, attempt });
-    try {
-      // The current certificate matters for renewal (ARI `replaces`, mTLS renew, rollback).
-      if (!state.current && state.stored) await this.#materialize(state);
-      const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#o.issueTimeoutMs)]);
-      await withLock(
-        this.#o.store,
-        `issue/${certificateName(cert.primary)}`,
-        async (_lease, lockSignal) => {
-          if (await adoptStored(this.#core, state, reason === 'forced' ? started : undefined)) return;
-          const generation = await issueCertificate(
-            cert,
-            state.current,
-            {
-              issuers: this.#issuersFor(cert),
-              context: (s) => this.#context(s),
-              validate: (g, anchors) => validateGeneration(cert, g, this.#o.clock.now(), anchors),
-              refused: (problem, g) =>
-                this.emit('rolledBack', {
-                  id: cert.id,
-                  reason: problem,
-                  rejectedSerial: g.info.serialNumber,
-                  servingSerial: state.current?.info.serialNumber ?? null,
-                }),
-              logger: this.#o.logger,
-              now: () => this.#o.clock.now(),
-            },
-            AbortSignal.any([signal, lockSignal]),
-          );
-          await deployGeneration(this.#core, state, generation, started, lockSignal);
-        },
-        { ttlMs: this.#o.lockTtlMs, signal },
-      );
-      this.#succeeded(state);
-      return undefined;
-    } catch (error) {
-      if (this.#phase === 'stopped')
-        return new CertkeeperError('MANAGER_STOPPED', `the manager stopped while obtaining "${cert.id}"`);
-      const failure = asError(error);
-      this.#failed(state, failure, attempt);
-      return failure;
-    }
-  }
-
-  #succeeded(state: CertState): void {
-    state.failures = 0;
-    state.lastError = undefined;
-    state.retryAt = undefined;
-  }
-
-  #failed(state: CertState, failure: CertkeeperError, attempt: number): void {
-    state.failures++;
-    state.lastError = failure;
-    const now = this.#o.clock.now();
-    const facts = servedFacts(state);
-    // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error
-    // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input helps.
-    const retryAfter = typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
-    const backoff =
-      failure.details.retryable === false
-        ? this.#o.policy.retryMaxMs
-        : retryDelay(state.failures, now, facts?.notAfter.getTime(), this.#o.policy);
-    state.retryAt = now + Math.max(backoff, retryAfter);
-    this.#o.logger.warn('obtaining a certificate failed', {
-      id: state.cert.id,
-      code: failure.code,
-      error: failure.message,
-      retryAt: new Date(state.retryAt).toISOString(),
-    });
-    this.emit('renewalFailed', {
-      id: state.cert.id,
-      error: failure,
-      attempt,
-      retryAt: new Date(state.retryAt),
-      servingSerial: facts?.serial ?? null,
-    });
   }
 }
 

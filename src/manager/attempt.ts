@@ -1,0 +1,111 @@
+/**
+ * One attempt at a new certificate for one managed certificate: under the store lock named for
+ * it, adopt what another replica stored meanwhile (adoption.ts), else issue (issue.ts) and deploy
+ * (deploy.ts). Its outcome is recorded on the state — failures count, back off and are reported
+ * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
+ */
+import { CertkeeperError } from '../errors.js';
+import { certificateName } from '../store/layout.js';
+import { withLock } from '../store/with-lock.js';
+import { adoptStored } from './adoption.js';
+import type { ManagerCore } from './core.js';
+import { deployGeneration } from './deploy.js';
+import type { ObtainReason } from './events.js';
+import { issueCertificate, validateGeneration } from './issue.js';
+import { retryDelay } from './policy.js';
+import { asError, type CertState, servedFacts } from './state.js';
+
+/** Resolves with the failure, or undefined once a new certificate is served (or adopted). */
+export async function attempt(
+  core: ManagerCore,
+  state: CertState,
+  reason: ObtainReason,
+): Promise<CertkeeperError | undefined> {
+  const { cert } = state;
+  const { options } = core;
+  const attemptNo = state.failures + 1;
+  const started = options.clock.now();
+  core.emit('obtaining', { id: cert.id, names: [...cert.names], reason, attempt: attemptNo });
+  try {
+    // The current certificate matters for renewal (ARI `replaces`, mTLS renew, rollback).
+    if (!state.current && state.stored) await core.materialize(state);
+    const signal = AbortSignal.any([core.signal, AbortSignal.timeout(options.issueTimeoutMs)]);
+    await withLock(
+      options.store,
+      `issue/${certificateName(cert.primary)}`,
+      async (_lease, lockSignal) => {
+        if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) return;
+        const generation = await issueCertificate(
+          cert,
+          state.current,
+          {
+            issuers: core.issuersFor(cert),
+            context: (s) => core.context(s),
+            validate: (g, anchors) => validateGeneration(cert, g, options.clock.now(), anchors),
+            refused: (problem, g) =>
+              core.emit('rolledBack', {
+                id: cert.id,
+                reason: problem,
+                rejectedSerial: g.info.serialNumber,
+                servingSerial: state.current?.info.serialNumber ?? null,
+              }),
+            logger: options.logger,
+            now: () => options.clock.now(),
+          },
+          AbortSignal.any([signal, lockSignal]),
+        );
+        await deployGeneration(core, state, generation, started, lockSignal);
+      },
+      { ttlMs: options.lockTtlMs, signal },
+    );
+    succeeded(state);
+    return undefined;
+  } catch (error) {
+    if (core.stopped())
+      return new CertkeeperError('MANAGER_STOPPED', `the manager stopped while obtaining "${cert.id}"`);
+    const failure = asError(error);
+    recordFailure(core, state, failure, attemptNo);
+    return failure;
+  }
+}
+
+export function succeeded(state: CertState): void {
+  state.failures = 0;
+  state.lastError = undefined;
+  state.retryAt = undefined;
+}
+
+/** Counts the failure, sets when to retry, logs it and emits `renewalFailed`. */
+function recordFailure(
+  core: ManagerCore,
+  state: CertState,
+  failure: CertkeeperError,
+  attemptNo: number,
+): void {
+  const { options } = core;
+  state.failures++;
+  state.lastError = failure;
+  const now = options.clock.now();
+  const facts = servedFacts(state);
+  // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error
+  // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input helps.
+  const retryAfter = typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
+  const backoff =
+    failure.details.retryable === false
+      ? options.policy.retryMaxMs
+      : retryDelay(state.failures, now, facts?.notAfter.getTime(), options.policy);
+  state.retryAt = now + Math.max(backoff, retryAfter);
+  options.logger.warn('obtaining a certificate failed', {
+    id: state.cert.id,
+    code: failure.code,
+    error: failure.message,
+    retryAt: new Date(state.retryAt).toISOString(),
+  });
+  core.emit('renewalFailed', {
+    id: state.cert.id,
+    error: failure,
+    attempt: attemptNo,
+    retryAt: new Date(state.retryAt),
+    servingSerial: facts?.serial ?? null,
+  });
+}
