@@ -316,9 +316,22 @@ export class ServerAttachment {
       return;
     }
     // First handshake for a certificate not yet in memory: load it (SNICallback may be async).
+    // Neither outcome may fail the handshake here: the default certificate is served instead, and
+    // the reason (reported by the manager as storedInvalid / a store error) is noted for debugging.
     this.#source.load(id).then(
-      (loaded) => (loaded ? this.#serve(id, loaded, cb) : cb(null)),
-      () => cb(null),
+      (loaded) => {
+        if (loaded) return this.#serve(id, loaded, cb);
+        this.#source.logger.debug('no usable certificate yet; serving the default', { id, servername });
+        cb(null);
+      },
+      (error: unknown) => {
+        this.#source.logger.debug('loading a certificate for a handshake failed; serving the default', {
+          id,
+          servername,
+          code: (error as { code?: unknown })?.code,
+        });
+        cb(null);
+      },
     );
   };
 
