@@ -7,7 +7,10 @@
  * the connection lives. For mTLS where a rotated or distrusted identity must stop at once, this
  * keeps one client (channel) per generation, like RotatingAgent: `current()` returns the client
  * of the newest generation (checked on every call, a map lookup), and an older client is closed
- * (grpc-js lets its in-flight calls finish) once `graceMs` has passed.
+ * once `graceMs` has passed and its last call has ended. grpc-js lets in-flight calls finish on
+ * a closed channel but fails the ones still waiting for a connection (`waitForReady` calls while
+ * the server is unreachable), so calls are counted by an interceptor, given to `create` in the
+ * client options: pass those options on to the client's constructor.
  */
 import type * as grpc from '@grpc/grpc-js';
 import { CertkeeperError } from '../errors.js';
@@ -20,10 +23,17 @@ export interface RotatingGrpcClientOptions<C> extends ClientIdentityOptions {
   id: string;
   /** `host:port` of the server. */
   address: string;
-  /** Builds a client, e.g. `(address, credentials, options) => new EchoClient(address, credentials, options)`. */
+  /**
+   * Builds a client, e.g. `(address, credentials, options) => new EchoClient(address, credentials, options)`.
+   * `options` carries an `interceptors` entry that counts the client's calls: keep it (add your
+   * own interceptors after it), or a retired client is closed after `graceMs` whatever waits on it.
+   */
   create: (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) => C;
   channelOptions?: grpc.ChannelOptions;
-  /** Delay before a retired client is closed (its in-flight calls still finish). Default 1 s. */
+  /**
+   * A retired client is closed once this has passed and its calls (in flight or waiting for a
+   * connection) have ended, 30 s later at the latest. Default 1 s.
+   */
   graceMs?: number;
 }
 
@@ -47,8 +57,8 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
     throw new CertkeeperError('INVALID_OPTION', 'createRotatingGrpcClient option trust is required');
   }
   const graceMs = options.graceMs ?? 1_000;
-  let current: { key: string; serial: string; client: C } | undefined;
-  const retiring = new Set<{ client: C; timer: NodeJS.Timeout }>();
+  let current: { key: string; serial: string; client: C; calls: ReturnType<typeof callCounter> } | undefined;
+  const retiring = new Set<Retiring<C>>();
   let closed = false;
 
   const build = (): C => {
@@ -59,20 +69,15 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
       Buffer.from(generation.privateKey.toPem()),
       Buffer.from(generation.chainPem),
     );
-    const client = options.create(options.address, credentials, { ...(options.channelOptions ?? {}) });
+    const calls = callCounter(api);
+    const client = options.create(options.address, credentials, {
+      ...(options.channelOptions ?? {}),
+      interceptors: [calls.interceptor],
+    });
     const previous = current;
-    current = { key: generation.key, serial: generation.serial, client };
-    if (previous) {
-      const entry = {
-        client: previous.client,
-        timer: setTimeout(() => {
-          previous.client.close();
-          retiring.delete(entry);
-        }, graceMs),
-      };
-      entry.timer.unref();
-      retiring.add(entry);
-    }
+    current = { key: generation.key, serial: generation.serial, client, calls };
+    if (previous)
+      retiring.add(retire(previous.client, previous.calls, graceMs, (entry) => retiring.delete(entry)));
     return client;
   };
   const stopWatching = identity.onChange(() => {
@@ -92,11 +97,86 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
       stopWatching();
       current?.client.close();
       current = undefined;
-      for (const entry of retiring) {
-        clearTimeout(entry.timer);
-        entry.client.close();
-      }
+      for (const entry of retiring) entry.close();
       retiring.clear();
     },
   };
+}
+
+/** The longest a retired client is kept open for calls still running or waiting on it. */
+export const RETIRE_LIMIT_MS = 30_000;
+
+interface Retiring<C> {
+  client: C;
+  close(): void;
+}
+
+/**
+ * Counts the calls of one client, from start to status: in flight, or queued waiting for a
+ * connection. Passed to `create` as the `interceptors` client option.
+ */
+function callCounter(api: typeof grpc): {
+  interceptor: grpc.Interceptor;
+  active(): number;
+  onIdle(fn: () => void): void;
+} {
+  let active = 0;
+  let idle: (() => void) | undefined;
+  const interceptor: grpc.Interceptor = (options, nextCall) => {
+    let ended = false;
+    return new api.InterceptingCall(nextCall(options), {
+      start(metadata, _listener, next) {
+        active++;
+        // A partial listener: grpc-js passes on whatever it does not define.
+        const counting = new api.ListenerBuilder()
+          .withOnReceiveStatus((status, forward) => {
+            if (!ended) {
+              ended = true;
+              active--;
+              if (active === 0) idle?.();
+            }
+            forward(status);
+          })
+          .build();
+        next(metadata, counting);
+      },
+    });
+  };
+  return { interceptor, active: () => active, onIdle: (fn) => (idle = fn) };
+}
+
+/**
+ * Closes a retired client once `graceMs` has passed and none of its calls is left (a call waiting
+ * for a connection would fail if its channel closed), or RETIRE_LIMIT_MS later at the latest.
+ */
+function retire<C extends grpc.Client>(
+  client: C,
+  calls: ReturnType<typeof callCounter>,
+  graceMs: number,
+  onClosed: (entry: Retiring<C>) => void,
+): Retiring<C> {
+  let done = false;
+  let graceOver = false;
+  const entry: Retiring<C> = {
+    client,
+    close() {
+      if (done) return;
+      done = true;
+      clearTimeout(grace);
+      clearTimeout(limit);
+      client.close();
+      onClosed(entry);
+    },
+  };
+  calls.onIdle(() => {
+    if (graceOver) entry.close();
+  });
+  const grace = setTimeout(() => {
+    graceOver = true;
+    if (calls.active() === 0) entry.close();
+  }, graceMs);
+  const limit = setTimeout(() => entry.close(), graceMs + RETIRE_LIMIT_MS);
+  grace.unref();
+  limit.unref();
+  return entry;
 }

@@ -3,6 +3,7 @@
 // of the other through createRotatingGrpcClient, call each other continuously while every
 // certificate of both is renewed over and over. Each call carries the client serial it was made
 // with; the server compares it with the certificate it verified (getAuthContext()).
+import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
@@ -54,7 +55,7 @@ interface Seen {
   presented: string | null;
 }
 
-async function serveGrpc(s: Service, roots: string[], seen: Seen[]): Promise<number> {
+async function serveGrpc(s: Service, roots: string[], seen: Seen[], port = 0): Promise<number> {
   const server = new grpc.Server();
   server.addService(ECHO, {
     echo: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -70,21 +71,28 @@ async function serveGrpc(s: Service, roots: string[], seen: Seen[]): Promise<num
     },
   });
   const credentials = await grpcServerCredentials(s.manager, { id: `${s.name}-web`, trust: roots });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   cleanups.push(() => server.forceShutdown());
-  return port;
+  return bound;
 }
 
-function call(client: Echo, serial: string, delayMs = 0): Promise<string> {
+function call(
+  client: Echo,
+  serial: string,
+  delayMs = 0,
+  options: { waitForReady?: boolean; deadlineMs?: number } = {},
+): Promise<string> {
   const metadata = new grpc.Metadata();
   metadata.set('x-client-serial', serial);
   if (delayMs > 0) metadata.set('x-delay-ms', String(delayMs));
+  if (options.waitForReady) metadata.setOptions({ waitForReady: true });
+  const deadline = Date.now() + (options.deadlineMs ?? 5000);
   return new Promise((resolve, reject) =>
-    client.echo({}, metadata, { deadline: Date.now() + 5000 }, (error, reply) =>
-      error ? reject(error) : resolve(reply.from),
-    ),
+    client.echo({}, metadata, { deadline }, (error, reply) => (error ? reject(error) : resolve(reply.from))),
   );
 }
 
@@ -161,6 +169,39 @@ describe('gRPC with rotating certificates', () => {
     client.close();
     expect(() => client.current()).toThrow(expect.objectContaining({ code: 'AGENT_CLOSED' }));
   });
+
+  it('a call waiting for a connection when the certificate rotates is not failed by the retirement of its channel', async () => {
+    const [a, b] = await twoServices(cleanups);
+    // A port with nothing on it yet: the first call waits (waitForReady) for the server.
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const client = await createRotatingGrpcClient<Echo>(a.manager, {
+      id: 'a-client',
+      trust: [b.root],
+      address: `127.0.0.1:${port}`,
+      graceMs: 50,
+      create: (address, credentials, o) =>
+        new EchoClient(address, credentials, { ...o, 'grpc.ssl_target_name_override': 'localhost' }) as Echo,
+    });
+    cleanups.push(() => client.close());
+    const first = a.manager.certificate('a-client')!.serial;
+    const waiting = call(client.current(), first, 0, { waitForReady: true, deadlineMs: 15_000 });
+    await a.manager.renewNow('a-client');
+    const second = a.manager.certificate('a-client')!.serial;
+    await new Promise((r) => setTimeout(r, 300)); // well past graceMs
+    expect(client.stats()).toEqual({ serial: second, clients: 2 }); // kept: a call waits on it
+    const seen: Seen[] = [];
+    await serveGrpc(b, [a.root, b.root], seen, port);
+    expect(await waiting).toBe('b');
+    expect(await call(client.current(), second)).toBe('b');
+    // The waiting call was made before the rotation, with the identity of its time.
+    expect(seen.map((s) => s.presented).sort()).toEqual([serialKey(first), serialKey(second)].sort());
+    await waitFor(() => client.stats().clients === 1, 5000, 'the old client to be closed once connected');
+  }, 30_000);
 
   it('grpcServerCredentials: new connections get the renewed server certificate, from the first connection on', async () => {
     const [a, b] = await twoServices(cleanups);
