@@ -5,6 +5,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { CertkeeperError, describeCause } from '../errors.js';
+import { LruCache } from '../lru.js';
 import { type KeyType, keyTypeOf } from './keys.js';
 import { canonicalIp } from './names.js';
 import { parseCertificatePems, toPem } from './pem.js';
@@ -69,8 +70,7 @@ function hex(value: string | undefined | null): string | null {
  * several times (builder, issuer, validation, records) and the anchors at every validation; each
  * parse costs ~0.3 ms of X.509 and ASN.1 decoding. Results are frozen, so sharing them is safe.
  */
-const recent = new Map<string, ParsedCertificate>();
-const RECENT_LIMIT = 1024;
+const recent = new LruCache<string, ParsedCertificate>(1024);
 
 export function parseCertificateDer(
   der: Buffer,
@@ -78,17 +78,7 @@ export function parseCertificateDer(
   /** The same certificate already decoded by @peculiar/x509 (a certificate just built). */
   decoded?: x509.X509Certificate,
 ): ParsedCertificate {
-  const key = der.toString('latin1');
-  const hit = recent.get(key);
-  if (hit) {
-    recent.delete(key);
-    recent.set(key, hit);
-    return hit;
-  }
-  const parsed = parseUncached(der, what, decoded);
-  recent.set(key, parsed);
-  if (recent.size > RECENT_LIMIT) recent.delete(recent.keys().next().value as string);
-  return parsed;
+  return recent.getOrCreate(der.toString('latin1'), () => parseUncached(der, what, decoded));
 }
 
 function parseUncached(der: Buffer, what: string, decoded?: x509.X509Certificate): ParsedCertificate {
