@@ -33,8 +33,7 @@ function supersedes(found: { notAfter: string; storedAt: string }, state: CertSt
 export async function reconcile(core: ManagerCore, state: CertState): Promise<void> {
   if (state.inflight || state.removed || !core.running()) return;
   try {
-    const issuers = core.issuersFor(state.cert).map((i) => i.id);
-    const found = await findStored(core.options.store, issuers, state.cert.primary, () => {});
+    const found = await findLatest(core, state);
     const mine = servedFacts(state);
     if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
     if (!supersedes(found.meta, state)) return;
@@ -53,20 +52,9 @@ export async function reconcile(core: ManagerCore, state: CertState): Promise<vo
       core.reschedule(state);
       return;
     }
-    const loaded = await loadStored(
-      core.options.store,
-      { ...found, meta: { ...found.meta, previous: null } },
-      state.cert.primary,
-      (g) => core.validate(state.cert, g),
-      (error) => unadoptable(core, state, error),
-    );
+    const loaded = await loadFound(core, state, found);
     if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256) return;
-    core.install(state, loaded.generation, loaded.meta);
-    core.emit('adopted', {
-      id: state.cert.id,
-      serial: loaded.generation.info.serialNumber,
-      notAfter: loaded.generation.info.notAfter,
-    });
+    adopt(core, state, loaded);
     core.reschedule(state);
   } catch (error) {
     core.options.logger.debug('reconcile failed', { id: state.cert.id, error: describeCause(error) });
@@ -83,17 +71,10 @@ export async function adoptStored(
   state: CertState,
   storedAfter: number | undefined,
 ): Promise<boolean> {
-  const issuers = core.issuersFor(state.cert).map((i) => i.id);
-  const found = await findStored(core.options.store, issuers, state.cert.primary, () => {});
+  const found = await findLatest(core, state);
   if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
   if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
-  const loaded = await loadStored(
-    core.options.store,
-    { ...found, meta: { ...found.meta, previous: null } },
-    state.cert.primary,
-    (g) => core.validate(state.cert, g),
-    (error) => unadoptable(core, state, error),
-  );
+  const loaded = await loadFound(core, state, found);
   if (!loaded) return false;
   const { generation } = loaded;
   if (state.current && !supersedes(loaded.meta, state)) return false;
@@ -102,13 +83,42 @@ export async function adoptStored(
     renewalTime(generation.info, core.options.policy, state.sample) <= core.options.clock.now()
   )
     return false;
-  core.install(state, generation, loaded.meta);
+  adopt(core, state, loaded);
+  return true;
+}
+
+/** The pointer stored under any of this certificate's issuers that is newest. */
+function findLatest(core: ManagerCore, state: CertState) {
+  const issuers = core.issuersFor(state.cert).map((i) => i.id);
+  return findStored(core.options.store, issuers, state.cert.primary, () => {});
+}
+
+/** Reads and validates what a pointer names; an unusable one is reported, not adopted. */
+function loadFound(
+  core: ManagerCore,
+  state: CertState,
+  found: NonNullable<Awaited<ReturnType<typeof findLatest>>>,
+) {
+  return loadStored(
+    core.options.store,
+    { ...found, meta: { ...found.meta, previous: null } },
+    state.cert.primary,
+    (g) => core.validate(state.cert, g),
+    (error) => unadoptable(core, state, error),
+  );
+}
+
+function adopt(
+  core: ManagerCore,
+  state: CertState,
+  { generation, meta }: NonNullable<Awaited<ReturnType<typeof loadFound>>>,
+): void {
+  core.install(state, generation, meta);
   core.emit('adopted', {
     id: state.cert.id,
     serial: generation.info.serialNumber,
     notAfter: generation.info.notAfter,
   });
-  return true;
 }
 
 /**
