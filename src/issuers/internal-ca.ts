@@ -364,7 +364,10 @@ export class InternalCA implements Issuer {
   async crls(store?: Store, now = Date.now()): Promise<string[]> {
     const s = this.#useStore(store);
     const entries = await this.#crlEntries(s);
-    const out = [await this.crl(s, now), await this.#signCrl(await this.#ensureRoot(s), [], now)];
+    const out = [
+      await this.#signCrl(await this.#ensureIntermediate(s, now), entries, now),
+      await this.#signCrl(await this.#ensureRoot(s), [], now),
+    ];
     for (const { authority } of await this.#retiredAuthorities(s)) {
       if (authority.certificate.info.notAfter.getTime() > now)
         out.push(await this.#signCrl(authority, entries, now));
