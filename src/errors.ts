@@ -33,6 +33,9 @@ export type ErrorCode =
   | 'ISSUER_FAILED'
   | 'ISSUER_UNAVAILABLE'
   | 'CA_CORRUPT'
+  // internal CA: its state (root) is gone after it existed, or an older copy of it was replayed
+  | 'CA_ROOT_MISSING'
+  | 'CA_STATE_ROLLBACK'
   | 'NOT_SUPPORTED'
   // ACME
   | 'ACME_PROBLEM'

@@ -75,12 +75,14 @@ export {
   type InternalCAOptions,
   type RootRotationPhase,
   type RootRotationStatus,
+  type RotateIntermediateOptions,
 } from './issuers/internal-ca.js';
 export type {
   CertificatePurpose,
   CertificateRequest,
   IssuedCertificate,
   Issuer,
+  IssuerBinding,
   IssuerContext,
   RenewalWindow,
   RevocationReason,

@@ -18,6 +18,12 @@ export interface CertificateSpec {
   commonName?: string;
   /** Subject DN in RFC 4514 form; overrides `commonName`. */
   subject?: string;
+  /**
+   * Takes the subject of this certificate, byte for byte; overrides `subject`. A certificate
+   * re-signed for the same key (the internal CA's root, when its validity starts in the future)
+   * keeps its name, so what it signed still chains to it.
+   */
+  sameSubjectAs?: ParsedCertificate;
   names?: readonly string[];
   notBefore: Date;
   notAfter: Date;
@@ -40,14 +46,14 @@ async function publicCryptoKey(key: WebCrypto.CryptoKey | PrivateKey): Promise<W
   return 'cryptoKeyPair' in key ? (await key.cryptoKeyPair()).publicKey : key;
 }
 
-/** Issuer names by certificate: parsing the issuer again for every certificate it signs costs ~1 ms. */
-const issuerNames = new WeakMap<ParsedCertificate, x509.Name>();
+/** Subject names by certificate: parsing the issuer again for every certificate it signs costs ~1 ms. */
+const subjectNames = new WeakMap<ParsedCertificate, x509.Name>();
 
-function issuerName(issuer: ParsedCertificate): x509.Name {
-  let name = issuerNames.get(issuer);
+function subjectName(certificate: ParsedCertificate): x509.Name {
+  let name = subjectNames.get(certificate);
   if (!name) {
-    name = new x509.X509Certificate(issuer.der).subjectName;
-    issuerNames.set(issuer, name);
+    name = new x509.X509Certificate(certificate.der).subjectName;
+    subjectNames.set(certificate, name);
   }
   return name;
 }
@@ -57,7 +63,9 @@ export async function createCertificate(spec: CertificateSpec): Promise<ParsedCe
   const signer = spec.issuer?.key ?? (spec.publicKey as PrivateKey);
   if (!('cryptoKeyPair' in signer)) throw new TypeError('a self-signed certificate needs a PrivateKey');
   const signerKeys = await signer.cryptoKeyPair();
-  const subject = spec.subject ?? (spec.commonName ? `CN=${rdnValue(spec.commonName)}` : '');
+  const subject = spec.sameSubjectAs
+    ? subjectName(spec.sameSubjectAs)
+    : (spec.subject ?? (spec.commonName ? `CN=${rdnValue(spec.commonName)}` : ''));
   const isCA = spec.isCA ?? false;
 
   const extensions: x509.Extension[] = [
@@ -92,7 +100,7 @@ export async function createCertificate(spec: CertificateSpec): Promise<ParsedCe
       serialNumber: spec.serialNumber ?? randomSerial(),
       subject,
       // The issuer's own encoded name, not a re-parsed string, so name chaining matches byte for byte.
-      issuer: spec.issuer ? issuerName(spec.issuer.certificate) : subject,
+      issuer: spec.issuer ? subjectName(spec.issuer.certificate) : subject,
       notBefore: spec.notBefore,
       notAfter: spec.notAfter,
       publicKey: subjectPublic,

@@ -71,6 +71,13 @@ export type RevocationReason =
   | 'superseded'
   | 'cessationOfOperation';
 
+/** What a manager hands its issuers at `start()` (see `Issuer.bind`). */
+export interface IssuerBinding {
+  store: Store;
+  /** The manager's `lockTtlMs`: the lease of locks the issuer takes in `store`. */
+  lockTtlMs?: number;
+}
+
 export interface Issuer {
   /** Stable identity; certificates are stored under it (e.g. `internal`, an ACME directory URL). */
   readonly id: string;
@@ -97,4 +104,10 @@ export interface Issuer {
   /** Whether this issuer can issue certificates for that purpose (checked at configuration time). */
   supportsPurpose?(purpose: CertificatePurpose): boolean;
   close?(): Promise<void>;
+  /**
+   * Called by a manager's `start()`, before anything is loaded: an issuer that keeps state in a
+   * store (the internal CA) learns the manager's, so it works before its first issuance (a trust
+   * source reading the CA's roots after a restart that loaded every certificate from the store).
+   */
+  bind?(binding: IssuerBinding): void;
 }

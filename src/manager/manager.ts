@@ -116,6 +116,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#assertNotStopped();
     if (this.#phase === 'running') return;
     this.#phase = 'running';
+    for (const issuer of this.#o.issuers)
+      issuer.bind?.({ store: this.#o.store, lockTtlMs: this.#o.lockTtlMs });
     await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
     await this.#cluster.start();
     this.#scheduler.start();

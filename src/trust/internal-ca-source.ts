@@ -1,8 +1,9 @@
 /**
  * The embedded CA as a trust source: its published roots (the issuing root, and during a root
- * rotation the next or previous one). This process's rotation steps are reported at once; other
- * replicas sharing the store are seen through the store's watch where it has one, else on the
- * trust store's `refresh()` or poll.
+ * rotation the next or previous one), read from the CA's sealed state record only. This process's
+ * rotation steps are reported at once; other replicas sharing the store are seen through the
+ * store's watch (a commit of the CA's state) where it has one, else on the trust store's
+ * `refresh()` or poll.
  */
 import type { InternalCA } from '../issuers/internal-ca.js';
 import { layout } from '../store/layout.js';
@@ -10,7 +11,10 @@ import type { Store } from '../store/store.js';
 import type { TrustSource } from './source.js';
 
 export interface InternalCaTrustSourceOptions {
-  /** The CA's store, when the CA was not given one and has not been used by a manager yet. */
+  /**
+   * The CA's store, when the CA was given none and is not used by a manager (a manager's
+   * `start()` gives the CA its store).
+   */
   store?: Store;
   name?: string;
 }
@@ -34,11 +38,12 @@ export class InternalCaTrustSource implements TrustSource {
     const stopLocal = this.ca.onAnchorsChanged(onChange);
     let stopStore: (() => void) | undefined;
     let stopped = false;
-    const store = this.#store;
+    const store = this.#store ?? this.ca.store;
     if (store?.watch) {
+      const state = layout.ca(this.ca.name, 'state.key');
       store
-        .watch(layout.ca(this.ca.name, 'root.pem').replace(/\/root\.pem$/, ''), (change) => {
-          if (change.type === 'resync' || /\/root[^/]*\.pem$/.test(change.key)) onChange();
+        .watch(layout.caDir(this.ca.name), (change) => {
+          if (change.type === 'resync' || change.key === state) onChange();
         })
         .then(
           (stop) => {

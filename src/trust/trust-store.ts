@@ -210,12 +210,15 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
 
   async #update(force: boolean): Promise<TrustBundle> {
     const next = new Map(this.#good);
+    const failures: CertkeeperError[] = [];
     await Promise.all(
       this.#sources.map(async (source) => {
         try {
           next.set(source.name, this.#parse(await source.load(this.#abort.signal), source.name));
         } catch (error) {
-          this.emit('sourceFailed', { source: source.name, error: sourceError(source.name, error) });
+          const failure = sourceError(source.name, error);
+          failures.push(failure);
+          this.emit('sourceFailed', { source: source.name, error: failure });
         }
       }),
     );
@@ -225,7 +228,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
       for (const [name, contribution] of next) this.#good.set(name, contribution);
       return this.#bundle;
     }
-    const refusal = await this.#judge(anchors, force);
+    const refusal = anchors.length === 0 ? emptyError(failures) : await this.#judge(anchors, force);
     if (refusal) {
       this.#emitRefused(refusal, anchors);
       throw refusal;
@@ -344,6 +347,24 @@ function dedupe(certificates: ParsedCertificate[]): ParsedCertificate[] {
   const seen = new Map<string, ParsedCertificate>();
   for (const cert of certificates) seen.set(cert.info.fingerprint256, cert);
   return [...seen.values()];
+}
+
+/**
+ * TRUST_EMPTY, saying why: each failing source with its own error (an InternalCA with no store, a
+ * URL that refused), so the reason is not only in `sourceFailed` events nobody listened to yet.
+ */
+function emptyError(failures: CertkeeperError[]): CertkeeperError {
+  const failed = failures.map((f) => {
+    const cause = f.cause as { code?: string; message?: string } | undefined;
+    const code = (f.details.causeCode as string | undefined) ?? f.code;
+    return { source: f.details.source as string, code, message: cause?.message ?? f.message };
+  });
+  const why = failed.map((f) => `${f.source} failed: ${f.code}: ${f.message}`).join('; ');
+  return new CertkeeperError(
+    'TRUST_EMPTY',
+    `trust update refused: the bundle would hold no certificate${why ? ` (${why})` : ''}`,
+    { ...(failures[0] ? { cause: failures[0] } : {}), details: { failed } },
+  );
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

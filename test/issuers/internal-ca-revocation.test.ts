@@ -5,11 +5,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
+import { parseCertificates } from '../../src/crypto/inspect.js';
 import { InternalCA } from '../../src/issuers/internal-ca.js';
-import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { makeLeaf } from '../support/pki.js';
 import { listen } from '../support/tls.js';
 import {
+  caState,
   cleanupAfterEach,
   clockAhead,
   connect,
@@ -19,6 +21,7 @@ import {
   openssl,
   opensslVerify,
   servers,
+  stealIntermediate,
   tempDir,
 } from './internal-ca-support.js';
 
@@ -166,10 +169,10 @@ describe('revocation', () => {
     // Once the first two intermediates have expired, their CRLs (and keys) go; the third's stays.
     const afterExpiry = fresh.chain[0]!.info.notAfter.getTime() + 1;
     await ca.rotateIntermediate(undefined, afterExpiry);
-    const retired = (await store.list(layout.caDir(ca.name))).filter((k) =>
-      /retired-[0-9a-f]+\.pem$/.test(k),
+    const retired = (await caState(store, ca)).retired.map(
+      (r) => parseCertificates(r.cert)[0]!.info.serialNumber,
     );
-    expect(retired).toEqual([layout.ca(ca.name, `retired-${third.chain[0]!.info.serialNumber}.pem`)]);
+    expect(retired).toEqual([third.chain[0]!.info.serialNumber]);
     expect(await ca.crls(undefined, afterExpiry)).toHaveLength(3);
   });
 
@@ -192,7 +195,54 @@ describe('revocation', () => {
 
     await ca.finishRootRotation();
     expect(await ca.crls()).toHaveLength(2);
-    const files = (await store.list(layout.caDir(ca.name))).map((k) => k.slice(k.lastIndexOf('/') + 1));
-    expect(files.filter((f) => f.startsWith('retired-') || f.startsWith('root-previous'))).toEqual([]);
+    expect(await caState(store, ca)).toMatchObject({ retired: [], previous: null });
+  });
+
+  it("rotateIntermediate({ reason: 'keyCompromise' }): the root CRL lists the old intermediate, and an mTLS server with crls() refuses leaves minted with its stolen key", async () => {
+    const store = new MemoryStore();
+    const ca = new InternalCA({ store });
+    const server = await issue(ca, store, ['localhost'], 'server');
+    const before = await issue(ca, store, ['before'], 'client');
+    const stolen = await stealIntermediate(store, ca);
+    expect(stolen.certificate.pem).toBe(before.chain[0]!.pem);
+
+    await ca.rotateIntermediate({ reason: 'keyCompromise' });
+    const fresh = await issue(ca, store, ['fresh'], 'client');
+    expect(fresh.chain[0]!.info.serialNumber).not.toBe(stolen.certificate.info.serialNumber);
+    // The thief mints a client certificate of their choosing after the rotation.
+    const minted = await makeLeaf(stolen, { names: ['mallory'], extKeyUsage: ['clientAuth'] });
+    const mallory = {
+      key: minted.key,
+      chainPem: minted.certificate.pem + stolen.certificate.pem,
+    } as Issued;
+    const roots = await ca.publishedRoots();
+    expect(roots).toHaveLength(1);
+
+    const crls = await ca.crls();
+    const texts = crls.map((pem) => openssl(['crl', '-noout', '-text'], pem).output);
+    const rootCrl = texts.find((t) => /Issuer: CN\s*=\s*certkeeper-internal Root CA/.test(t));
+    expect(rootCrl).toContain(`Serial Number: ${stolen.certificate.info.serialNumber.toUpperCase()}`);
+    expect(rootCrl).toMatch(/CRL Reason Code:\s*\n\s*Key Compromise/);
+    // No CRL is signed with the stolen key any more (each names its signer by AKI).
+    const stolenKeyId = stolen.certificate.info.subjectKeyId!.toUpperCase().match(/../g)!.join(':');
+    expect(texts.filter((t) => t.includes(stolenKeyId))).toEqual([]);
+
+    const strict = await serveMtls(server, roots, crls);
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      expect(await connect(strict, { ...clientOf(fresh, roots), maxVersion })).toEqual({
+        data: 'hello fresh',
+      });
+      const refused = await connect(strict, { ...clientOf(mallory, roots), maxVersion });
+      expect(refused.data).toBeUndefined();
+      expect(refused.error).toEqual(expect.any(String));
+      // Leaves the stolen intermediate issued before the rotation go with it (re-issue: renewAll).
+      expect((await connect(strict, { ...clientOf(before, roots), maxVersion })).data).toBeUndefined();
+    }
+    const lenient = await serveMtls(server, roots, crls, false);
+    expect(await connect(lenient, clientOf(mallory, roots))).toEqual({ data: 'refused: CERT_REVOKED' });
+    // Control: without the CRLs the minted certificate passes, so the refusal is the revocation's.
+    expect(await connect(await serveMtls(server, roots, undefined), clientOf(mallory, roots))).toEqual({
+      data: 'hello mallory',
+    });
   });
 });

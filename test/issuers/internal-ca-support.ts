@@ -7,14 +7,15 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
+import { createCertificate } from '../../src/crypto/certificate-builder.js';
 import { createCsr } from '../../src/crypto/csr.js';
-import { parseCertificates } from '../../src/crypto/inspect.js';
+import { type ParsedCertificate, parseCertificates } from '../../src/crypto/inspect.js';
 import { PrivateKey } from '../../src/crypto/keys.js';
 import type { InternalCA } from '../../src/issuers/internal-ca.js';
 import type { CertificatePurpose, CertificateRequest, IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import { layout } from '../../src/store/layout.js';
-import type { Store } from '../../src/store/store.js';
+import type { LockLease, LockOptions, Store, StoreStat } from '../../src/store/store.js';
 import { close } from '../support/tls.js';
 
 export const MINUTE = 60_000;
@@ -116,4 +117,101 @@ export function connect(
     socket.on('error', (error) => resolve({ error: error.message }));
     socket.setTimeout(5_000, () => socket.destroy(new Error('timeout')));
   });
+}
+
+/** The CA's state record as a MemoryStore (no encryption) holds it: its one commit point. */
+export async function caState(store: Store, ca: InternalCA) {
+  const raw = await store.get(caFile(ca, 'state.key'));
+  if (!raw) throw new Error('no CA state in the store');
+  return JSON.parse(Buffer.from(raw).toString('utf8')) as {
+    version: number;
+    root: { cert: string; key: string };
+    intermediate: { cert: string; key: string };
+    previous: { cert: string; key: string } | null;
+    retired: { cert: string; key: string }[];
+  };
+}
+
+/** What a thief of the current intermediate's key holds: that key and its certificate. */
+export async function stealIntermediate(store: Store, ca: InternalCA) {
+  const { intermediate } = await caState(store, ca);
+  return { key: PrivateKey.fromPem(intermediate.key), certificate: parseCertificates(intermediate.cert)[0]! };
+}
+
+/** A store that records every put and can hold a put at a gate: to count creations and open race windows. */
+export class ObservedStore implements Store {
+  readonly puts: string[] = [];
+  readonly locks: { name: string; ttlMs: number | undefined }[] = [];
+  gate: ((key: string) => Promise<void>) | undefined;
+  constructor(readonly inner: Store) {}
+  get(key: string): Promise<Uint8Array | null> {
+    return this.inner.get(key);
+  }
+  async put(key: string, value: Uint8Array | string): Promise<void> {
+    this.puts.push(key);
+    await this.gate?.(key);
+    return this.inner.put(key, value);
+  }
+  delete(key: string): Promise<boolean> {
+    return this.inner.delete(key);
+  }
+  list(prefix: string): Promise<string[]> {
+    return this.inner.list(prefix);
+  }
+  stat(key: string): Promise<StoreStat | null> {
+    return this.inner.stat(key);
+  }
+  lock(name: string, options?: LockOptions): Promise<LockLease> {
+    this.locks.push({ name, ttlMs: options?.ttlMs });
+    return this.inner.lock(name, options);
+  }
+  tryLock(name: string, options?: Omit<LockOptions, 'signal'>): Promise<LockLease | null> {
+    return this.inner.tryLock(name, options);
+  }
+  renewLock(lease: LockLease, ttlMs?: number): Promise<LockLease> {
+    return this.inner.renewLock(lease, ttlMs);
+  }
+  unlock(lease: LockLease): Promise<boolean> {
+    return this.inner.unlock(lease);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  count(ca: InternalCA, file: string): number {
+    return this.puts.filter((k) => k === caFile(ca, file)).length;
+  }
+}
+
+/**
+ * Writes a CA the way certkeeper wrote one before its state became one record: a certificate and
+ * a key per role (`root.pem`, `root-key.pem`, `intermediate.pem`, `intermediate-key.pem`).
+ */
+export async function plantLegacyCa(store: Store, name = 'certkeeper-internal') {
+  const now = Date.now();
+  const make = async (
+    issuer: { key: PrivateKey; certificate: ParsedCertificate } | undefined,
+    role: string,
+  ) => {
+    const key = await PrivateKey.generate();
+    const certificate = await createCertificate({
+      publicKey: key,
+      ...(issuer ? { issuer } : {}),
+      subject: `CN=${name} ${role} CA,O=certkeeper`,
+      notBefore: new Date(now - MINUTE),
+      notAfter: new Date(now + (issuer ? 365 : 3650) * 24 * HOUR),
+      isCA: true,
+      pathLength: issuer ? 0 : 1,
+    });
+    return { key, certificate };
+  };
+  const root = await make(undefined, 'Root');
+  const intermediate = await make(root, 'Intermediate');
+  for (const [role, authority] of [
+    ['root', root],
+    ['intermediate', intermediate],
+  ] as const) {
+    await store.put(layout.ca(name, `${role}-key.pem`), authority.key.toPem());
+    await store.put(layout.ca(name, `${role}.pem`), authority.certificate.pem);
+  }
+  return { root, intermediate };
 }

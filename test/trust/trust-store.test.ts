@@ -1,13 +1,23 @@
 // TrustStore: combining sources, keeping each source's last good contribution, the guard that
 // protects chains in service, and the exported bundle file.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CertkeeperError } from '../../src/errors.js';
+import { InternalCA } from '../../src/issuers/internal-ca.js';
+import { silentLogger } from '../../src/logger.js';
+import { createCertificateManager } from '../../src/manager/manager.js';
+import { createRotatingAgent } from '../../src/mtls/rotating-agent.js';
+import { createHttpsServer } from '../../src/server/create-server.js';
+import { peerIdentity } from '../../src/server/peer-identity.js';
+import { FileStore } from '../../src/store/file-store.js';
+import { InternalCaTrustSource } from '../../src/trust/internal-ca-source.js';
 import { pemSource } from '../../src/trust/source.js';
 import { TrustStore } from '../../src/trust/trust-store.js';
 import { makeIntermediate, makeLeaf, makePki, makeRoot } from '../support/pki.js';
+import { listen } from '../support/tls.js';
 import { MutableSource, nextTrustEvent } from './support.js';
 
 const dirs: string[] = [];
@@ -79,6 +89,69 @@ describe('TrustStore', () => {
     await expect(store.refresh({ force: true })).rejects.toMatchObject({ code: 'TRUST_EMPTY' });
     expect((await refused).error.code).toBe('TRUST_EMPTY');
     expect(store.current().fingerprints).toEqual([a.certificate.info.fingerprint256]);
+  });
+
+  it("TRUST_EMPTY names each failing source's own error (code and message)", async () => {
+    const failing = new MutableSource('vault', []);
+    failing.failure = new CertkeeperError('STORE_IO', 'vault unreachable: ECONNREFUSED');
+    const empty = new MutableSource('empty', []);
+    const error = await new TrustStore({ sources: [failing, empty] }).start().catch((e) => e);
+    expect(error).toMatchObject({
+      code: 'TRUST_EMPTY',
+      message: expect.stringMatching(/vault.*STORE_IO.*vault unreachable: ECONNREFUSED/),
+      details: { failed: [{ source: 'vault', code: 'STORE_IO' }] },
+    });
+    expect(error.cause).toMatchObject({ code: 'TRUST_SOURCE_FAILED', details: { causeCode: 'STORE_IO' } });
+  });
+
+  it("the README's mTLS pattern survives a restart (the CA's store comes from the manager at start())", async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'certkeeper-readme-'));
+    dirs.push(directory);
+    // The README's code, run twice on one store directory: first start, then a restart that
+    // loads every certificate from the store and never calls the CA.
+    const run = async () => {
+      const ca = new InternalCA();
+      const manager = createCertificateManager({
+        issuer: ca,
+        store: new FileStore({ directory }),
+        certificates: [
+          { id: 'svc', names: ['localhost'] },
+          { id: 'svc-client', names: ['svc-client'], purpose: 'client' },
+        ],
+        logger: silentLogger,
+      });
+      let issued = 0;
+      manager.on('obtained', () => issued++);
+      await manager.start();
+      await manager.ready();
+      const trust = new TrustStore({ sources: [new InternalCaTrustSource(ca)] });
+      await trust.start();
+      const server = createHttpsServer(manager, {}, (req, res) => res.end(peerIdentity(req)?.commonName), {
+        clientAuth: { trust },
+      });
+      const port = await listen(server);
+      const agent = createRotatingAgent(manager, 'svc-client', { trust });
+      const answer = await new Promise<string>((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port, servername: 'localhost', agent, path: '/' }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (c) => {
+              body += c;
+            });
+            res.on('end', () => resolve(body));
+          })
+          .on('error', reject);
+      });
+      agent.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      trust.stop();
+      await manager.stop();
+      return { issued, answer, fingerprints: trust.current().fingerprints };
+    };
+    const first = await run();
+    expect(first).toMatchObject({ issued: 2, answer: 'svc-client' });
+    const restarted = await run();
+    expect(restarted).toEqual({ ...first, issued: 0 });
   });
 
   it('the guard refuses an update that leaves a protected chain untrusted; force applies it', async () => {
