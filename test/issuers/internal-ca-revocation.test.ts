@@ -245,4 +245,25 @@ describe('revocation', () => {
       data: 'hello mallory',
     });
   });
+
+  it('revoke() of a replaced intermediate puts it on the root CRL: its leaves are refused from then on', async () => {
+    const store = new MemoryStore();
+    const ca = new InternalCA({ store });
+    const old = await issue(ca, store, ['old'], 'client');
+    await ca.rotateIntermediate(); // retired, no reason: its leaves stay valid
+    const server = await issue(ca, store, ['localhost'], 'server');
+    const roots = await ca.publishedRoots();
+    const accepted = await serveMtls(server, roots, await ca.crls());
+    expect(await connect(accepted, clientOf(old, roots))).toEqual({ data: 'hello old' });
+
+    await ca.revoke({ chainPem: old.chain[0]!.pem }, 'keyCompromise', context(store));
+    const crls = await ca.crls();
+    const rootCrl = crls
+      .map((pem) => openssl(['crl', '-noout', '-text'], pem).output)
+      .find((t) => /Issuer: CN\s*=\s*certkeeper-internal Root CA/.test(t));
+    expect(rootCrl).toContain(`Serial Number: ${old.chain[0]!.info.serialNumber.toUpperCase()}`);
+    expect(await connect(await serveMtls(server, roots, crls, false), clientOf(old, roots))).toEqual({
+      data: 'refused: CERT_REVOKED',
+    });
+  });
 });
