@@ -134,6 +134,7 @@ export { CachedStore, type CachedStoreOptions } from './store/cached-store.js';
 export { EncryptedStore, type EncryptedStoreOptions } from './store/encrypted-store.js';
 export {
   ENCRYPTION_KEY_ENV,
+  type EncryptionChoice,
   type EncryptionKey,
   type EncryptionKeyInput,
   type EncryptionOptions,

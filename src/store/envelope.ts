@@ -25,8 +25,32 @@ import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { layout } from './layout.js';
 
-/** Environment variable read when no keys are given: `base64` or `id:base64`, comma-separated, writing key first. */
+/**
+ * Environment variable read when no keys are given: `base64` or `id:base64`, comma-separated,
+ * writing key first. Read from `process.env` once and then removed from it (`fromProcessEnv`).
+ */
 export const ENCRYPTION_KEY_ENV = 'CERTKEEPER_ENCRYPTION_KEY';
+
+/** Where the value is kept once read: one slot for every copy of certkeeper in the process (ESM and CJS). */
+const ENV_SLOT = Symbol.for('certkeeper.encryptionKeyEnv');
+
+/**
+ * The value of `CERTKEEPER_ENCRYPTION_KEY`, read once: it is removed from `process.env` as soon as
+ * it is read, so child processes (spawn, exec, fork, cluster workers) do not inherit the key to
+ * every private key of the fleet; later stores in this process get the value kept here. Setting
+ * the variable again replaces it (and it is removed again). Give a child that needs the key its
+ * own copy explicitly. The process's initial environment block (`/proc/<pid>/environ`, readable
+ * by the same user) is not rewritten by this: prefer `keys` from a secrets file where that matters.
+ */
+function fromProcessEnv(): string {
+  const slot = globalThis as { [ENV_SLOT]?: string };
+  const raw = process.env[ENCRYPTION_KEY_ENV];
+  if (raw !== undefined) {
+    Object.defineProperty(slot, ENV_SLOT, { value: raw, writable: true, configurable: true });
+    delete process.env[ENCRYPTION_KEY_ENV];
+  }
+  return slot[ENV_SLOT] ?? '';
+}
 
 export interface EncryptionKey {
   /** Stored in every envelope written with this key. `[A-Za-z0-9._-]{1,64}`; default: a fingerprint. */
@@ -41,11 +65,14 @@ export type EncryptionKeyInput = string | Uint8Array | EncryptionKey;
 export interface EncryptionOptions {
   /**
    * Keys accepted for reading; the first one encrypts every write. Default: the comma-separated
-   * list in `CERTKEEPER_ENCRYPTION_KEY`. None at all means values are stored as they are, after a
-   * warning.
+   * list in `CERTKEEPER_ENCRYPTION_KEY`. None at all is refused by the shared stores (unless
+   * `encryption: 'none'`); `EncryptedStore` then stores values as they are, after a warning.
    */
   keys?: readonly EncryptionKeyInput[];
-  /** Where `CERTKEEPER_ENCRYPTION_KEY` is looked up. Default `process.env`. */
+  /**
+   * Where `CERTKEEPER_ENCRYPTION_KEY` is looked up. Default `process.env`, from which it is read
+   * once and removed (children do not inherit it); an object given here is only read.
+   */
   env?: Readonly<Record<string, string | undefined>>;
   /** Which store keys are encrypted. Default `layout.isSensitive` (private keys). */
   isSensitive?: (key: string) => boolean;
@@ -144,17 +171,28 @@ export interface SealerContext {
   /** The option path the keys came from, for messages: "encryption", "options". */
   option: string;
   logger: Logger;
+  /**
+   * No key at all is refused (`INVALID_OPTION` naming the option) instead of warned about: stores
+   * shared over the network, where everyone who can read the server would hold the keys.
+   */
+  required?: boolean;
 }
 
-/** Seals and opens the values of one store. `false` disables encryption deliberately (no warning). */
+/**
+ * What the shared stores accept as `encryption`: the options, or `'none'` (also `false`) to keep
+ * private keys unencrypted deliberately.
+ */
+export type EncryptionChoice = EncryptionOptions | 'none' | false;
+
+/** Seals and opens the values of one store. `'none'`/`false` disables encryption deliberately. */
 export class Sealer {
   readonly #keys: Key[];
   readonly #sensitive: (key: string) => boolean;
   readonly #acceptPlaintext: boolean;
 
-  constructor(options: EncryptionOptions | false | undefined, context: SealerContext) {
-    const { owner, option, logger } = context;
-    if (options === false) {
+  constructor(options: EncryptionChoice | undefined, context: SealerContext) {
+    const { owner, option, logger, required = false } = context;
+    if (options === false || options === 'none') {
       // Deliberately unencrypted: nothing is sealed, but an envelope found anyway is still
       // reported (no-key) rather than handed out as if it were the private key.
       this.#keys = [];
@@ -163,14 +201,9 @@ export class Sealer {
       return;
     }
     if (options === null || (options !== undefined && typeof options !== 'object')) {
-      throw invalidKey(option, 'must be an object (or false to store private keys unencrypted)');
+      throw invalidKey(option, "must be an object (or 'none' to store private keys unencrypted)");
     }
-    const {
-      keys,
-      env = process.env,
-      isSensitive = layout.isSensitive,
-      acceptPlaintext = false,
-    } = options ?? {};
+    const { keys, env, isSensitive = layout.isSensitive, acceptPlaintext = false } = options ?? {};
     if (typeof isSensitive !== 'function') throw invalidKey(`${option}.isSensitive`, 'must be a function');
     if (typeof acceptPlaintext !== 'boolean')
       throw invalidKey(`${option}.acceptPlaintext`, 'must be a boolean');
@@ -178,7 +211,8 @@ export class Sealer {
     if (keys !== undefined) {
       this.#keys = keys.map((input, i) => parseKey(input, `${option}.keys[${i}]`));
     } else {
-      const raw = env?.[ENCRYPTION_KEY_ENV]?.trim() ?? '';
+      const fromEnv = env === undefined || env === process.env ? fromProcessEnv() : env?.[ENCRYPTION_KEY_ENV];
+      const raw = fromEnv?.trim() ?? '';
       const entries = raw === '' ? [] : raw.split(',');
       this.#keys = entries.map((entry, i) => parseKey(entry.trim(), `${ENCRYPTION_KEY_ENV} entry ${i + 1}`));
     }
@@ -186,6 +220,14 @@ export class Sealer {
     if (ids.size !== this.#keys.length) throw invalidKey(`${option}.keys`, 'contains two keys with one id');
     this.#sensitive = isSensitive;
     this.#acceptPlaintext = acceptPlaintext;
+    if (this.#keys.length === 0 && required) {
+      throw new CertkeeperError(
+        'INVALID_OPTION',
+        `${owner}: no encryption key configured (set ${ENCRYPTION_KEY_ENV} or ${option}.keys): refusing ` +
+          `to keep private keys unencrypted in a shared store. Pass ${option}: 'none' to do so deliberately.`,
+        { details: { option } },
+      );
+    }
     if (this.#keys.length === 0) {
       logger.warn(
         `${owner}: no encryption key configured (set ${ENCRYPTION_KEY_ENV} or ${option}.keys): ` +

@@ -6,7 +6,7 @@
  * exported from the package by name.
  */
 import { defaultLogger, type Logger } from '../logger.js';
-import { type EncryptionOptions, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
+import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
 import { assertStoreKey } from './layout.js';
 import {
   assertEncodable,
@@ -23,13 +23,14 @@ import { WatchHub } from './watch.js';
 export interface SharedStoreOptions {
   /**
    * Encryption of private keys at rest (AES-256-GCM). Default: keys from the
-   * `CERTKEEPER_ENCRYPTION_KEY` environment variable, and a warning when there are none. `false`
-   * stores them unencrypted deliberately, without the warning.
+   * `CERTKEEPER_ENCRYPTION_KEY` environment variable; with none there, the store refuses to be
+   * created (`INVALID_OPTION`, option `encryption`). `'none'` (or `false`) stores private keys
+   * unencrypted deliberately: then whoever can read the server holds them.
    */
-  encryption?: EncryptionOptions | false;
+  encryption?: EncryptionChoice;
   /** Deadline for connecting and for each operation, in ms. Default 5000. */
   timeoutMs?: number;
-  /** Receives warnings (no encryption key, lost notification connection). Default: console. */
+  /** Receives warnings (a lost notification connection). Default: console. */
   logger?: Logger;
 }
 
@@ -61,7 +62,12 @@ export abstract class SharedStore implements Store {
     }
     this.logger = logger;
     this.timeoutMs = positiveMs(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
-    this.#sealer = new Sealer(options.encryption, { owner: name, option: 'encryption', logger });
+    this.#sealer = new Sealer(options.encryption, {
+      owner: name,
+      option: 'encryption',
+      logger,
+      required: true,
+    });
     this.#hub = new WatchHub(name, logger);
   }
 

@@ -6,9 +6,10 @@
  * import { runStoreConformance } from 'certkeeper/testing';
  * await runStoreConformance('RedisStore', async () => {
  *   const prefix = `test-${crypto.randomUUID()}`;
+ *   const encryption = { keys: [testKey] }; // or 'none': shared stores refuse to run without either
  *   return {
- *     store: new RedisStore({ url, prefix }),
- *     second: () => new RedisStore({ url, prefix }), // another replica on the same data
+ *     store: new RedisStore({ url, prefix, encryption }),
+ *     second: () => new RedisStore({ url, prefix, encryption }), // another replica on the same data
  *     cleanup: () => dropPrefix(prefix),
  *   };
  * });
