@@ -4,7 +4,8 @@
  *
  * Layout, all under `<prefix>:` so several applications share one Redis:
  *   <prefix>:v:<key>        hash { d: value bytes, m: modified, Redis clock ms }
- *   <prefix>:index          sorted set of every key (all scores 0), for `list`
+ *   <prefix>:index          sorted set of every key (all scores 0), for `list`; rebuilt from the
+ *                           values if it is found holding anything else
  *   <prefix>:lock:<name>    lease "token:owner:ttl", expiring by PX
  *   <prefix>:fence:<name>   fencing counter, INCR-ed per acquisition, never expires
  *   <prefix>:changes        pub/sub channel: the key of every committed put/delete
@@ -176,17 +177,18 @@ export class RedisStore extends SharedStore {
       await this.#redis(signal),
       PUT,
       [this.#valueKey(key), this.#index],
-      [bytes, key, this.#channel],
+      [bytes, key, this.#channel, this.#valueKey('')],
     );
   }
 
   protected async removeValue(key: string, signal: AbortSignal): Promise<boolean> {
     const keys = [this.#valueKey(key), this.#index];
-    return (await run(await this.#redis(signal), DELETE, keys, [key, this.#channel])) === 1;
+    const args = [key, this.#channel, this.#valueKey('')];
+    return (await run(await this.#redis(signal), DELETE, keys, args)) === 1;
   }
 
   protected async listKeys(prefix: string, signal: AbortSignal): Promise<string[]> {
-    const found = await run(await this.#redis(signal), LIST, [this.#index], [prefix, `${this.prefix}:v:`]);
+    const found = await run(await this.#redis(signal), LIST, [this.#index], [prefix, this.#valueKey('')]);
     return (found as Buffer[]).map((key) => key.toString('utf8'));
   }
 

@@ -142,6 +142,7 @@ export abstract class SharedStore implements Store {
     const ttlMs = leaseTtl(options.ttlMs);
     const { signal } = options;
     let poll = FIRST_POLL_MS;
+    let early = false;
     for (;;) {
       if (signal?.aborted) throw abortedError(name, signal);
       const attempt = await this.#acquire(name, ttlMs);
@@ -151,8 +152,11 @@ export abstract class SharedStore implements Store {
         await this.unlock(attempt.lease).catch(() => {});
         throw abortedError(name, signal);
       }
-      // Jitter spreads contenders out; a lease about to lapse is looked at right after it does.
-      const delay = Math.min(poll * (0.75 + Math.random() / 2), attempt.retryInMs + 1);
+      // Jitter spreads contenders out. A lease about to lapse is looked at right after it does,
+      // but never twice in a row: a backend that keeps saying "almost free" gets the backoff.
+      const backoff = poll * (0.75 + Math.random() / 2);
+      early = !early && attempt.retryInMs + 1 < backoff;
+      const delay = early ? attempt.retryInMs + 1 : backoff;
       await releases.wait(this.lockId(name), delay, signal, this.#closing.signal);
       poll = Math.min(poll * 1.5, MAX_POLL_MS);
     }
