@@ -6,7 +6,6 @@
  * exported from the package by name.
  */
 import { defaultLogger, type Logger } from '../logger.js';
-import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
 import { assertStoreKey } from './layout.js';
 import {
   assertEncodable,
@@ -16,8 +15,16 @@ import {
   peerError,
   positiveMs,
 } from './peer.js';
+import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './sealer.js';
 import { abortedError, closedError, leaseTtl, toBytes, Waiters } from './shared.js';
-import type { LockLease, LockOptions, Store, StoreChangeListener, StoreStat } from './store.js';
+import type {
+  LockLease,
+  LockOptions,
+  RecordSealing,
+  Store,
+  StoreChangeListener,
+  StoreStat,
+} from './store.js';
 import { WatchHub } from './watch.js';
 
 export interface SharedStoreOptions {
@@ -45,6 +52,8 @@ const MAX_POLL_MS = 250;
 const quote = (key: string) => JSON.stringify(key);
 
 export abstract class SharedStore implements Store {
+  /** Sealed records (see `Store.sealing`): present when an encryption key is configured. */
+  readonly sealing?: RecordSealing;
   protected readonly logger: Logger;
   protected readonly timeoutMs: number;
   readonly #name: string;
@@ -68,6 +77,7 @@ export abstract class SharedStore implements Store {
       logger,
       required: true,
     });
+    if (this.#sealer.records) this.sealing = this.#sealer.records;
     this.#hub = new WatchHub(name, logger);
   }
 
