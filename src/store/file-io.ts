@@ -15,13 +15,18 @@ export const TMP_PREFIX = '.tmp-';
 
 /** A short digest of this host's name: temp files say which host (and pid) is writing them. */
 export const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/**
+ * Random per process: a temp file with this process's pid but another tag was left by an earlier
+ * process that had the same pid (a container's pid 1 after a restart).
+ */
+export const PROCESS_TAG = randomUUID().slice(0, 8);
 
 /**
- * `.tmp-<pid>.<host tag>.<uuid>`: a sweeper on the same host can tell a live writer's temp file
- * from one a killed process left behind (`./file-sweep.ts`).
+ * `.tmp-<pid>.<host tag>.<process tag>.<uuid>`: a sweeper on the same host can tell a live
+ * writer's temp file from one a killed process left behind (`./file-sweep.ts`).
  */
 function tempName(): string {
-  return `${TMP_PREFIX}${process.pid}.${HOST_TAG}.${randomUUID()}`;
+  return `${TMP_PREFIX}${process.pid}.${HOST_TAG}.${PROCESS_TAG}.${randomUUID()}`;
 }
 
 export function errno(err: unknown): string | undefined {

@@ -19,7 +19,9 @@
  * single clock (replicas' clocks do not matter), renewal from any pooled connection, takeover by
  * one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now` (the row lock serialises
  * contenders), and a per-lock fencing counter (`token = token + 1` on that same row, never
- * deleted, so tokens strictly increase). Operators can read the table to see who holds what.
+ * deleted, so tokens strictly increase). Operators can read the table to see who holds what; a
+ * row set by hand to expire at 'infinity' (or otherwise later than its own TTL allows) is garbage:
+ * it gets the next contender's lease and then lapses.
  *
  * Values: one UPSERT statement, so readers see the old or the new row (MVCC). `list` matches
  * `key = prefix OR key LIKE prefix || '/%'`, with `\`, `%` and `_` in the prefix escaped; the "C"

@@ -18,7 +18,9 @@
  *   of a Redis shared with other applications, and glob patterns would need escaping of `*?[]\`
  *   in keys; a lexicographic range over "p/" .. "p0" is exact, segment-wise and cheap.
  * - Locks: SET NX PX in a script that INCRements the per-lock fencing counter only when the SET
- *   won; renewal and release compare "token:owner" first. Leases expire on the Redis clock, so
+ *   won; renewal and release compare "token:owner" first. A lock or counter this script cannot
+ *   have written (no expiry, wrong type, not a number) is garbage and is repaired, never obeyed
+ *   forever (see `ACQUIRE`). Leases expire on the Redis clock, so
  *   replicas' clocks do not matter; `expiresAt` is measured locally from before the request, so it
  *   errs early. Redis keeps nothing without persistence: after a restart of a Redis without AOF,
  *   values and fencing counters start over. Give a Redis that holds certificates persistence and

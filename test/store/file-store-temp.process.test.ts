@@ -2,11 +2,13 @@
 // private key, and nothing removed them. The writers are real processes, killed at the moment the
 // temp file is complete (a hook on fsync reports it), never after a sleep.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HOST_TAG, PROCESS_TAG } from '../../src/store/file-io.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { eventually } from '../support/services.js';
 
@@ -93,19 +95,28 @@ describe('FileStore temp files left by writers killed mid-write', () => {
     await writeFile(join(directory, GENERATION, '.tmp-young'), 'partial');
     const young = `${GENERATION}/.tmp-young`;
 
+    // Left by an earlier process that had this very pid (a container's pid 1 after a restart): it
+    // goes. One of this process's own writes in flight (its tag) stays.
+    const reused = `${GENERATION}/01/.tmp-${process.pid}.${HOST_TAG}.0badc0de.${randomUUID()}`;
+    const ours = `${GENERATION}/01/.tmp-${process.pid}.${HOST_TAG}.${PROCESS_TAG}.${randomUUID()}`;
+    for (const planted of [reused, ours]) {
+      await writeFile(join(directory, planted), PEM);
+      await utimes(join(directory, planted), old, old);
+    }
+
     const store = new FileStore({ directory });
     try {
       // Start-up: the first operation opens the directory and sweeps it.
       expect(new TextDecoder().decode((await store.get(`${GENERATION}/00/cert.pem`))!)).toBe('CERT');
-      const swept = await eventually(async () => (await tempFiles(directory)).length === 2, 10_000);
+      const swept = await eventually(async () => (await tempFiles(directory)).length === 3, 10_000);
       expect(swept, `left: ${(await tempFiles(directory)).join(', ')}`).toBe(true);
-      expect(await tempFiles(directory)).toEqual([young, liveTemp].sort());
+      expect(await tempFiles(directory)).toEqual([young, liveTemp, ours].sort());
       expect(await store.list(GENERATION)).toEqual([`${GENERATION}/00/cert.pem`]);
 
       // The maintenance pass after the live writer dies removes its file too.
       await kill(live);
       expect(await store.sweep()).toBe(1);
-      expect(await tempFiles(directory)).toEqual([young]);
+      expect(await tempFiles(directory)).toEqual([young, ours].sort());
     } finally {
       await store.close();
     }
