@@ -27,6 +27,9 @@ export type ErrorCode =
   | 'STORE_NO_SPACE'
   | 'STORE_READ_ONLY'
   | 'STORE_CLOSED'
+  // a FileStore directory that others could change (foreign owner, group/world-writable, or below
+  // a directory another user can write): refused before anything in it is read
+  | 'STORE_UNSAFE'
   | 'LOCK_ABORTED'
   | 'LOCK_LOST'
   // issuers

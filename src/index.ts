@@ -139,17 +139,19 @@ export {
   type EncryptionKey,
   type EncryptionKeyInput,
   type EncryptionOptions,
-  type ReencryptResult,
 } from './store/envelope.js';
 export { FileStore, type FileStoreOptions } from './store/file-store.js';
 export { assertStoreKey, certificateName, issuerKey, layout } from './store/layout.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';
 export { type PgPoolLike, PostgresStore, type PostgresStoreOptions } from './store/postgres-store.js';
 export { type RedisClientLike, RedisStore, type RedisStoreOptions } from './store/redis-store.js';
+export type { EncryptionChoice, ReencryptResult } from './store/sealer.js';
 export type { SharedStoreOptions } from './store/shared-store.js';
 export type {
   LockLease,
   LockOptions,
+  RecordSealing,
+  SealedRecord,
   Store,
   StoreChange,
   StoreChangeListener,

@@ -13,7 +13,14 @@
 import { createHash } from 'node:crypto';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import type { LockLease, LockOptions, Store, StoreChangeListener, StoreStat } from './store.js';
+import type {
+  LockLease,
+  LockOptions,
+  RecordSealing,
+  Store,
+  StoreChangeListener,
+  StoreStat,
+} from './store.js';
 
 export interface CachedStoreOptions {
   /** The shared store: the truth, and the only one that locks. */
@@ -36,6 +43,11 @@ export class CachedStore implements Store {
   /** Digest of what the local copy holds per key, so unchanged values are not rewritten on every read. */
   readonly #mirrored = new Map<string, string>();
   readonly watch?: (prefix: string, listener: StoreChangeListener) => Promise<() => void>;
+  /**
+   * The primary's sealed records. Sealed values are bytes like any other, so the local copy
+   * keeps them sealed, and reading them from it when the primary is down still authenticates.
+   */
+  readonly sealing?: RecordSealing;
 
   constructor(options: CachedStoreOptions) {
     for (const name of ['primary', 'cache'] as const) {
@@ -51,6 +63,7 @@ export class CachedStore implements Store {
     this.#logger = options.logger ?? defaultLogger;
     const watch = this.#primary.watch;
     if (watch) this.watch = (prefix, listener) => watch.call(this.#primary, prefix, listener);
+    if (this.#primary.sealing) this.sealing = this.#primary.sealing;
   }
 
   async get(key: string): Promise<Uint8Array | null> {

@@ -17,10 +17,18 @@
  */
 import { CertkeeperError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { type EncryptionOptions, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
+import type { EncryptionOptions } from './envelope.js';
 import { assertStoreKey } from './layout.js';
+import { type ReencryptResult, reencrypt, Sealer } from './sealer.js';
 import { toBytes } from './shared.js';
-import type { LockLease, LockOptions, Store, StoreChangeListener, StoreStat } from './store.js';
+import type {
+  LockLease,
+  LockOptions,
+  RecordSealing,
+  Store,
+  StoreChangeListener,
+  StoreStat,
+} from './store.js';
 
 export interface EncryptedStoreOptions extends EncryptionOptions {
   /** Receives the warning when no key is configured. Default: console. */
@@ -30,6 +38,9 @@ export interface EncryptedStoreOptions extends EncryptionOptions {
 export class EncryptedStore implements Store {
   readonly #inner: Store;
   readonly #sealer: Sealer;
+
+  /** Sealed records with this store's keys (see `Store.sealing`); absent without a key. */
+  readonly sealing?: RecordSealing;
 
   /** Present exactly when the wrapped store can watch: the capability is detected at the call site. */
   readonly watch?: (prefix: string, listener: StoreChangeListener) => Promise<() => void>;
@@ -49,6 +60,7 @@ export class EncryptedStore implements Store {
     const { logger = defaultLogger, ...encryption } = options;
     this.#inner = inner;
     this.#sealer = new Sealer(encryption, { owner: 'EncryptedStore', option: 'options', logger });
+    if (this.#sealer.records) this.sealing = this.#sealer.records;
     if (typeof inner.watch === 'function') {
       const watch = inner.watch.bind(inner);
       this.watch = (prefix, listener) => watch(prefix, listener);

@@ -1,32 +1,57 @@
 /**
- * Private keys at rest: AES-256-GCM envelopes for the values of sensitive keys
- * (`layout.isSensitive`: `key.pem`, `*.key`), used by `EncryptedStore` and built into the shared
- * stores (`RedisStore`, `PostgresStore`). Everybody who can read a shared Redis or database should
- * not thereby hold every service's private keys.
+ * Encryption at rest: AES-256-GCM envelopes, their keys, and where the keys come from. Used by
+ * `./sealer.ts` (private keys, by `layout.isSensitive`, in `EncryptedStore` and the shared stores)
+ * and `./sealed-records.ts` (versioned records that become trust). Everybody who can read a
+ * shared Redis or database should not thereby hold every service's private keys, nor be able to
+ * write what replicas trust.
  *
- * Envelope (version 1), all binary:
+ * Envelopes, all binary:
  *
- *   "CKE" 0x01 | id length (1 byte) | key id (ASCII) | IV (12 bytes) | ciphertext | GCM tag (16 bytes)
+ *   version 1: "CKE" 0x01 | id length (1 byte) | key id (ASCII) | IV (12 bytes) | ciphertext | GCM tag (16 bytes)
+ *   version 2: "CKE" 0x02 | id length (1 byte) | key id (ASCII) | record version (uint64 BE) | IV | ciphertext | tag
  *
  * - A fresh random 96-bit IV per write: the NIST limit of 2^32 messages per key is far beyond the
- *   number of private keys a fleet ever writes.
+ *   number of values a fleet ever writes.
  * - The key id names the encryption key, so several keys can be accepted for reading while one
  *   is used for writing (rotation). Without an explicit id it is a fingerprint of the key (first
  *   8 bytes of a domain-separated SHA-256), which identifies it without revealing anything.
- * - AAD = the envelope header, a NUL, and the store key (keys contain no NUL). A value copied or
- *   moved to another key therefore fails to decrypt instead of being served as that key's secret.
+ * - AAD = the envelope header (with the record version in version 2), a NUL, and the store key
+ *   (keys contain no NUL). A value copied or moved to another key therefore fails to decrypt
+ *   instead of being served as that key's secret, and a version cannot be altered.
  *
- * Every failure (unknown key id, wrong key, a flipped bit, a truncated or moved value, plaintext
- * where ciphertext is required) is `STORE_CORRUPT` with `details.reason`, never garbage bytes.
- * Messages name store keys and key ids, never key material.
+ * Every failure (unknown key id, wrong key, a flipped bit, a truncated or moved value) is
+ * `STORE_CORRUPT` with `details.reason`, never garbage bytes. Messages name store keys and key
+ * ids, never key material.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { CertkeeperError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { layout } from './layout.js';
 
-/** Environment variable read when no keys are given: `base64` or `id:base64`, comma-separated, writing key first. */
+/**
+ * Environment variable read when no keys are given: `base64` or `id:base64`, comma-separated,
+ * writing key first. Read from `process.env` once and then removed from it (`fromProcessEnv`).
+ */
 export const ENCRYPTION_KEY_ENV = 'CERTKEEPER_ENCRYPTION_KEY';
+
+/** Where the value is kept once read: one slot for every copy of certkeeper in the process (ESM and CJS). */
+const ENV_SLOT = Symbol.for('certkeeper.encryptionKeyEnv');
+
+/**
+ * The value of `CERTKEEPER_ENCRYPTION_KEY`, read once: it is removed from `process.env` as soon as
+ * it is read, so child processes (spawn, exec, fork, cluster workers) do not inherit the key to
+ * every private key of the fleet; later stores in this process get the value kept here. Setting
+ * the variable again replaces it (and it is removed again). Give a child that needs the key its
+ * own copy explicitly. The process's initial environment block (`/proc/<pid>/environ`, readable
+ * by the same user) is not rewritten by this: prefer `keys` from a secrets file where that matters.
+ */
+function fromProcessEnv(): string {
+  const slot = globalThis as { [ENV_SLOT]?: string };
+  const raw = process.env[ENCRYPTION_KEY_ENV];
+  if (raw !== undefined) {
+    Object.defineProperty(slot, ENV_SLOT, { value: raw, writable: true, configurable: true });
+    delete process.env[ENCRYPTION_KEY_ENV];
+  }
+  return slot[ENV_SLOT] ?? '';
+}
 
 export interface EncryptionKey {
   /** Stored in every envelope written with this key. `[A-Za-z0-9._-]{1,64}`; default: a fingerprint. */
@@ -41,11 +66,14 @@ export type EncryptionKeyInput = string | Uint8Array | EncryptionKey;
 export interface EncryptionOptions {
   /**
    * Keys accepted for reading; the first one encrypts every write. Default: the comma-separated
-   * list in `CERTKEEPER_ENCRYPTION_KEY`. None at all means values are stored as they are, after a
-   * warning.
+   * list in `CERTKEEPER_ENCRYPTION_KEY`. None at all is refused by the shared stores (unless
+   * `encryption: 'none'`); `EncryptedStore` then stores values as they are, after a warning.
    */
   keys?: readonly EncryptionKeyInput[];
-  /** Where `CERTKEEPER_ENCRYPTION_KEY` is looked up. Default `process.env`. */
+  /**
+   * Where `CERTKEEPER_ENCRYPTION_KEY` is looked up. Default `process.env`, from which it is read
+   * once and removed (children do not inherit it); an object given here is only read.
+   */
   env?: Readonly<Record<string, string | undefined>>;
   /** Which store keys are encrypted. Default `layout.isSensitive` (private keys). */
   isSensitive?: (key: string) => boolean;
@@ -57,25 +85,23 @@ export interface EncryptionOptions {
   acceptPlaintext?: boolean;
 }
 
-export interface ReencryptResult {
-  /** Sensitive keys looked at. */
-  examined: number;
-  /** Of those, rewritten with the current writing key (older key or plaintext before). */
-  rewritten: number;
+/** A parsed encryption key. */
+export interface Key {
+  readonly id: string;
+  readonly bytes: Buffer;
 }
 
-interface Key {
-  id: string;
-  bytes: Buffer;
-}
-
-const MAGIC = Buffer.from([0x43, 0x4b, 0x45, 0x01]); // "CKE" + format version 1
+/** "CKE" + format version. */
+export const MAGIC_V1 = Buffer.from([0x43, 0x4b, 0x45, 0x01]);
+export const MAGIC_V2 = Buffer.from([0x43, 0x4b, 0x45, 0x02]);
 const IV_LENGTH = 12;
 const TAG_LENGTH = 16;
+/** Bytes an envelope adds after its header. */
+export const ENVELOPE_OVERHEAD = IV_LENGTH + TAG_LENGTH;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
-function invalidKey(where: string, why: string): CertkeeperError {
+export function invalidKey(where: string, why: string): CertkeeperError {
   // Never echo the offending value: it may be a (mistyped) key.
   return new CertkeeperError('INVALID_OPTION', `${where} ${why}`, { details: { option: where } });
 }
@@ -88,7 +114,7 @@ function fingerprint(bytes: Buffer): string {
     .slice(0, 16);
 }
 
-function parseKey(input: EncryptionKeyInput, where: string): Key {
+export function parseKey(input: EncryptionKeyInput, where: string): Key {
   let id: string | undefined;
   let material: unknown = input;
   if (typeof input === 'object' && input !== null && !(input instanceof Uint8Array)) {
@@ -121,194 +147,103 @@ function parseKey(input: EncryptionKeyInput, where: string): Key {
   return { id: id ?? fingerprint(bytes), bytes };
 }
 
-function corrupt(key: string, reason: string, why: string, extra: Record<string, unknown> = {}) {
+/** Parses the keys of one store: `keys` if given, else the environment (see `fromProcessEnv`). */
+export function parseKeys(options: EncryptionOptions, option: string): Key[] {
+  const { keys, env } = options;
+  if (keys !== undefined && !Array.isArray(keys)) throw invalidKey(`${option}.keys`, 'must be an array');
+  let parsed: Key[];
+  if (keys !== undefined) {
+    parsed = keys.map((input, i) => parseKey(input, `${option}.keys[${i}]`));
+  } else {
+    const fromEnv = env === undefined || env === process.env ? fromProcessEnv() : env?.[ENCRYPTION_KEY_ENV];
+    const raw = fromEnv?.trim() ?? '';
+    const entries = raw === '' ? [] : raw.split(',');
+    parsed = entries.map((entry, i) => parseKey(entry.trim(), `${ENCRYPTION_KEY_ENV} entry ${i + 1}`));
+  }
+  const ids = new Set(parsed.map((key) => key.id));
+  if (ids.size !== parsed.length) throw invalidKey(`${option}.keys`, 'contains two keys with one id');
+  return parsed;
+}
+
+export function corrupt(key: string, reason: string, why: string, extra: Record<string, unknown> = {}) {
   return new CertkeeperError('STORE_CORRUPT', `store key ${JSON.stringify(key)} ${why}`, {
     details: { key, reason, ...extra },
   });
 }
 
-function isEnvelope(stored: Uint8Array): boolean {
-  return stored.byteLength >= MAGIC.length && MAGIC.every((byte, i) => stored[i] === byte);
+export function hasMagic(stored: Uint8Array, magic: Buffer): boolean {
+  return stored.byteLength >= magic.length && magic.every((byte, i) => stored[i] === byte);
 }
 
-/** Header length of an envelope, or -1 when it is too short to be one. */
-function headerLength(stored: Uint8Array): number {
-  if (stored.byteLength <= MAGIC.length) return -1;
-  const length = MAGIC.length + 1 + stored[MAGIC.length]!;
-  return stored.byteLength >= length + IV_LENGTH + TAG_LENGTH ? length : -1;
+/** Where an envelope's parts are: its key id, the end of its header, and `extra` bytes after the id. */
+export interface EnvelopeHeader {
+  readonly id: string;
+  /** Offset of the first byte after the key id (where a version 2 envelope's record version is). */
+  readonly idEnd: number;
+  readonly end: number;
 }
 
-export interface SealerContext {
-  /** Who is encrypting, for messages: "RedisStore", "EncryptedStore". */
-  owner: string;
-  /** The option path the keys came from, for messages: "encryption", "options". */
-  option: string;
-  logger: Logger;
+/** The header of an envelope (magic already checked), or null when it is too short to be one. */
+export function readHeader(stored: Uint8Array, magic: Buffer, extra = 0): EnvelopeHeader | null {
+  if (stored.byteLength <= magic.length) return null;
+  const idEnd = magic.length + 1 + stored[magic.length]!;
+  const end = idEnd + extra;
+  if (stored.byteLength < end + ENVELOPE_OVERHEAD) return null;
+  return { id: Buffer.from(stored.subarray(magic.length + 1, idEnd)).toString('ascii'), idEnd, end };
 }
 
-/** Seals and opens the values of one store. `false` disables encryption deliberately (no warning). */
-export class Sealer {
-  readonly #keys: Key[];
-  readonly #sensitive: (key: string) => boolean;
-  readonly #acceptPlaintext: boolean;
+/** `magic | id length | id | extra`, the start of an envelope written with `writer`. */
+export function buildHeader(magic: Buffer, writer: Key, extra: Uint8Array = new Uint8Array(0)): Buffer {
+  const id = Buffer.from(writer.id, 'ascii');
+  return Buffer.concat([magic, Buffer.from([id.length]), id, extra]);
+}
 
-  constructor(options: EncryptionOptions | false | undefined, context: SealerContext) {
-    const { owner, option, logger } = context;
-    if (options === false) {
-      // Deliberately unencrypted: nothing is sealed, but an envelope found anyway is still
-      // reported (no-key) rather than handed out as if it were the private key.
-      this.#keys = [];
-      this.#sensitive = layout.isSensitive;
-      this.#acceptPlaintext = true;
-      return;
-    }
-    if (options === null || (options !== undefined && typeof options !== 'object')) {
-      throw invalidKey(option, 'must be an object (or false to store private keys unencrypted)');
-    }
-    const {
-      keys,
-      env = process.env,
-      isSensitive = layout.isSensitive,
-      acceptPlaintext = false,
-    } = options ?? {};
-    if (typeof isSensitive !== 'function') throw invalidKey(`${option}.isSensitive`, 'must be a function');
-    if (typeof acceptPlaintext !== 'boolean')
-      throw invalidKey(`${option}.acceptPlaintext`, 'must be a boolean');
-    if (keys !== undefined && !Array.isArray(keys)) throw invalidKey(`${option}.keys`, 'must be an array');
-    if (keys !== undefined) {
-      this.#keys = keys.map((input, i) => parseKey(input, `${option}.keys[${i}]`));
-    } else {
-      const raw = env?.[ENCRYPTION_KEY_ENV]?.trim() ?? '';
-      const entries = raw === '' ? [] : raw.split(',');
-      this.#keys = entries.map((entry, i) => parseKey(entry.trim(), `${ENCRYPTION_KEY_ENV} entry ${i + 1}`));
-    }
-    const ids = new Set(this.#keys.map((key) => key.id));
-    if (ids.size !== this.#keys.length) throw invalidKey(`${option}.keys`, 'contains two keys with one id');
-    this.#sensitive = isSensitive;
-    this.#acceptPlaintext = acceptPlaintext;
-    if (this.#keys.length === 0) {
-      logger.warn(
-        `${owner}: no encryption key configured (set ${ENCRYPTION_KEY_ENV} or ${option}.keys): ` +
-          `private keys are stored UNENCRYPTED. Pass ${option}: false to do so deliberately.`,
-        { store: owner },
-      );
-    }
+/** Seals `plain` for store key `key` behind `header`. */
+export function encrypt(writer: Key, header: Buffer, key: string, plain: Uint8Array): Uint8Array {
+  const iv = randomBytes(IV_LENGTH);
+  const cipher = createCipheriv('aes-256-gcm', writer.bytes, iv, { authTagLength: TAG_LENGTH });
+  cipher.setAAD(aad(header, key));
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([header, iv, body, cipher.getAuthTag()]);
+}
+
+/** Opens an envelope whose header was read with `readHeader`; typed failures, never garbage. */
+export function decrypt(
+  keys: readonly Key[],
+  stored: Uint8Array,
+  header: EnvelopeHeader,
+  key: string,
+): Uint8Array {
+  const { id, end } = header;
+  const found = keys.find((candidate) => candidate.id === id);
+  if (!found) {
+    const why =
+      keys.length === 0
+        ? `is encrypted (key id ${JSON.stringify(id)}) but no encryption key is configured`
+        : `is encrypted with key id ${JSON.stringify(id)}, which is not among the configured keys`;
+    throw corrupt(key, keys.length === 0 ? 'no-key' : 'unknown-key', why, { keyId: id });
   }
-
-  /** Whether values of this key are transformed (so a stored size is not the value's size). */
-  covers(key: string): boolean {
-    return this.#keys.length > 0 && this.#sensitive(key);
-  }
-
-  /** The id new envelopes carry, or undefined when nothing is encrypted. */
-  get writeKeyId(): string | undefined {
-    return this.#keys[0]?.id;
-  }
-
-  seal(key: string, plain: Uint8Array): Uint8Array {
-    const writer = this.#keys[0];
-    if (!writer || !this.#sensitive(key)) return plain;
-    const id = Buffer.from(writer.id, 'ascii');
-    const header = Buffer.concat([MAGIC, Buffer.from([id.length]), id]);
-    const iv = randomBytes(IV_LENGTH);
-    const cipher = createCipheriv('aes-256-gcm', writer.bytes, iv, { authTagLength: TAG_LENGTH });
-    cipher.setAAD(aad(header, key));
-    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-    return Buffer.concat([header, iv, body, cipher.getAuthTag()]);
-  }
-
-  /** The plaintext of a stored value; `null` stays `null`. */
-  open(key: string, stored: Uint8Array | null, { migrating = false } = {}): Uint8Array | null {
-    if (stored === null || !this.#sensitive(key)) return stored;
-    if (!isEnvelope(stored)) {
-      if (this.#keys.length === 0 || this.#acceptPlaintext || migrating) return stored;
-      throw corrupt(key, 'not-encrypted', 'holds an unencrypted value where an encrypted one is required');
-    }
-    const header = headerLength(stored);
-    if (header < 0) throw corrupt(key, 'malformed', 'holds a truncated encrypted value');
-    const id = Buffer.from(stored.subarray(MAGIC.length + 1, header)).toString('ascii');
-    const found = this.#keys.find((candidate) => candidate.id === id);
-    if (!found) {
-      const why =
-        this.#keys.length === 0
-          ? `is encrypted (key id ${JSON.stringify(id)}) but no encryption key is configured`
-          : `is encrypted with key id ${JSON.stringify(id)}, which is not among the configured keys`;
-      throw corrupt(key, this.#keys.length === 0 ? 'no-key' : 'unknown-key', why, { keyId: id });
-    }
-    const iv = stored.subarray(header, header + IV_LENGTH);
-    const tag = stored.subarray(stored.byteLength - TAG_LENGTH);
-    const body = stored.subarray(header + IV_LENGTH, stored.byteLength - TAG_LENGTH);
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', found.bytes, iv, { authTagLength: TAG_LENGTH });
-      decipher.setAAD(aad(stored.subarray(0, header), key));
-      decipher.setAuthTag(tag);
-      const plain = Buffer.concat([decipher.update(body), decipher.final()]);
-      return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
-    } catch {
-      // GCM says only "unable to authenticate": a wrong key, altered bytes, or a value moved here
-      // from another key all look the same, and no partial plaintext is ever returned.
-      throw corrupt(
-        key,
-        'decrypt-failed',
-        `cannot be decrypted with key id ${JSON.stringify(id)}: wrong key, or the value was altered or moved`,
-        {
-          keyId: id,
-        },
-      );
-    }
-  }
-
-  /** The size of the value `stored` holds, without decrypting it. */
-  plainSize(key: string, stored: Uint8Array): number {
-    if (!this.#sensitive(key) || !isEnvelope(stored)) return stored.byteLength;
-    const header = headerLength(stored);
-    return header < 0 ? stored.byteLength : stored.byteLength - header - IV_LENGTH - TAG_LENGTH;
-  }
-
-  /** Whether `reencrypt` should rewrite this value: plaintext, or sealed with a key other than the writer. */
-  isStale(key: string, stored: Uint8Array): boolean {
-    const writer = this.#keys[0];
-    if (!writer || !this.#sensitive(key)) return false;
-    if (!isEnvelope(stored)) return true;
-    const header = headerLength(stored);
-    if (header < 0) return false; // damaged: leave it for a reader to report
-    return Buffer.from(stored.subarray(MAGIC.length + 1, header)).toString('ascii') !== writer.id;
+  const iv = stored.subarray(end, end + IV_LENGTH);
+  const tag = stored.subarray(stored.byteLength - TAG_LENGTH);
+  const body = stored.subarray(end + IV_LENGTH, stored.byteLength - TAG_LENGTH);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', found.bytes, iv, { authTagLength: TAG_LENGTH });
+    decipher.setAAD(aad(stored.subarray(0, end), key));
+    decipher.setAuthTag(tag);
+    const plain = Buffer.concat([decipher.update(body), decipher.final()]);
+    return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength);
+  } catch {
+    // GCM says only "unable to authenticate": a wrong key, altered bytes, or a value moved here
+    // from another key all look the same, and no partial plaintext is ever returned.
+    throw corrupt(
+      key,
+      'decrypt-failed',
+      `cannot be decrypted with key id ${JSON.stringify(id)}: wrong key, or the value was altered or moved`,
+      { keyId: id },
+    );
   }
 }
 
 function aad(header: Uint8Array, key: string): Buffer {
   return Buffer.concat([header, Buffer.from([0]), Buffer.from(key, 'utf8')]);
-}
-
-/** The raw (stored, unsealed) operations `reencrypt` works on. */
-export interface RawAccess {
-  list(prefix: string): Promise<string[]>;
-  get(key: string): Promise<Uint8Array | null>;
-  put(key: string, value: Uint8Array): Promise<void>;
-}
-
-/**
- * Rewrites every sensitive value below `prefix` that is plaintext or sealed with an older key,
- * with the current writing key. In certkeeper's layout private keys are write-once (generations
- * are immutable, account keys change only on rollover), so read-then-rewrite does not race a
- * real update; still, run it when no rollover is in progress.
- */
-export async function reencrypt(sealer: Sealer, raw: RawAccess, prefix: string): Promise<ReencryptResult> {
-  if (sealer.writeKeyId === undefined) {
-    throw new CertkeeperError('INVALID_OPTION', 'reencrypt needs an encryption key to write with', {
-      details: { option: 'keys' },
-    });
-  }
-  const result: ReencryptResult = { examined: 0, rewritten: 0 };
-  for (const key of await raw.list(prefix)) {
-    if (!sealer.covers(key)) continue;
-    const stored = await raw.get(key);
-    if (stored === null) continue; // deleted meanwhile
-    result.examined++;
-    if (!sealer.isStale(key, stored)) continue;
-    const plain = sealer.open(key, stored, { migrating: true })!;
-    await raw.put(key, sealer.seal(key, plain));
-    result.rewritten++;
-  }
-  return result;
 }

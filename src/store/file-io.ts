@@ -2,8 +2,9 @@
  * File-system primitives shared by `FileStore` and its locks: private modes that do not depend on
  * the umask, durable temp files, directory fsync and the errno → error-code mapping.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chmod, mkdir, open, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CertkeeperError, describeCause, type ErrorCode } from '../errors.js';
 
@@ -11,6 +12,22 @@ export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
 /** Temp files start with this; `list` skips them and keys may not use it. */
 export const TMP_PREFIX = '.tmp-';
+
+/** A short digest of this host's name: temp files say which host (and pid) is writing them. */
+export const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+/**
+ * Random per process: a temp file with this process's pid but another tag was left by an earlier
+ * process that had the same pid (a container's pid 1 after a restart).
+ */
+export const PROCESS_TAG = randomUUID().slice(0, 8);
+
+/**
+ * `.tmp-<pid>.<host tag>.<process tag>.<uuid>`: a sweeper on the same host can tell a live
+ * writer's temp file from one a killed process left behind (`./file-sweep.ts`).
+ */
+function tempName(): string {
+  return `${TMP_PREFIX}${process.pid}.${HOST_TAG}.${PROCESS_TAG}.${randomUUID()}`;
+}
 
 export function errno(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -75,7 +92,7 @@ export async function ensureDirectory(dir: string): Promise<void> {
  * and returns its path. On failure nothing is left behind.
  */
 export async function writeTemp(dir: string, data: Uint8Array | string, durable = true): Promise<string> {
-  const path = join(dir, `${TMP_PREFIX}${randomUUID()}`);
+  const path = join(dir, tempName());
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(path, 'wx', FILE_MODE);

@@ -12,29 +12,50 @@
  * - A key cannot be both a value and a prefix of other keys (`a` and `a/b`): a path is either a
  *   file or a directory. certkeeper's own layout never does this. `get`/`stat` of a path that is
  *   a directory throws `STORE_CORRUPT`; empty directories are removed on `delete`.
+ * - The root directory is trusted only if nobody else can write it (`./file-root.ts`), checked
+ *   before the first operation; otherwise every call fails with `STORE_UNSAFE`. Symbolic links in
+ *   the store are never followed: a value behind one is `STORE_CORRUPT` (`reason: 'symlink'`),
+ *   `list` skips them, `put` and `delete` replace or remove the link itself.
+ * - Temp files left by a writer killed mid-write are removed (`./file-sweep.ts`): when the root
+ *   is first opened, then at most hourly on writes, or on demand with `sweep()`.
  */
 import { constants, type Dirent } from 'node:fs';
-import { open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { CertkeeperError } from '../errors.js';
-import { ensureDirectory, fsyncDirectory, isErrno, storeError, TMP_PREFIX, writeTemp } from './file-io.js';
+import {
+  DIR_MODE,
+  ensureDirectory,
+  fsyncDirectory,
+  isErrno,
+  storeError,
+  TMP_PREFIX,
+  writeTemp,
+} from './file-io.js';
 import { FileLocks } from './file-lock.js';
+import { trustedRoot } from './file-root.js';
+import { SWEEP_INTERVAL_MS, sweepTempFiles } from './file-sweep.js';
 import { assertStoreKey } from './layout.js';
 import { closedError, leaseTtl, toBytes } from './shared.js';
 import type { LockLease, LockOptions, Store, StoreStat } from './store.js';
 
 export interface FileStoreOptions {
   /**
-   * Root directory of the store. Created (mode 0700) on the first write if missing; an existing
-   * one keeps its mode (everything certkeeper creates inside it is 0700 / 0600 regardless).
+   * Root directory of the store. Created (mode 0700) on the first write if missing. An existing
+   * one must be owned by the effective user and not writable by group or others, nor lie below a
+   * directory another user can write (`STORE_UNSAFE` otherwise); it keeps its mode (everything
+   * certkeeper creates inside it is 0700 / 0600 regardless).
    */
   directory: string;
 }
 
 /** Directory under the root holding the lock tickets. */
 const LOCK_AREA = '.locks';
-/** O_NONBLOCK so that `get` of a FIFO someone placed in the store fails instead of hanging. */
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+/**
+ * O_NONBLOCK so that `get` of a FIFO someone placed in the store fails instead of hanging;
+ * O_NOFOLLOW so that a symbolic link at a key is refused (ELOOP) instead of read through.
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0);
 /** Retries of a write whose directory a concurrent `delete` pruned between mkdir and create. */
 const PUT_ATTEMPTS = 4;
 
@@ -42,15 +63,24 @@ function quote(key: string): string {
   return JSON.stringify(key);
 }
 
-function corrupt(key: string, why: string): CertkeeperError {
-  return new CertkeeperError('STORE_CORRUPT', `store key ${quote(key)} is ${why}`, { details: { key } });
+function corrupt(key: string, why: string, reason?: string): CertkeeperError {
+  return new CertkeeperError('STORE_CORRUPT', `store key ${quote(key)} is ${why}`, {
+    details: reason === undefined ? { key } : { key, reason },
+  });
 }
+
+const linked = (key: string) =>
+  corrupt(key, 'behind a symbolic link, which the store never follows', 'symlink');
 
 export class FileStore implements Store {
   /** Absolute path of the root directory. */
   readonly directory: string;
-  readonly #locks: FileLocks;
   readonly #closing = new AbortController();
+  /** The real path of the root once it was found trustworthy; every path is built on it. */
+  #root: string | undefined;
+  #locks: FileLocks | undefined;
+  #sweeping: Promise<number> | undefined;
+  #lastSweep = 0;
 
   constructor(options: FileStoreOptions) {
     if (options === null || typeof options !== 'object') {
@@ -69,18 +99,22 @@ export class FileStore implements Store {
       );
     }
     this.directory = resolve(directory);
-    this.#locks = new FileLocks(join(this.directory, LOCK_AREA), () => this.#open(), this.#closing.signal);
   }
 
   async get(key: string): Promise<Uint8Array | null> {
     this.#open();
-    const file = this.#path(key);
+    const parts = this.#parts(key);
+    const root = await this.#trusted(false);
+    if (root === null) return null;
+    const file = join(root, ...parts);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
+      await this.#realParent(file, key);
       handle = await open(file, READ_FLAGS);
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
       if (isErrno(err, 'EISDIR')) throw corrupt(key, 'a directory, not a value');
+      if (isErrno(err, 'ELOOP')) throw linked(key);
       throw storeError(err, `reading store key ${quote(key)}`, { key });
     }
     try {
@@ -97,17 +131,20 @@ export class FileStore implements Store {
 
   async put(key: string, value: Uint8Array | string): Promise<void> {
     this.#open();
-    const file = this.#path(key);
+    const parts = this.#parts(key);
     const data = toBytes(value);
+    const root = await this.#trusted(true);
+    const file = join(root, ...parts);
     const dir = dirname(file);
     try {
       for (let attempt = 1; ; attempt++) {
         let temp: string;
         try {
+          await this.#realParent(file, key);
           temp = await writeTemp(dir, data);
         } catch (err) {
           if (!isErrno(err, 'ENOENT') || attempt >= PUT_ATTEMPTS) throw err;
-          await ensureDirectory(dir);
+          await this.#makeParents(root, parts, key);
           continue;
         }
         try {
@@ -122,12 +159,17 @@ export class FileStore implements Store {
     } catch (err) {
       throw storeError(err, `writing store key ${quote(key)}`, { key });
     }
+    if (Date.now() - this.#lastSweep >= SWEEP_INTERVAL_MS) this.#sweepInBackground(root);
   }
 
   async delete(key: string): Promise<boolean> {
     this.#open();
-    const file = this.#path(key);
+    const parts = this.#parts(key);
+    const root = await this.#trusted(false);
+    if (root === null) return false;
+    const file = join(root, ...parts);
     try {
+      await this.#realParent(file, key);
       await unlink(file);
       await fsyncDirectory(dirname(file));
     } catch (err) {
@@ -135,20 +177,22 @@ export class FileStore implements Store {
       if (isErrno(err, 'EISDIR')) throw corrupt(key, 'a directory, not a value');
       throw storeError(err, `deleting store key ${quote(key)}`, { key });
     }
-    await this.#prune(dirname(file));
+    await this.#prune(root, dirname(file));
     return true;
   }
 
   async list(prefix: string): Promise<string[]> {
     this.#open();
     assertStoreKey(prefix, { allowEmpty: true });
-    const start = prefix === '' ? this.directory : this.#path(prefix);
+    const parts = prefix === '' ? [] : this.#parts(prefix);
+    const root = await this.#trusted(false);
     const keys: string[] = [];
+    if (root === null) return keys;
+    const start = join(root, ...parts);
     try {
-      const info = await stat(start);
-      if (prefix === '' && !info.isDirectory()) {
-        throw new CertkeeperError('STORE_IO', `store directory ${quote(this.directory)} is not a directory`);
-      }
+      // A link anywhere on the way (or at the prefix itself) is not listed into.
+      if ((await realpath(start)) !== start) return keys;
+      const info = await lstat(start);
       if (info.isFile()) return [prefix];
       if (info.isDirectory()) await this.#walk(start, prefix, keys);
     } catch (err) {
@@ -160,9 +204,14 @@ export class FileStore implements Store {
 
   async stat(key: string): Promise<StoreStat | null> {
     this.#open();
-    const file = this.#path(key);
+    const parts = this.#parts(key);
+    const root = await this.#trusted(false);
+    if (root === null) return null;
+    const file = join(root, ...parts);
     try {
-      const info = await stat(file);
+      await this.#realParent(file, key);
+      const info = await lstat(file);
+      if (info.isSymbolicLink()) throw linked(key);
       if (!info.isFile()) throw corrupt(key, 'not a regular file');
       return { key, size: info.size, modified: info.mtime };
     } catch (err) {
@@ -173,22 +222,40 @@ export class FileStore implements Store {
 
   async lock(name: string, options: LockOptions = {}): Promise<LockLease> {
     this.#open();
-    return this.#locks.lock(name, leaseTtl(options.ttlMs), options.signal);
+    assertStoreKey(name);
+    const ttlMs = leaseTtl(options.ttlMs);
+    return (await this.#lockArea()).lock(name, ttlMs, options.signal);
   }
 
   async tryLock(name: string, options: Omit<LockOptions, 'signal'> = {}): Promise<LockLease | null> {
     this.#open();
-    return this.#locks.tryLock(name, leaseTtl(options.ttlMs));
+    assertStoreKey(name);
+    const ttlMs = leaseTtl(options.ttlMs);
+    return (await this.#lockArea()).tryLock(name, ttlMs);
   }
 
   async renewLock(lease: LockLease, ttlMs?: number): Promise<LockLease> {
     this.#open();
-    return this.#locks.renew(lease, ttlMs === undefined ? undefined : leaseTtl(ttlMs));
+    const ttl = ttlMs === undefined ? undefined : leaseTtl(ttlMs);
+    return (await this.#lockArea()).renew(lease, ttl);
   }
 
   async unlock(lease: LockLease): Promise<boolean> {
     this.#open();
-    return this.#locks.release(lease);
+    return (await this.#lockArea()).release(lease);
+  }
+
+  /**
+   * Removes temp files that writers killed mid-write left behind (older than 15 minutes, their
+   * writer not running on this host). Runs by itself when the store first opens its directory and
+   * at most hourly on writes; call it from your own maintenance if you like. Returns how many.
+   */
+  async sweep(): Promise<number> {
+    this.#open();
+    const root = await this.#trusted(false);
+    if (root === null) return 0;
+    await this.#sweeping?.catch(() => {});
+    return this.#sweep(root);
   }
 
   async close(): Promise<void> {
@@ -200,8 +267,75 @@ export class FileStore implements Store {
     if (this.#closing.signal.aborted) throw closedError('FileStore');
   }
 
-  /** The file of a key; refuses keys that would leave the root or hit the store's own files. */
-  #path(key: string): string {
+  /**
+   * The real path of the root, checked once (`./file-root.ts`) and then kept; `null` while it
+   * does not exist, unless `create`. Opening it starts the first sweep of stale temp files.
+   */
+  async #trusted(create: true): Promise<string>;
+  async #trusted(create: boolean): Promise<string | null>;
+  async #trusted(create: boolean): Promise<string | null> {
+    if (this.#root !== undefined) return this.#root;
+    const what = `opening store directory ${quote(this.directory)}`;
+    try {
+      let root = await trustedRoot(this.directory);
+      if (root === null) {
+        if (!create) return null;
+        await ensureDirectory(this.directory);
+        root = await trustedRoot(this.directory);
+        if (root === null) throw new CertkeeperError('STORE_IO', `${what} failed: it vanished`);
+      }
+      if (this.#root === undefined) {
+        this.#root = root;
+        this.#sweepInBackground(root);
+      }
+      return this.#root;
+    } catch (err) {
+      throw storeError(err, what, { directory: this.directory });
+    }
+  }
+
+  async #lockArea(): Promise<FileLocks> {
+    const root = await this.#trusted(true);
+    this.#locks ??= new FileLocks(join(root, LOCK_AREA), () => this.#open(), this.#closing.signal);
+    return this.#locks;
+  }
+
+  /** Refuses a key whose directory is reached through a symbolic link (ENOENT passes through). */
+  async #realParent(file: string, key: string): Promise<void> {
+    const dir = dirname(file);
+    if ((await realpath(dir)) !== dir) throw linked(key);
+  }
+
+  /** `mkdir -p` below the root that refuses to create anything through a symbolic link. */
+  async #makeParents(root: string, parts: string[], key: string): Promise<void> {
+    await ensureDirectory(root); // the root itself may have been removed while we ran
+    let dir = root;
+    for (const part of parts.slice(0, -1)) {
+      dir = join(dir, part);
+      try {
+        await mkdir(dir, { mode: DIR_MODE });
+        await chmod(dir, DIR_MODE); // mkdir's mode is filtered by the umask
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err;
+        if ((await lstat(dir)).isSymbolicLink()) throw linked(key);
+      }
+    }
+  }
+
+  #sweepInBackground(root: string): void {
+    // Best effort: a failure here shows up again, and typed, on the next read or write.
+    this.#sweep(root).catch(() => {});
+  }
+
+  #sweep(root: string): Promise<number> {
+    this.#lastSweep = Date.now();
+    const sweeping = sweepTempFiles(root, this.#closing.signal);
+    this.#sweeping = sweeping;
+    return sweeping;
+  }
+
+  /** The path segments of a key; refuses keys that would leave the root or hit the store's own files. */
+  #parts(key: string): string[] {
     assertStoreKey(key);
     const parts = key.split('/');
     if (parts[0] === LOCK_AREA || parts.some((part) => part.startsWith(TMP_PREFIX))) {
@@ -220,7 +354,7 @@ export class FileStore implements Store {
         details: { reason: 'escapes the store' },
       });
     }
-    return file;
+    return parts;
   }
 
   async #walk(dir: string, prefix: string, keys: string[]): Promise<void> {
@@ -241,9 +375,9 @@ export class FileStore implements Store {
   }
 
   /** Removes directories emptied by a delete, up to (not including) the root. Best effort. */
-  async #prune(dir: string): Promise<void> {
+  async #prune(root: string, dir: string): Promise<void> {
     let current = dir;
-    while (current !== this.directory && current.startsWith(this.directory + sep)) {
+    while (current !== root && current.startsWith(root + sep)) {
       try {
         await rmdir(current);
       } catch {

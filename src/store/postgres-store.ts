@@ -19,7 +19,9 @@
  * single clock (replicas' clocks do not matter), renewal from any pooled connection, takeover by
  * one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now` (the row lock serialises
  * contenders), and a per-lock fencing counter (`token = token + 1` on that same row, never
- * deleted, so tokens strictly increase). Operators can read the table to see who holds what.
+ * deleted, so tokens strictly increase). Operators can read the table to see who holds what; a
+ * row set by hand to expire at 'infinity' (or otherwise later than its own TTL allows) is garbage:
+ * it gets the next contender's lease and then lapses.
  *
  * Values: one UPSERT statement, so readers see the old or the new row (MVCC). `list` matches
  * `key = prefix OR key LIKE prefix || '/%'`, with `\`, `%` and `_` in the prefix escaped; the "C"
@@ -169,8 +171,17 @@ export class PostgresStore extends SharedStore {
     const owner = randomUUID();
     const startedAt = Date.now();
     const { rows } = await this.#query(this.#sql.acquire, [name, owner, ttlMs]);
-    const { token, wait_ms: waitMs } = rows[0] as { token: string | null; wait_ms: number | null };
-    if (token === null) return { retryInMs: Math.max(1, Number(waitMs ?? 1)) };
+    const found = rows[0] as { token: string | null; wait_ms: number | null; garbage: boolean | null };
+    if (found.token === null) {
+      let waitMs = found.wait_ms;
+      if (found.garbage) {
+        // Not a lease this store wrote: give it the caller's, after which it is taken over.
+        const repaired = await this.#query(this.#sql.repair, [name, ttlMs]);
+        waitMs = repaired.rows[0]?.wait_ms ?? 1;
+      }
+      return { retryInMs: Math.max(1, Number(waitMs ?? 1)) };
+    }
+    const { token } = found;
     return {
       lease: Object.freeze({ name, token: Number(token), owner, expiresAt: leaseExpiry(startedAt, ttlMs) }),
     };
@@ -340,6 +351,15 @@ export class PostgresStore extends SharedStore {
   }
 }
 
+/**
+ * A lease row this store cannot have written: `renew` and `acquire` always set `expires_at` to
+ * now + `ttl_ms` with a positive, finite `ttl_ms`, so a row expiring later than that (`'infinity'`,
+ * a date years ahead) or with a `ttl_ms` that is not a sane number (NaN sorts above every number
+ * in PostgreSQL) was planted or damaged. It would otherwise hold the lock forever.
+ */
+const GARBAGE_LEASE = `(NOT (ttl_ms > 0 AND ttl_ms < 1e12)
+  OR expires_at > clock_timestamp() + ttl_ms * interval '1 millisecond')`;
+
 function statements(values: string, locks: string) {
   return {
     createTables: (schema: string, table: string) => `
@@ -377,7 +397,15 @@ function statements(values: string, locks: string) {
         RETURNING token)
       SELECT (SELECT token FROM won) AS token,
         (SELECT greatest(0, (extract(epoch FROM expires_at) - extract(epoch FROM clock_timestamp())) * 1000)::float8
-           FROM ${locks} WHERE name = $1) AS wait_ms`,
+           FROM ${locks} WHERE name = $1) AS wait_ms,
+        (SELECT ${GARBAGE_LEASE} FROM ${locks} WHERE name = $1) AS garbage`,
+    // Gives a garbage lease the caller's TTL ($2) from now, never lengthening it.
+    repair: `UPDATE ${locks}
+        SET expires_at = least(expires_at, clock_timestamp() + $2::float8 * interval '1 millisecond'),
+            ttl_ms = $2::float8
+        WHERE name = $1 AND ${GARBAGE_LEASE}
+        RETURNING greatest(0, (extract(epoch FROM expires_at) - extract(epoch FROM clock_timestamp())) * 1000)::float8
+          AS wait_ms`,
     renew: `UPDATE ${locks}
         SET ttl_ms = coalesce($4::float8, ttl_ms),
             expires_at = clock_timestamp() + coalesce($4::float8, ttl_ms) * interval '1 millisecond'

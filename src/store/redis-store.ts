@@ -4,7 +4,8 @@
  *
  * Layout, all under `<prefix>:` so several applications share one Redis:
  *   <prefix>:v:<key>        hash { d: value bytes, m: modified, Redis clock ms }
- *   <prefix>:index          sorted set of every key (all scores 0), for `list`
+ *   <prefix>:index          sorted set of every key (all scores 0), for `list`; rebuilt from the
+ *                           values if it is found holding anything else
  *   <prefix>:lock:<name>    lease "token:owner:ttl", expiring by PX
  *   <prefix>:fence:<name>   fencing counter, INCR-ed per acquisition, never expires
  *   <prefix>:changes        pub/sub channel: the key of every committed put/delete
@@ -17,7 +18,9 @@
  *   of a Redis shared with other applications, and glob patterns would need escaping of `*?[]\`
  *   in keys; a lexicographic range over "p/" .. "p0" is exact, segment-wise and cheap.
  * - Locks: SET NX PX in a script that INCRements the per-lock fencing counter only when the SET
- *   won; renewal and release compare "token:owner" first. Leases expire on the Redis clock, so
+ *   won; renewal and release compare "token:owner" first. A lock or counter this script cannot
+ *   have written (no expiry, wrong type, not a number) is garbage and is repaired, never obeyed
+ *   forever (see `ACQUIRE`). Leases expire on the Redis clock, so
  *   replicas' clocks do not matter; `expiresAt` is measured locally from before the request, so it
  *   errs early. Redis keeps nothing without persistence: after a restart of a Redis without AOF,
  *   values and fencing counters start over. Give a Redis that holds certificates persistence and
@@ -176,17 +179,18 @@ export class RedisStore extends SharedStore {
       await this.#redis(signal),
       PUT,
       [this.#valueKey(key), this.#index],
-      [bytes, key, this.#channel],
+      [bytes, key, this.#channel, this.#valueKey('')],
     );
   }
 
   protected async removeValue(key: string, signal: AbortSignal): Promise<boolean> {
     const keys = [this.#valueKey(key), this.#index];
-    return (await run(await this.#redis(signal), DELETE, keys, [key, this.#channel])) === 1;
+    const args = [key, this.#channel, this.#valueKey('')];
+    return (await run(await this.#redis(signal), DELETE, keys, args)) === 1;
   }
 
   protected async listKeys(prefix: string, signal: AbortSignal): Promise<string[]> {
-    const found = await run(await this.#redis(signal), LIST, [this.#index], [prefix, `${this.prefix}:v:`]);
+    const found = await run(await this.#redis(signal), LIST, [this.#index], [prefix, this.#valueKey('')]);
     return (found as Buffer[]).map((key) => key.toString('utf8'));
   }
 

@@ -6,7 +6,6 @@
  * exported from the package by name.
  */
 import { defaultLogger, type Logger } from '../logger.js';
-import { type EncryptionOptions, type ReencryptResult, reencrypt, Sealer } from './envelope.js';
 import { assertStoreKey } from './layout.js';
 import {
   assertEncodable,
@@ -16,20 +15,29 @@ import {
   peerError,
   positiveMs,
 } from './peer.js';
+import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './sealer.js';
 import { abortedError, closedError, leaseTtl, toBytes, Waiters } from './shared.js';
-import type { LockLease, LockOptions, Store, StoreChangeListener, StoreStat } from './store.js';
+import type {
+  LockLease,
+  LockOptions,
+  RecordSealing,
+  Store,
+  StoreChangeListener,
+  StoreStat,
+} from './store.js';
 import { WatchHub } from './watch.js';
 
 export interface SharedStoreOptions {
   /**
    * Encryption of private keys at rest (AES-256-GCM). Default: keys from the
-   * `CERTKEEPER_ENCRYPTION_KEY` environment variable, and a warning when there are none. `false`
-   * stores them unencrypted deliberately, without the warning.
+   * `CERTKEEPER_ENCRYPTION_KEY` environment variable; with none there, the store refuses to be
+   * created (`INVALID_OPTION`, option `encryption`). `'none'` (or `false`) stores private keys
+   * unencrypted deliberately: then whoever can read the server holds them.
    */
-  encryption?: EncryptionOptions | false;
+  encryption?: EncryptionChoice;
   /** Deadline for connecting and for each operation, in ms. Default 5000. */
   timeoutMs?: number;
-  /** Receives warnings (no encryption key, lost notification connection). Default: console. */
+  /** Receives warnings (a lost notification connection). Default: console. */
   logger?: Logger;
 }
 
@@ -44,6 +52,8 @@ const MAX_POLL_MS = 250;
 const quote = (key: string) => JSON.stringify(key);
 
 export abstract class SharedStore implements Store {
+  /** Sealed records (see `Store.sealing`): present when an encryption key is configured. */
+  readonly sealing?: RecordSealing;
   protected readonly logger: Logger;
   protected readonly timeoutMs: number;
   readonly #name: string;
@@ -61,7 +71,13 @@ export abstract class SharedStore implements Store {
     }
     this.logger = logger;
     this.timeoutMs = positiveMs(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
-    this.#sealer = new Sealer(options.encryption, { owner: name, option: 'encryption', logger });
+    this.#sealer = new Sealer(options.encryption, {
+      owner: name,
+      option: 'encryption',
+      logger,
+      required: true,
+    });
+    if (this.#sealer.records) this.sealing = this.#sealer.records;
     this.#hub = new WatchHub(name, logger);
   }
 
@@ -136,6 +152,7 @@ export abstract class SharedStore implements Store {
     const ttlMs = leaseTtl(options.ttlMs);
     const { signal } = options;
     let poll = FIRST_POLL_MS;
+    let early = false;
     for (;;) {
       if (signal?.aborted) throw abortedError(name, signal);
       const attempt = await this.#acquire(name, ttlMs);
@@ -145,8 +162,11 @@ export abstract class SharedStore implements Store {
         await this.unlock(attempt.lease).catch(() => {});
         throw abortedError(name, signal);
       }
-      // Jitter spreads contenders out; a lease about to lapse is looked at right after it does.
-      const delay = Math.min(poll * (0.75 + Math.random() / 2), attempt.retryInMs + 1);
+      // Jitter spreads contenders out. A lease about to lapse is looked at right after it does,
+      // but never twice in a row: a backend that keeps saying "almost free" gets the backoff.
+      const backoff = poll * (0.75 + Math.random() / 2);
+      early = !early && attempt.retryInMs + 1 < backoff;
+      const delay = early ? attempt.retryInMs + 1 : backoff;
       await releases.wait(this.lockId(name), delay, signal, this.#closing.signal);
       poll = Math.min(poll * 1.5, MAX_POLL_MS);
     }

@@ -76,6 +76,14 @@
  * The resolved function stops the listener (idempotent); `close()` stops all of them. Listeners
  * are called synchronously from the store's I/O callbacks: keep them short and hand real work to
  * a queue. An exception thrown by a listener is logged and does not affect other listeners.
+ *
+ * ## Sealed records (optional capability)
+ * A store that holds encryption keys (`RedisStore` / `PostgresStore` with keys, `EncryptedStore`,
+ * a `CachedStore` whose primary has it) offers `sealing`: authenticated, versioned records for
+ * values that become trust or decide what is served, so that whoever can write the store without
+ * the key cannot forge, move or roll them back (details on `RecordSealing`). Stores without keys
+ * have no `sealing`; callers detect it at the call site and decide what an unauthenticated value
+ * may still be used for.
  */
 
 export interface StoreStat {
@@ -109,6 +117,37 @@ export type StoreChange = { readonly type: 'change'; readonly key: string } | { 
 
 export type StoreChangeListener = (change: StoreChange) => void;
 
+/** What `RecordSealing.open` returns: the value and the version it was sealed at. */
+export interface SealedRecord {
+  readonly value: Uint8Array;
+  readonly version: number;
+}
+
+/**
+ * Seals values with the store's encryption key so that they are bound to their store key and to a
+ * version (AES-256-GCM; key and version are associated data). Pure functions of bytes: store the
+ * result with `put(key, …)` and read it with `get(key)`, so it travels through any wrapper
+ * (`CachedStore` keeps it in its local copy as it is).
+ *
+ * ```ts
+ * const sealing = store.sealing; // undefined: the store has no key
+ * await store.put(key, sealing.seal(key, JSON.stringify(list), list.version));
+ * const record = sealing.open(key, await store.get(key), { atLeast: lastKnownVersion }); // or null
+ * ```
+ *
+ * Versions are the caller's: a non-negative safe integer that grows with every change of the
+ * value (a generation counter, a CRL number). `open` refuses, with `STORE_CORRUPT` and
+ * `details.reason`: `not-sealed` (plaintext, or written without the key), `decrypt-failed`
+ * (altered, or copied from another store key), `unknown-key`, `malformed`, and `replayed`: a
+ * version below `options.atLeast` or below the highest version this store object has sealed or
+ * opened for that key. The latter is memory: a process that starts after an older record was put
+ * back cannot tell, unless the caller passes a floor it knows from elsewhere.
+ */
+export interface RecordSealing {
+  seal(key: string, value: Uint8Array | string, version: number): Uint8Array;
+  open(key: string, stored: Uint8Array | null, options?: { atLeast?: number }): SealedRecord | null;
+}
+
 export interface Store {
   get(key: string): Promise<Uint8Array | null>;
   put(key: string, value: Uint8Array | string): Promise<void>;
@@ -131,6 +170,9 @@ export interface Store {
    * stops this listener.
    */
   watch?(prefix: string, listener: StoreChangeListener): Promise<() => void>;
+
+  /** OPTIONAL (see "Sealed records" above): present when the store holds an encryption key. */
+  readonly sealing?: RecordSealing;
 }
 
 export const DEFAULT_LOCK_TTL_MS = 30_000;

@@ -6,9 +6,10 @@
  * import { runStoreConformance } from 'certkeeper/testing';
  * await runStoreConformance('RedisStore', async () => {
  *   const prefix = `test-${crypto.randomUUID()}`;
+ *   const encryption = { keys: [testKey] }; // or 'none': shared stores refuse to run without either
  *   return {
- *     store: new RedisStore({ url, prefix }),
- *     second: () => new RedisStore({ url, prefix }), // another replica on the same data
+ *     store: new RedisStore({ url, prefix, encryption }),
+ *     second: () => new RedisStore({ url, prefix, encryption }), // another replica on the same data
  *     cleanup: () => dropPrefix(prefix),
  *   };
  * });
@@ -479,6 +480,49 @@ export async function runStoreConformance(
       expect(await sut.store.tryLock('shared', { ttlMs: LONG })).toBeNull();
       expect(await other.unlock(b)).toBe(true);
       expect(await sut.store.tryLock('shared', { ttlMs: LONG })).not.toBeNull();
+    });
+
+    // ---- sealed records (stores that offer `sealing`) ------------------------------------------
+
+    test('sealed records round-trip and refuse a value moved, written without the key, or replayed', async (context) => {
+      const sealing = sut.store.sealing;
+      if (!sealing) return context.skip('the store has no sealing (no encryption key)');
+      const key = 'ca/x/revoked.json';
+      const reason = (run: () => unknown) =>
+        Promise.resolve()
+          .then(run)
+          .then(
+            () => 'accepted',
+            (error: { code?: string; details?: { reason?: string } }) =>
+              `${error.code}:${error.details?.reason}`,
+          );
+      await sut.store.put(key, sealing.seal(key, 'first', 1));
+      const first = await sut.store.get(key);
+      expect(sealing.open(key, first)).toMatchObject({ version: 1 });
+      await sut.store.put(key, sealing.seal(key, 'second', 2));
+      const second = sealing.open(key, await sut.store.get(key));
+      expect({ value: text(second?.value ?? null), version: second?.version }).toEqual({
+        value: 'second',
+        version: 2,
+      });
+      await sut.store.put(key, first!);
+      expect(await reason(async () => sealing.open(key, await sut.store.get(key)))).toBe(
+        'STORE_CORRUPT:replayed',
+      );
+      await sut.store.put('ca/y/revoked.json', first!);
+      expect(
+        await reason(async () => sealing.open('ca/y/revoked.json', await sut.store.get('ca/y/revoked.json'))),
+      ).toBe('STORE_CORRUPT:decrypt-failed');
+      await sut.store.put('ca/z/revoked.json', 'written without the key');
+      expect(
+        await reason(async () => sealing.open('ca/z/revoked.json', await sut.store.get('ca/z/revoked.json'))),
+      ).toBe('STORE_CORRUPT:not-sealed');
+      expect(sealing.open('ca/none', await sut.store.get('ca/none'))).toBeNull();
+      if (!sut.second) return;
+      const other = await secondStore(context);
+      await sut.store.put(key, sealing.seal(key, 'third', 3));
+      expect(other.sealing?.open(key, await other.get(key))).toMatchObject({ version: 3 });
+      expect(await reason(() => other.sealing?.open(key, first))).toBe('STORE_CORRUPT:replayed');
     });
 
     test('a closed store rejects every call with STORE_CLOSED', async () => {

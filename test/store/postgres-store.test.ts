@@ -54,6 +54,29 @@ if (!url) {
       for (const table of tables.splice(0)) await drop(table);
     });
 
+    it('refuses to start without an encryption key unless encryption is "none", naming the option', async () => {
+      tables.push(uniqueTable());
+      const table = tables.at(-1)!;
+      expect(process.env.CERTKEEPER_ENCRYPTION_KEY).toBeUndefined();
+      for (const encryption of [{ env: {} }, undefined]) {
+        expect(
+          () => new PostgresStore({ connectionString: url, table, encryption, logger: silentLogger }),
+        ).toThrow(
+          expect.objectContaining({
+            code: 'INVALID_OPTION',
+            details: { option: 'encryption' },
+            message: expect.stringMatching(/PostgresStore.*CERTKEEPER_ENCRYPTION_KEY.*encryption: 'none'/),
+          }),
+        );
+      }
+      const store = open({ encryption: 'none' });
+      await store.put('certificates/i/a/01/key.pem', 'plain');
+      const { rows } = await admin.query(`SELECT value FROM public.${table} WHERE key = $1`, [
+        'certificates/i/a/01/key.pem',
+      ]);
+      expect(rows[0].value.toString()).toBe('plain');
+    });
+
     it('validates options eagerly and names the bad option', () => {
       const cases: [unknown, RegExp][] = [
         [null, /options/],

@@ -218,22 +218,35 @@ if (!url) {
       }
     });
 
-    it('warns once when no encryption key is configured, and not at all with encryption: false', async () => {
+    it('refuses to start without an encryption key unless encryption is "none", naming the option', async () => {
       prefixes.push(`certkeeper-test-${randomUUID()}`);
+      const prefix = prefixes.at(-1)!;
+      expect(process.env.CERTKEEPER_ENCRYPTION_KEY).toBeUndefined();
+      for (const encryption of [{ env: {} }, undefined, {}]) {
+        expect(() => new RedisStore({ url, prefix, encryption, logger: silentLogger })).toThrow(
+          expect.objectContaining({
+            code: 'INVALID_OPTION',
+            details: { option: 'encryption' },
+            message: expect.stringMatching(/CERTKEEPER_ENCRYPTION_KEY.*encryption: 'none'/),
+          }),
+        );
+      }
+      // The deliberate opt-out stores private keys as they are, without a word.
       const warn = vi.fn();
       const logger = { ...silentLogger, warn };
-      const store = open({ logger, encryption: { env: {} } });
+      const store = open({ logger, encryption: 'none' });
       await store.put('accounts/i/a/key.pem', 'plain');
-      await store.put('accounts/i/b/key.pem', 'plain');
-      expect(warn).toHaveBeenCalledTimes(1);
-      expect(warn.mock.calls[0]![0]).toMatch(/RedisStore.*CERTKEEPER_ENCRYPTION_KEY.*UNENCRYPTED/);
-      open({ logger, encryption: false });
-      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(await admin.hget(`${prefix}:v:accounts/i/a/key.pem`, 'd'))).toBe('plain');
+      open({ logger, encryption: false }); // the older spelling of the same choice
+      expect(warn).not.toHaveBeenCalled();
       // Reading with a key configured refuses the plaintext private key instead of serving it.
       await expect(open().get('accounts/i/a/key.pem')).rejects.toMatchObject({
         code: 'STORE_CORRUPT',
         details: { reason: 'not-encrypted' },
       });
+      expect(() => open({ encryption: 'off' as never })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION', details: { option: 'encryption' } }),
+      );
     });
   });
 }
