@@ -26,7 +26,7 @@ import type {
   IssuerContext,
   RevocationReason,
 } from '../issuer.js';
-import { fetchRoot, rootFingerprint } from './bootstrap.js';
+import { fetchRoot, pinnedRoot } from './bootstrap.js';
 import { StepCaClient } from './client.js';
 import { mintRenewToken } from './mint.js';
 import { resolveOptions, type StepCaIssuerOptions } from './options.js';
@@ -90,17 +90,14 @@ export class StepCaIssuer implements Issuer {
   async #bootstrap(store: Store | undefined, signal: AbortSignal | undefined): Promise<string> {
     const key = enrollmentKey(this.id, 'root.pem');
     const cached = store ? await store.get(key) : null;
-    if (cached) {
-      try {
-        const pem = Buffer.from(cached).toString('utf8');
-        if (rootFingerprint(pem) === this.#fingerprint) {
-          this.#root = pem;
-          return pem;
-        }
-      } catch {
-        // a damaged cache is re-fetched below
-      }
+    // The store is writable by others: only the one certificate the fingerprint pins is taken
+    // from it. A cache holding anything else (an appended CA, garbage) is re-fetched and rewritten.
+    const pinned = cached ? pinnedRoot(Buffer.from(cached).toString('utf8'), this.#fingerprint) : null;
+    if (pinned) {
+      this.#root = pinned;
+      return pinned;
     }
+    // fetchRoot answers the one pinned certificate only, whatever else the CA sent.
     const pem = await fetchRoot({
       caUrl: this.caUrl,
       fingerprint: this.#fingerprint,
