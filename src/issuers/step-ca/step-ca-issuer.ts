@@ -1,6 +1,6 @@
 /**
  * Token enrollment with a step-ca compatible CA: the way in for internal services an ACME
- * validation cannot reach (protocols.md §6).
+ * validation cannot reach.
  *
  *   bootstrap   CA URL + root fingerprint → the root, fetched once and pinned (bootstrap.ts)
  *   enroll      `issue`: the manager's CSR + a one-time token → POST /1.0/sign
@@ -13,7 +13,9 @@
  * its `jti` before it even checks the signature), so the outcome is recorded in the store under
  * the hash of the `jti` (spent-tokens.ts) and the token is never presented again: not after a
  * restart, not by another replica sharing the store, not by a retry loop. A new token (a new
- * secret file) is picked up by the next attempt.
+ * secret file) is picked up by the next attempt. Errors only a new token can fix carry
+ * `details.retryable: false` (see isRetryable), so the manager does not retry them on its normal
+ * schedule.
  */
 import { parseCertificates } from '../../crypto/inspect.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
@@ -152,7 +154,14 @@ export class StepCaIssuer implements Issuer {
         'TOKEN_ALREADY_USED',
         `the one-time token in ${source} was already presented to the CA (at ${spent.presentedAt}, ` +
           `outcome ${spent.outcome}); tokens are single-use: provide a new one`,
-        { details: { id: request.id, presentedAt: spent.presentedAt, outcome: spent.outcome } },
+        {
+          details: {
+            id: request.id,
+            presentedAt: spent.presentedAt,
+            outcome: spent.outcome,
+            retryable: false,
+          },
+        },
       );
     }
     const root = await this.rootCertificate(context);
@@ -198,7 +207,7 @@ export class StepCaIssuer implements Issuer {
         `the CA refused the one-time token from ${source} (401: ${error.details.caMessage}). A token is ` +
           'single-use and valid for minutes: it may have been used already, be expired by the CA clock, ' +
           "name a CA host outside the CA's DNS names, or come from an unknown provisioner. Provide a new one",
-        { details: { id: request.id, status: 401, caMessage: error.details.caMessage } },
+        { details: { id: request.id, status: 401, caMessage: error.details.caMessage, retryable: false } },
       );
     }
   }
@@ -225,6 +234,7 @@ export class StepCaIssuer implements Issuer {
         throw new CertkeeperError(
           'TOKEN_REJECTED',
           'renewal after expiry is disabled (renewAfterExpiry: false)',
+          { details: { retryable: false } },
         );
       }
       const bearer = await mintRenewToken({
@@ -274,7 +284,7 @@ export class StepCaIssuer implements Issuer {
       'NEW_TOKEN_REQUIRED',
       `certificate ${serialNumber} cannot be renewed: ${why}. A new one-time token is needed` +
         (this.#token ? ` in ${this.#token.describe()}` : ''),
-      { cause: refusal, details: { id: request.id, serial: serialNumber, expired } },
+      { cause: refusal, details: { id: request.id, serial: serialNumber, expired, retryable: false } },
     );
   }
 
