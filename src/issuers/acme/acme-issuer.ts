@@ -203,23 +203,26 @@ export class AcmeIssuer implements Issuer {
     return client.http.getDirectory();
   }
 
-  /** Runs `fn` with the account, registering it again once if the CA has forgotten it. */
+  /**
+   * Runs `fn` with the account; when the CA no longer accepts it, once more with the account the
+   * fleet uses instead (re-registered under the account lock by the first replica to notice).
+   */
   async #withAccount<T>(context: IssuerContext, fn: (client: AcmeClient) => Promise<T>): Promise<T> {
     const client = await this.#accounts.client(context);
     try {
       return await fn(client);
     } catch (error) {
-      if (
-        !isProblem(error, 'accountDoesNotExist') &&
-        !(
-          isProblem(error, 'unauthorized') &&
-          /account/i.test(String((error as CertkeeperError).details.detail))
-        )
-      ) {
-        throw error;
-      }
-      await this.#accounts.forget(context);
-      return fn(await this.#accounts.client(context));
+      const detail = isCertkeeperError(error) ? String(error.details.detail ?? '') : '';
+      // The CA forgot the account (restarted, deactivated): register again, once per fleet.
+      const gone =
+        isProblem(error, 'accountDoesNotExist') ||
+        (isProblem(error, 'unauthorized') && /account/i.test(detail));
+      // A signature the CA cannot verify: another replica may have rolled the key over.
+      const rolled = isProblem(error, 'malformed') && /JWS|signature/i.test(detail);
+      if (!gone && !rolled) throw error;
+      const replacement = await this.#accounts.replace(context, client, gone);
+      if (!replacement) throw error;
+      return fn(replacement);
     }
   }
 
