@@ -7,7 +7,7 @@ import { x509 } from '../../../src/crypto/x509.js';
 import { isRetryable } from '../../../src/errors.js';
 import { AcmeIssuer } from '../../../src/issuers/acme/acme-issuer.js';
 import { certId } from '../../../src/issuers/acme/ari.js';
-import { problemError } from '../../../src/issuers/acme/problems.js';
+import { challengeRetryable, problemError } from '../../../src/issuers/acme/problems.js';
 import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../../../src/issuers/acme/transport.js';
 import { makeIntermediate, makeRoot } from '../../support/pki.js';
 
@@ -135,6 +135,14 @@ describe('ACME problems retrying cannot fix', () => {
   ])('%i %s: retryable', (status, name) => {
     const error = problemError(response(status, { type: urn(name), detail: 'x' }), 'x');
     expect(isRetryable(error)).toBe(true);
+  });
+
+  it('a failed challenge is retryable (another answer, another solver) unless the CA refused the name', () => {
+    expect(challengeRetryable(urn('caa'))).toBe(false);
+    expect(challengeRetryable(urn('rejectedIdentifier'))).toBe(false);
+    for (const name of ['incorrectResponse', 'unauthorized', 'connection', 'dns', 'tls'])
+      expect(challengeRetryable(urn(name))).toBe(true);
+    expect(challengeRetryable(undefined)).toBe(true);
   });
 
   it('compound: retryable false only when every subproblem is', () => {
