@@ -1,4 +1,4 @@
-// Each rule of the fake step-ca (test/support/step-ca/rules.ts, protocols.md §6) with its own
+// Each rule of the fake step-ca (test/support/step-ca/rules.ts) with its own
 // negative test, driven from the client side: the issuer where its own checks let the request
 // through, the StepCaClient where they would stop it first. Every test asserts both what the
 // client reports (the typed error) and which rule the CA logged.
