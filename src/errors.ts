@@ -82,12 +82,45 @@ const PEM_PRIVATE_BLOCK =
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
 // 40+ base64 characters in a row: candidates for key bytes, DER blobs, JWK "d" values.
 const LONG_BASE64 = /[A-Za-z0-9+/_-]{40,}={0,2}/g;
+// A URL's scheme, host and port name a server, not a secret, and are kept: without this a port
+// followed by a long path is one base64-like run (`:14000/authz/Xk3…`) and the port was redacted.
+// Only a real host qualifies (labels of at most 63 characters, or a bracketed IPv6 literal), and
+// it must end where an origin ends, so key text glued to `https://` is still judged as a run.
+const URL_ORIGIN =
+  /\b[a-z][a-z0-9+.-]*:\/\/(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63})(?::\d{1,5})?(?=[/?#\s)"'\]>,;]|$)/;
+const RUNS = new RegExp(`(${URL_ORIGIN.source})|${LONG_BASE64.source}`, 'g');
+/**
+ * Key bytes as other libraries print them: `util.inspect` of a Buffer (`<Buffer 30 81 87 …>`),
+ * of a typed array (`Uint8Array(138) [ 48, 129, … ]`) or an ArrayBuffer (`[Uint8Contents]: <…>`),
+ * and a Buffer's JSON. Redacted whatever their length; a message cut short loses the closing bracket.
+ */
+const PRINTED_BYTES: [RegExp, string][] = [
+  [/<Buffer(?:\s+[0-9a-f]{2})*(?:\s*\.\.\.\s*\d+ more bytes?)?>?/g, '<Buffer [redacted]>'],
+  [/\b(?:Uint8|Uint8Clamped|Int8|Uint16|Int16|Uint32|Int32)Array\(\d+\) \[[^\]]*\]?/g, '[redacted bytes]'],
+  [/\[Uint8Contents\]:\s*<[^>]*>?/g, '[Uint8Contents]: <[redacted]>'],
+  [/\{\s*"type"\s*:\s*"Buffer"\s*,\s*"data"\s*:\s*\[[\d,\s]*\]?\s*\}?/g, '[redacted bytes]'],
+];
+// Hex bytes with separators (`30:81:87…`, `30 81 87…`) longer than a SHA-256 fingerprint (32 bytes).
+const SEPARATED_HEX = /\b(?:[0-9a-fA-F]{2}[: ]){32,}[0-9a-fA-F]{2}\b/g;
+// Private JWK members (and an EAB HMAC key), in JSON and in util.inspect form, however short.
+const JWK_SECRET_JSON = /("(?:d|p|q|dp|dq|qi|k|hmacKey)"\s*:\s*)"[^"]*"/g;
+const JWK_SECRET_INSPECT = /(\b(?:d|p|q|dp|dq|qi|k|hmacKey)\s*:\s*)'[^']*'/g;
 
 /** Removes anything shaped like key material from a human-readable string. */
 export function scrubSecrets(text: string): string {
-  return text
-    .replace(PEM_PRIVATE_BLOCK, '[private key redacted]')
-    .replace(LONG_BASE64, (run) => (looksLikeSecret(run) ? '[redacted]' : run));
+  let out = text.replace(PEM_PRIVATE_BLOCK, '[private key redacted]');
+  for (const [pattern, replacement] of PRINTED_BYTES) out = out.replace(pattern, replacement);
+  return out
+    .replace(JWK_SECRET_JSON, '$1"[redacted]"')
+    .replace(JWK_SECRET_INSPECT, "$1'[redacted]'")
+    .replace(SEPARATED_HEX, '[redacted]')
+    .replace(RUNS, (run, origin: string | undefined) =>
+      origin !== undefined ? origin.replace(LONG_BASE64, redactRun) : redactRun(run),
+    );
+}
+
+function redactRun(run: string): string {
+  return looksLikeSecret(run) ? '[redacted]' : run;
 }
 
 /**
@@ -165,4 +198,43 @@ export function describeCause(cause: unknown): string {
     return scrubSecrets(code ? `${code}: ${cause.message}` : cause.message);
   }
   return scrubSecrets(String(cause));
+}
+
+/**
+ * Codes for which another attempt with the same configuration and inputs cannot succeed: the
+ * configuration is wrong, or a one-time token is spent, expired or refused and only a new one
+ * helps. The manager then waits its longest retry delay (`renewal.retryMaxMs`) instead of its
+ * normal backoff; a new input is picked up by the next attempt (or at once: `renewNow`, e.g. from
+ * `StepCaIssuer.watchToken`). Everything else (a CA down or rate limiting, a failed challenge, a
+ * store outage, a token not valid *yet*) is retryable.
+ */
+const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INVALID_OPTION',
+  'INVALID_NAME',
+  'UNSUPPORTED_KEY',
+  'NOT_SUPPORTED',
+  'TOKEN_MISSING',
+  'TOKEN_MALFORMED',
+  'TOKEN_EXPIRED',
+  'TOKEN_AUDIENCE_MISMATCH',
+  'TOKEN_ROOT_MISMATCH',
+  'TOKEN_NAMES_MISMATCH',
+  'TOKEN_ALREADY_USED',
+  'TOKEN_REJECTED',
+  'NEW_TOKEN_REQUIRED',
+  'PROVISIONER_KEY_INVALID',
+  'ROOT_FINGERPRINT_MISMATCH',
+]);
+
+/**
+ * Whether retrying can help. The error's own `details.retryable` (a boolean) decides when set: an
+ * issuer sets it where the code alone cannot say (`ACME_PROBLEM` with `rejectedIdentifier` or
+ * `caa`, a `CA_REFUSED` from the CA itself); otherwise the code's default (see NOT_RETRYABLE).
+ * Anything that is not a CertkeeperError is retryable.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (!isCertkeeperError(error)) return true;
+  const flag = error.details.retryable;
+  if (typeof flag === 'boolean') return flag;
+  return !NOT_RETRYABLE.has(error.code);
 }

@@ -49,7 +49,7 @@ export {
   type Purpose,
   validateBundle,
 } from './crypto/validate.js';
-export { CertkeeperError, type ErrorCode, isCertkeeperError } from './errors.js';
+export { CertkeeperError, type ErrorCode, isCertkeeperError, isRetryable } from './errors.js';
 export {
   type CaCertificateUpdate,
   type GrpcCertificateProvider,

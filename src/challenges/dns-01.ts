@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 import type { ChallengeSolver, ChallengeTask } from './solver.js';
 
@@ -89,7 +89,7 @@ export class Dns01Solver implements ChallengeSolver {
         if (records.some((chunks) => chunks.join('') === value)) return;
         last = `${records.length} other TXT value(s)`;
       } catch (error) {
-        last = (error as NodeJS.ErrnoException).code ?? String(error);
+        last = (error as NodeJS.ErrnoException).code ?? describeCause(error);
       }
       if (Date.now() + this.#o.pollIntervalMs > deadline) {
         throw new CertkeeperError(

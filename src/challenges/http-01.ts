@@ -6,7 +6,7 @@
  *
  * The handler plugs into any Node HTTP server:
  *   plain http  `http.createServer((req, res) => handler(req, res, () => app(req, res)))`
- *   Express     `app.use(handler)`                       (it calls `next()` for other paths)
+ *   Express     `app.use(handler)`                       (it calls `next()` for what it does not answer)
  *   Fastify     `fastify.get('/.well-known/acme-challenge/:token', (q, r) => { r.hijack(); handler(q.raw, r.raw) })`
  * and `startHttp01Server` is a standalone listener that answers challenges and redirects
  * everything else to HTTPS.
@@ -49,29 +49,30 @@ function tokenOf(req: http.IncomingMessage): string | null {
   return url.slice(PREFIX.length).split(/[?#]/)[0] ?? null;
 }
 
-/** A request handler answering HTTP-01 validations from the store; other requests go to `next`. */
+/**
+ * A request handler answering HTTP-01 validations from the store. Everything it does not answer
+ * goes to `next`: other paths, and challenge tokens its store does not hold (or cannot read just
+ * now), so several certificate managers, or another ACME client, can share one port-80 listener
+ * by chaining their handlers. Without `next`: 404, or 503 when the store cannot be read.
+ */
 export function createHttp01Handler(store: Store): Http01Handler {
   const handler = ((req, res, next) => {
-    const token = tokenOf(req);
-    if (token === null || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      if (next) next();
-      else {
-        res.statusCode = 404;
-        res.end();
-      }
-      return;
-    }
     const answer = (status: number, body: string) => {
       res.writeHead(status, { 'Content-Type': 'text/plain', 'Cache-Control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    if (!TOKEN.test(token)) {
-      answer(404, 'not found');
+    const pass = (status = 404) => {
+      if (next) next();
+      else answer(status, status === 404 ? 'not found' : 'challenge store unavailable');
+    };
+    const token = tokenOf(req);
+    if (token === null || (req.method !== 'GET' && req.method !== 'HEAD') || !TOKEN.test(token)) {
+      pass();
       return;
     }
     store.get(layout.challenge('http-01', token)).then(
-      (value) => (value ? answer(200, Buffer.from(value).toString('utf8')) : answer(404, 'not found')),
-      () => answer(503, 'challenge store unavailable'),
+      (value) => (value ? answer(200, Buffer.from(value).toString('utf8')) : pass()),
+      () => pass(503),
     );
   }) as Http01Handler;
   handler.matches = (req) => tokenOf(req) !== null;
@@ -97,7 +98,9 @@ export async function startHttp01Server(
   const httpsPort = options.httpsPort ?? 443;
   const server = http.createServer((req, res) =>
     handler(req, res, () => {
-      if (options.redirect === false) {
+      // A validation for a token nobody here holds: a plain 404, not a redirect to HTTPS.
+      const validation = handler.matches(req) && (req.method === 'GET' || req.method === 'HEAD');
+      if (options.redirect === false || validation) {
         res.writeHead(404).end();
         return;
       }

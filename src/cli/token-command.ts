@@ -3,20 +3,21 @@
  * orchestrator can hand a container its enrollment token:
  *
  *   certkeeper token --ca-url https://ca:9000 --root root_ca.crt --provisioner admin \
- *     --key provisioner.json --password-file pass.txt --san api.internal --san 10.0.0.7 api.internal
+ *     --key provisioner.json --password-file pass.txt api.internal 10.0.0.7
  *
  * The token goes to stdout and nothing else does; diagnostics go to stderr and never contain the
  * token, the key or the password.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CertkeeperError, isCertkeeperError } from '../errors.js';
+import { CertkeeperError, isCertkeeperError, scrubSecrets } from '../errors.js';
 import { normalizeFingerprint, rootFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { mintRevokeToken, mintToken } from '../issuers/step-ca/mint.js';
 
-export const TOKEN_USAGE = `Usage: certkeeper token [options] <subject>
+export const TOKEN_USAGE = `Usage: certkeeper token [options] <name> [<name>...]
 
 Mints a one-time token (JWK provisioner) for a certificate enrolled with a step-ca compatible CA.
+The first <name> is the token's subject; every <name> and every --san is certified.
 
 Options:
   --ca-url <url>          CA URL the service will use (the token's audience)       (required)
@@ -25,7 +26,7 @@ Options:
   --provisioner <name>    JWK provisioner name                                        (required)
   --key <file>            provisioner private key: JWK, encrypted JWE, or PEM         (required)
   --password-file <file>  password of an encrypted provisioner key
-  --san <name>            a name to certify (repeat); default: the subject
+  --san <name>            one more name to certify (repeat)
   --revoke <serial>       mint a revocation token for this serial (hex) instead
   -h, --help              this help
 `;
@@ -54,7 +55,8 @@ export async function tokenCommand(argv: string[]): Promise<CommandResult> {
   try {
     parsed = parse(argv);
   } catch (error) {
-    return usage((error as Error).message);
+    // parseArgs quotes what was typed, which may be a secret given to the wrong option.
+    return usage(scrubSecrets(error instanceof Error ? error.message : String(error)));
   }
   const { values, positionals } = parsed;
   if (values.help) return { code: 0, stdout: TOKEN_USAGE, stderr: '' };
@@ -62,8 +64,8 @@ export async function tokenCommand(argv: string[]): Promise<CommandResult> {
   if (!values.provisioner) return usage('--provisioner is required');
   if (!values.key) return usage('--key is required');
   if (!values.root && !values.fingerprint) return usage('--root or --fingerprint is required');
-  if (values.revoke ? positionals.length > 0 : positionals.length !== 1)
-    return usage(values.revoke ? 'no subject with --revoke' : 'exactly one <subject> is required');
+  if (values.revoke && positionals.length > 0) return usage('no <name> with --revoke');
+  if (!values.revoke && positionals.length === 0) return usage('at least one <name> is required');
   try {
     let fingerprint = values.fingerprint ? normalizeFingerprint(values.fingerprint) : null;
     if (values.fingerprint && !fingerprint) return usage('--fingerprint must be 64 hex digits');
@@ -85,12 +87,17 @@ export async function tokenCommand(argv: string[]): Promise<CommandResult> {
     };
     const token = values.revoke
       ? await mintRevokeToken({ ...common, serial: values.revoke })
-      : await mintToken({ ...common, subject: positionals[0]!, sans: values.san });
+      : await mintToken({ ...common, subject: positionals[0]!, sans: namesOf(positionals, values.san) });
     return { code: 0, stdout: `${token}\n`, stderr: '' };
   } catch (error) {
     const message = isCertkeeperError(error) ? `${error.message} (${error.code})` : 'unexpected failure';
     return { code: 1, stdout: '', stderr: `certkeeper token: ${message}\n` };
   }
+}
+
+/** Every positional name, then every --san, each once, in that order (the subject first). */
+function namesOf(positionals: string[], sans: string[] = []): string[] {
+  return [...new Set([...positionals, ...sans])];
 }
 
 function parse(argv: string[]) {

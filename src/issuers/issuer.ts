@@ -83,6 +83,12 @@ export interface Issuer {
   readonly id: string;
   /** ACME challenge types this issuer may use (attached servers answer TLS-ALPN-01 when listed). */
   readonly challengeTypes?: readonly string[];
+  /**
+   * Failures are CertkeeperErrors. One that another attempt with the same inputs cannot fix sets
+   * `details.retryable: false` (or uses a code that is not retryable by default, see
+   * `isRetryable`); the manager then waits its longest retry delay. A CA's `details.retryAfterMs`
+   * is a floor for the next attempt.
+   */
   issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate>;
   /** Renew `request.current` (for CAs that renew with the old certificate). Falls back to `issue`. */
   renew?(

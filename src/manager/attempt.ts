@@ -4,7 +4,7 @@
  * (deploy.ts). Its outcome is recorded on the state — failures count, back off and are reported
  * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
  */
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, isRetryable } from '../errors.js';
 import { certificateName } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { adoptStored } from './adoption.js';
@@ -90,10 +90,9 @@ function recordFailure(
   // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error
   // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input helps.
   const retryAfter = typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
-  const backoff =
-    failure.details.retryable === false
-      ? options.policy.retryMaxMs
-      : retryDelay(state.failures, now, facts?.notAfter.getTime(), options.policy);
+  const backoff = !isRetryable(failure)
+    ? options.policy.retryMaxMs
+    : retryDelay(state.failures, now, facts?.notAfter.getTime(), options.policy);
   state.retryAt = now + Math.max(backoff, retryAfter);
   options.logger.warn('obtaining a certificate failed', {
     id: state.cert.id,

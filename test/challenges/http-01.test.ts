@@ -39,7 +39,10 @@ async function listen(server: http.Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** The checks every integration must pass: answer, 404 for unknown tokens, removal after cleanup. */
+/**
+ * The checks every integration must pass: answer, removal after cleanup, and a token the store
+ * does not hold never answered with a key authorization (it goes to the app, or 404 without one).
+ */
 async function behaves(port: number, store: MemoryStore, otherPath = '/hello') {
   const solver = new Http01Solver();
   await solver.present(task, context(store));
@@ -48,11 +51,16 @@ async function behaves(port: number, store: MemoryStore, otherPath = '/hello') {
     [1, 2, 3].map(() => get(port, `/.well-known/acme-challenge/${task.token}`)),
   );
   for (const a of answers) expect(a).toMatchObject({ status: 200, body: task.keyAuthorization });
-  expect((await get(port, '/.well-known/acme-challenge/unknown-token')).status).toBe(404);
-  expect((await get(port, '/.well-known/acme-challenge/..%2F..%2Fetc')).status).toBe(404);
+  for (const path of ['unknown-token', '..%2F..%2Fetc']) {
+    const answer = await get(port, `/.well-known/acme-challenge/${path}`);
+    expect(answer.body).not.toContain(task.keyAuthorization);
+    expect([404, 200]).toContain(answer.status);
+  }
   expect((await get(port, otherPath)).body).toBe('app');
   await solver.cleanup(task, context(store));
-  expect((await get(port, `/.well-known/acme-challenge/${task.token}`)).status).toBe(404);
+  expect((await get(port, `/.well-known/acme-challenge/${task.token}`)).body).not.toContain(
+    task.keyAuthorization,
+  );
 }
 
 describe('HTTP-01', () => {
@@ -61,6 +69,47 @@ describe('HTTP-01', () => {
     const handler = createHttp01Handler(store);
     const port = await listen(http.createServer((req, res) => handler(req, res, () => res.end('app'))));
     await behaves(port, store);
+  });
+
+  it('two managers and another ACME client share one port-80 listener: a token a handler does not hold goes on', async () => {
+    const [a, b] = [new MemoryStore(), new MemoryStore()];
+    const other = { token: 'other-client-token', keyAuthorization: 'other-client-token.thumb' };
+    const first = createHttp01Handler(a);
+    const second = createHttp01Handler(b);
+    const port = await listen(
+      http.createServer((req, res) =>
+        first(req, res, () =>
+          second(req, res, () => {
+            // Another ACME client's own handler, last in the chain.
+            if (req.url === `/.well-known/acme-challenge/${other.token}`) res.end(other.keyAuthorization);
+            else res.writeHead(404).end('nobody holds it');
+          }),
+        ),
+      ),
+    );
+    const tokenA = { ...task, token: 'token-of-a', keyAuthorization: 'token-of-a.thumb' };
+    const tokenB = { ...task, token: 'token-of-b', keyAuthorization: 'token-of-b.thumb' };
+    await new Http01Solver().present(tokenA, context(a));
+    await new Http01Solver().present(tokenB, context(b));
+    for (const t of [tokenA, tokenB, other]) {
+      expect(await get(port, `/.well-known/acme-challenge/${t.token}`)).toMatchObject({
+        status: 200,
+        body: t.keyAuthorization,
+      });
+    }
+    expect(await get(port, '/.well-known/acme-challenge/nobody')).toMatchObject({
+      status: 404,
+      body: 'nobody holds it',
+    });
+  });
+
+  it('without next: 404 for a token it does not hold, 503 when the store cannot be read', async () => {
+    const store = new MemoryStore();
+    const handler = createHttp01Handler(store);
+    const port = await listen(http.createServer((req, res) => handler(req, res)));
+    expect((await get(port, '/.well-known/acme-challenge/unknown-token')).status).toBe(404);
+    await store.close();
+    expect((await get(port, '/.well-known/acme-challenge/unknown-token')).status).toBe(503);
   });
 
   it('plugs into Express as middleware', async () => {
@@ -102,6 +151,8 @@ describe('HTTP-01', () => {
     expect(redirect.location).toBe('https://127.0.0.1:8443/some/page?q=1');
     // POST to a challenge path is not a validation.
     expect((await get(listener.port, `/.well-known/acme-challenge/${task.token}`, 'POST')).status).toBe(301);
+    // A challenge nobody holds is a 404 here, not a redirect.
+    expect((await get(listener.port, '/.well-known/acme-challenge/unknown-token')).status).toBe(404);
   });
 
   it('refuses to put a forged Host header into a redirect', async () => {

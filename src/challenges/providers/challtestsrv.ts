@@ -7,7 +7,7 @@
  * it set per name and puts the others back after a removal: a wildcard and its base name share
  * `_acme-challenge.<base>` and may be validated at the same time.
  */
-import { CertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause } from '../../errors.js';
 import type { DnsProvider } from '../dns-01.js';
 
 export class ChallTestSrvProvider implements DnsProvider {
@@ -50,7 +50,7 @@ export class ChallTestSrvProvider implements DnsProvider {
     } catch (error) {
       throw new CertkeeperError(
         'CHALLENGE_FAILED',
-        `challtestsrv ${path} unreachable: ${(error as Error).message}`,
+        `challtestsrv ${path} unreachable: ${describeCause(error)}`,
       );
     }
     if (!response.ok)

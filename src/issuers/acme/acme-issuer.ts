@@ -11,7 +11,7 @@
 import type { ChallengeSolver, ChallengeType } from '../../challenges/solver.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, isCertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -34,7 +34,14 @@ import { isProblem } from './problems.js';
 import { AcmeTransport, withSignal } from './transport.js';
 
 export interface AcmeIssuerOptions {
+  /** The CA's directory, `https:` (an `http:` one only with `allowHttp`). */
   directoryUrl: string;
+  /**
+   * Allow an `http:` directory URL (a CA on loopback in development). Default false: over plain
+   * HTTP anyone on the path sees and answers every request, and hands back certificates of its
+   * choosing (only `trustAnchors` would catch them).
+   */
+  allowHttp?: boolean;
   /** `mailto:` URLs for the account. */
   contact?: string[];
   /** Agree to the CA's terms of service (required by most CAs). */
@@ -99,6 +106,10 @@ export class AcmeIssuer implements Issuer {
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       throw invalid('directoryUrl', 'must be http(s)');
+    if (options.allowHttp !== undefined && typeof options.allowHttp !== 'boolean')
+      throw invalid('allowHttp', 'must be a boolean');
+    if (url.protocol === 'http:' && options.allowHttp !== true)
+      throw invalid('directoryUrl', 'must be https (an http: directory needs allowHttp: true)');
     if (!Array.isArray(options.challenges) || options.challenges.length === 0) {
       throw invalid('challenges', 'must list at least one challenge solver');
     }
@@ -192,23 +203,26 @@ export class AcmeIssuer implements Issuer {
     return client.http.getDirectory();
   }
 
-  /** Runs `fn` with the account, registering it again once if the CA has forgotten it. */
+  /**
+   * Runs `fn` with the account; when the CA no longer accepts it, once more with the account the
+   * fleet uses instead (re-registered under the account lock by the first replica to notice).
+   */
   async #withAccount<T>(context: IssuerContext, fn: (client: AcmeClient) => Promise<T>): Promise<T> {
     const client = await this.#accounts.client(context);
     try {
       return await fn(client);
     } catch (error) {
-      if (
-        !isProblem(error, 'accountDoesNotExist') &&
-        !(
-          isProblem(error, 'unauthorized') &&
-          /account/i.test(String((error as CertkeeperError).details.detail))
-        )
-      ) {
-        throw error;
-      }
-      await this.#accounts.forget(context);
-      return fn(await this.#accounts.client(context));
+      const detail = isCertkeeperError(error) ? String(error.details.detail ?? '') : '';
+      // The CA forgot the account (restarted, deactivated): register again, once per fleet.
+      const gone =
+        isProblem(error, 'accountDoesNotExist') ||
+        (isProblem(error, 'unauthorized') && /account/i.test(detail));
+      // A signature the CA cannot verify: another replica may have rolled the key over.
+      const rolled = isProblem(error, 'malformed') && /JWS|signature/i.test(detail);
+      if (!gone && !rolled) throw error;
+      const replacement = await this.#accounts.replace(context, client, gone);
+      if (!replacement) throw error;
+      return fn(replacement);
     }
   }
 
@@ -323,7 +337,7 @@ export class AcmeIssuer implements Issuer {
         } catch (error) {
           context.logger.debug('could not deactivate authorization', {
             url: authz.url,
-            error: String(error),
+            error: describeCause(error),
           });
         }
       }),

@@ -7,9 +7,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { untilAborted } from '../../abort.js';
 import type { ChallengeSolver, ChallengeTask, ChallengeType } from '../../challenges/solver.js';
-import { CertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause } from '../../errors.js';
 import type { IssuerContext } from '../issuer.js';
 import type { AcmeClient } from './account.js';
+import { challengeRetryable } from './problems.js';
 import { parseRetryAfter } from './transport.js';
 
 export interface PollOptions {
@@ -144,7 +145,15 @@ export async function solveAuthorization(
           0,
           600,
         ),
-        { details: { identifier: name, challenge: solver.type, type: failed?.type, detail: failed?.detail } },
+        {
+          details: {
+            identifier: name,
+            challenge: solver.type,
+            type: failed?.type,
+            detail: failed?.detail,
+            ...(challengeRetryable(failed?.type) ? {} : { retryable: false }),
+          },
+        },
       );
     }
   } finally {
@@ -156,7 +165,7 @@ export async function solveAuthorization(
       context.logger.warn('challenge cleanup failed', {
         identifier: name,
         challenge: solver.type,
-        error: String(error),
+        error: describeCause(error),
       });
     });
   }

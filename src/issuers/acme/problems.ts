@@ -3,7 +3,8 @@
  * lifecycle should do; `details` keep the CA's own words for events and status:
  *   RATE_LIMITED        429 / rateLimited: wait `retryAfterMs`, never sooner
  *   ISSUER_UNAVAILABLE  5xx, serverInternal, unreachable: back off, keep the current certificate
- *   ACME_PROBLEM        anything else the CA refused (malformed, unauthorized, rejectedIdentifier…)
+ *   ACME_PROBLEM        anything else the CA refused (malformed, unauthorized, rejectedIdentifier…);
+ *                       `retryable: false` for the problems a new order meets again
  */
 import { CertkeeperError } from '../../errors.js';
 import type { AcmeResponse } from './transport.js';
@@ -26,6 +27,48 @@ export function shortType(type: string): string {
   return type.startsWith(ACME_ERROR) ? type.slice(ACME_ERROR.length) : type;
 }
 
+/**
+ * Problems that a new order with the same names and account meets again (RFC 8555 §6.7 and the
+ * profiles draft): the CA's policy or our configuration must change first, so they carry
+ * `details.retryable: false` (see isRetryable). `accountDoesNotExist` is not among them: the
+ * issuer registers again. Everything else (rate limits, server errors, `malformed`, which CAs
+ * also use for races such as finalizing an order not ready yet) is worth a retry.
+ */
+const FINAL_PROBLEMS = new Set([
+  'rejectedIdentifier',
+  'unsupportedIdentifier',
+  'caa',
+  'unauthorized',
+  'badCSR',
+  'badPublicKey',
+  'badSignatureAlgorithm',
+  'invalidContact',
+  'unsupportedContact',
+  'externalAccountRequired',
+  'userActionRequired',
+  'badRevocationReason',
+  'alreadyRevoked',
+  'invalidProfile',
+]);
+
+/** Whether retrying can help with a problem of this type (a compound one: if any subproblem can). */
+export function problemRetryable(type: unknown, subproblems: { type?: unknown }[] = []): boolean {
+  const name = typeof type === 'string' ? shortType(type) : '';
+  if (name === 'compound')
+    return subproblems.length === 0 || subproblems.some((p) => problemRetryable(p.type));
+  return !FINAL_PROBLEMS.has(name);
+}
+
+/**
+ * A failed challenge is worth another order (the answer may be served next time, another solver
+ * may be tried), unless the CA refused the name itself: its CAA records forbid this CA, or its
+ * policy rejects the identifier.
+ */
+export function challengeRetryable(type: unknown): boolean {
+  const name = typeof type === 'string' ? shortType(type) : '';
+  return name !== 'caa' && name !== 'rejectedIdentifier' && name !== 'unsupportedIdentifier';
+}
+
 export function problemError(response: AcmeResponse, what: string): CertkeeperError {
   const body = (typeof response.data === 'object' && response.data !== null ? response.data : {}) as {
     type?: unknown;
@@ -43,6 +86,7 @@ export function problemError(response: AcmeResponse, what: string): CertkeeperEr
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     ...(Array.isArray(body.subproblems) ? { subproblems: body.subproblems.slice(0, 20) } : {}),
   };
+  if (!problemRetryable(type, details.subproblems)) details.retryable = false;
   const name = shortType(type);
   const message = `${what}: ${name} (${response.status}): ${detail}`;
   if (response.status === 429 || name === 'rateLimited') {

@@ -42,12 +42,21 @@ export function withSignal<T>(signal: AbortSignal, fn: () => Promise<T>): Promis
 
 const BAD_NONCE = 'urn:ietf:params:acme:error:badNonce';
 
-/** Parses a Retry-After header (delta seconds or HTTP date) into milliseconds. */
+/**
+ * The longest wait a CA can ask for: 7 days, the longest rate-limit window of public CAs (Let's
+ * Encrypt counts certificates per week). A CA asking for more is wrong or hostile; without a cap
+ * `Retry-After: 315360000` scheduled the next attempt ten years out, and a larger one made an
+ * invalid Date. The manager bounds it further by the certificate's remaining lifetime.
+ */
+export const MAX_RETRY_AFTER_MS = 7 * 24 * 3_600_000;
+
+/** Parses a Retry-After header (delta seconds or HTTP date) into milliseconds, capped. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+  const text = value.trim();
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  if (Number.isNaN(ms)) return undefined;
+  return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
 export class AcmeTransport {

@@ -1,5 +1,5 @@
 /**
- * Bootstrap: from "CA URL + root fingerprint" to a pinned root (protocols.md §6).
+ * Bootstrap: from "CA URL + root fingerprint" to a pinned root.
  *
  * The first request, `GET /root/{fingerprint}`, is made without TLS verification: there is
  * nothing to verify against yet. What makes it safe is the check that follows: the returned
@@ -35,6 +35,25 @@ export function parseRoot(pem: string, what: string): ParsedCertificate {
     });
   }
   return root!;
+}
+
+/**
+ * The pinned root from a PEM read where others may write (the store's cached copy): exactly one
+ * certificate, hashing to `fingerprint`, a CA. Anything else is null, never a partial answer: the
+ * whole PEM becomes the CA connection's `ca` and `trustAnchors()`, so one certificate appended
+ * after the pinned one would be trusted as much as it.
+ */
+export function pinnedRoot(pem: string, fingerprint: string): string | null {
+  let certificates: ParsedCertificate[];
+  try {
+    certificates = parseCertificates(pem, 'cached root');
+  } catch {
+    return null;
+  }
+  if (certificates.length !== 1) return null;
+  const [root] = certificates;
+  if (!root!.info.isCA) return null;
+  return createHash('sha256').update(root!.der).digest('hex') === fingerprint ? root!.pem : null;
 }
 
 export interface BootstrapOptions {

@@ -1,5 +1,5 @@
 /**
- * The step-ca HTTP API, one method per endpoint (protocols.md §6), over the pinned root only.
+ * The step-ca HTTP API, one method per endpoint, over the pinned root only.
  * It knows the wire format and nothing of the lifecycle: which call to make when, and what a
  * refusal means for the service, is `StepCaIssuer`'s business.
  */

@@ -1,6 +1,6 @@
 /**
  * Token enrollment with a step-ca compatible CA: the way in for internal services an ACME
- * validation cannot reach (protocols.md §6).
+ * validation cannot reach.
  *
  *   bootstrap   CA URL + root fingerprint → the root, fetched once and pinned (bootstrap.ts)
  *   enroll      `issue`: the manager's CSR + a one-time token → POST /1.0/sign
@@ -13,7 +13,9 @@
  * its `jti` before it even checks the signature), so the outcome is recorded in the store under
  * the hash of the `jti` (spent-tokens.ts) and the token is never presented again: not after a
  * restart, not by another replica sharing the store, not by a retry loop. A new token (a new
- * secret file) is picked up by the next attempt.
+ * secret file) is picked up by the next attempt. Errors only a new token can fix carry
+ * `details.retryable: false` (see isRetryable), so the manager does not retry them on its normal
+ * schedule.
  */
 import { parseCertificates } from '../../crypto/inspect.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
@@ -26,7 +28,7 @@ import type {
   IssuerContext,
   RevocationReason,
 } from '../issuer.js';
-import { fetchRoot, rootFingerprint } from './bootstrap.js';
+import { fetchRoot, pinnedRoot } from './bootstrap.js';
 import { StepCaClient } from './client.js';
 import { mintRenewToken } from './mint.js';
 import { resolveOptions, type StepCaIssuerOptions } from './options.js';
@@ -90,17 +92,14 @@ export class StepCaIssuer implements Issuer {
   async #bootstrap(store: Store | undefined, signal: AbortSignal | undefined): Promise<string> {
     const key = enrollmentKey(this.id, 'root.pem');
     const cached = store ? await store.get(key) : null;
-    if (cached) {
-      try {
-        const pem = Buffer.from(cached).toString('utf8');
-        if (rootFingerprint(pem) === this.#fingerprint) {
-          this.#root = pem;
-          return pem;
-        }
-      } catch {
-        // a damaged cache is re-fetched below
-      }
+    // The store is writable by others: only the one certificate the fingerprint pins is taken
+    // from it. A cache holding anything else (an appended CA, garbage) is re-fetched and rewritten.
+    const pinned = cached ? pinnedRoot(Buffer.from(cached).toString('utf8'), this.#fingerprint) : null;
+    if (pinned) {
+      this.#root = pinned;
+      return pinned;
     }
+    // fetchRoot answers the one pinned certificate only, whatever else the CA sent.
     const pem = await fetchRoot({
       caUrl: this.caUrl,
       fingerprint: this.#fingerprint,
@@ -155,7 +154,14 @@ export class StepCaIssuer implements Issuer {
         'TOKEN_ALREADY_USED',
         `the one-time token in ${source} was already presented to the CA (at ${spent.presentedAt}, ` +
           `outcome ${spent.outcome}); tokens are single-use: provide a new one`,
-        { details: { id: request.id, presentedAt: spent.presentedAt, outcome: spent.outcome } },
+        {
+          details: {
+            id: request.id,
+            presentedAt: spent.presentedAt,
+            outcome: spent.outcome,
+            retryable: false,
+          },
+        },
       );
     }
     const root = await this.rootCertificate(context);
@@ -201,7 +207,7 @@ export class StepCaIssuer implements Issuer {
         `the CA refused the one-time token from ${source} (401: ${error.details.caMessage}). A token is ` +
           'single-use and valid for minutes: it may have been used already, be expired by the CA clock, ' +
           "name a CA host outside the CA's DNS names, or come from an unknown provisioner. Provide a new one",
-        { details: { id: request.id, status: 401, caMessage: error.details.caMessage } },
+        { details: { id: request.id, status: 401, caMessage: error.details.caMessage, retryable: false } },
       );
     }
   }
@@ -228,6 +234,7 @@ export class StepCaIssuer implements Issuer {
         throw new CertkeeperError(
           'TOKEN_REJECTED',
           'renewal after expiry is disabled (renewAfterExpiry: false)',
+          { details: { retryable: false } },
         );
       }
       const bearer = await mintRenewToken({
@@ -277,7 +284,7 @@ export class StepCaIssuer implements Issuer {
       'NEW_TOKEN_REQUIRED',
       `certificate ${serialNumber} cannot be renewed: ${why}. A new one-time token is needed` +
         (this.#token ? ` in ${this.#token.describe()}` : ''),
-      { cause: refusal, details: { id: request.id, serial: serialNumber, expired } },
+      { cause: refusal, details: { id: request.id, serial: serialNumber, expired, retryable: false } },
     );
   }
 

@@ -2,13 +2,14 @@
  * HTTPS to a step-ca compatible CA. Every call trusts exactly one root (the pinned one), except
  * the bootstrap fetch of that root, which is made without verification and checked by hash
  * instead. Each request gets a fresh TLS session (`agent: false`): a pooled socket or a resumed
- * TLS 1.3 session would present the *previous* client certificate after a renewal (protocols.md
- * §2), and enrollment traffic is a handful of requests a day, so pooling buys nothing.
+ * TLS 1.3 session would present the *previous* client certificate after a renewal, and
+ * enrollment traffic is a handful of requests a day, so pooling buys nothing.
  *
  * Answers become typed errors here, in one place:
  *   network failure, timeout, abort, 5xx   ISSUER_UNAVAILABLE   (retry later, keep serving)
  *   401                                    TOKEN_REJECTED       (callers refine: replay, renewal refused)
- *   400, 403, 404, other 4xx               CA_REFUSED           (the CA said no: config or policy)
+ *   400, 403, 404, other 4xx               CA_REFUSED           (the CA said no: config or policy;
+ *                                                               400/403 in step-ca's shape: retryable false)
  *   2xx that is not the JSON it should be  ISSUER_FAILED        (garbage, HTML, truncated)
  * The CA's own message is kept (capped, scrubbed, with any secret we sent cut out) because
  * step-ca's messages are the operator's best clue; it is never trusted for anything else.
@@ -69,7 +70,16 @@ function answerError(request: CaRequest, status: number, data: unknown): Certkee
   const message = caMessage(body.message, request.secrets) || `HTTP ${status}`;
   // `fromCa`: the body had step-ca's error shape, so the CA itself answered (not a proxy page).
   const fromCa = typeof (body as { status?: unknown }).status === 'number';
-  const details = { status, caMessage: message, fromCa, url: request.url.origin };
+  // The CA itself refusing a request (400 bad request, 403 forbidden by policy) refuses the same
+  // request again; a proxy's page or any other status may be passing.
+  const final = fromCa && (status === 400 || status === 403);
+  const details = {
+    status,
+    caMessage: message,
+    fromCa,
+    url: request.url.origin,
+    ...(final ? { retryable: false } : {}),
+  };
   const text = `${where(request)}: the CA answered ${status}: ${message}`;
   if (status >= 500) return new CertkeeperError('ISSUER_UNAVAILABLE', text, { details });
   if (status === 401) return new CertkeeperError('TOKEN_REJECTED', text, { details });

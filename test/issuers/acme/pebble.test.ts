@@ -1,7 +1,10 @@
 // certkeeper against a real ACME server (Pebble 2.4.0), with Pebble's default 5 % nonce
 // rejection left on and authorization reuse off, so every order validates every challenge.
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { Dns01Solver, type DnsProvider } from '../../../src/challenges/dns-01.js';
 import { systemClock } from '../../../src/clock.js';
+import { PrivateKey } from '../../../src/crypto/keys.js';
 import { silentLogger } from '../../../src/logger.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { nextEvent } from '../../support/events.js';
@@ -141,6 +144,58 @@ describePebble('ACME issuer against Pebble', () => {
     refuse = false;
     expect((await fetchOk(pebble.tlsPort, 'flaky.certkeeper.test', root)).status).toBe(200);
   }, 30_000);
+
+  it('a DNS provider error holding an inspected key Buffer reaches no event, status or log as hex', async () => {
+    const der = (await PrivateKey.generate()).keyObject.export({ type: 'pkcs8', format: 'der' });
+    // What a foreign library's error looks like when it printed the bytes it was handling.
+    const leak = () => new Error(`provider rejected ${inspect(der)} / ${inspect(new Uint8Array(der))}`);
+    const provider: DnsProvider = {
+      setTxt: async () => {
+        throw leak();
+      },
+      removeTxt: async () => {
+        throw leak();
+      },
+    };
+    const lines: string[] = [];
+    const capture = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+      void lines.push(
+        `${level} ${message} ${inspect(fields ?? {}, { depth: 8 })} ${JSON.stringify(fields ?? {})}`,
+      );
+    const logger = {
+      debug: capture('debug'),
+      info: capture('info'),
+      warn: capture('warn'),
+      error: capture('error'),
+    };
+    const r = await rig(pebble, {
+      names: ['leak.certkeeper.test'],
+      challenges: [],
+      issuer: { challenges: [new Dns01Solver({ provider, skipPropagationCheck: true })] },
+      manager: { logger, renewal: { retryMinMs: 60_000 } },
+    });
+    rigs.push(r);
+    const failed = nextEvent(r.manager, 'renewalFailed', 15_000);
+    await r.manager.start();
+    const event = await failed;
+    // The secret part of a PKCS#8 EC key starts after its 36-byte header; inspect shows 50 bytes.
+    const hex = (from: number, to: number) => der.subarray(from, to).toString('hex').match(/../g)!.join(' ');
+    const decimal = [...der.subarray(36, 42)].join(', ');
+    const surfaces = [
+      inspect(event, { depth: 8 }),
+      JSON.stringify(event),
+      inspect(r.manager.status(), { depth: 8 }),
+      JSON.stringify(r.manager.status()),
+      ...lines,
+    ];
+    expect(lines.some((l) => l.includes('challenge cleanup failed'))).toBe(true);
+    for (const surface of surfaces) {
+      expect(surface).not.toContain(hex(36, 44));
+      expect(surface).not.toContain(hex(0, 8));
+      expect(surface).not.toContain(decimal);
+    }
+    expect(event.error.message).toContain('<Buffer [redacted]>');
+  });
 
   it('keeps the account across restarts and replicas sharing the store', async () => {
     const store = new MemoryStore();

@@ -4,10 +4,11 @@ import { Http01Solver } from '../../../src/challenges/http-01.js';
 import { createCertificate } from '../../../src/crypto/certificate-builder.js';
 import { PrivateKey } from '../../../src/crypto/keys.js';
 import { x509 } from '../../../src/crypto/x509.js';
+import { isRetryable } from '../../../src/errors.js';
 import { AcmeIssuer } from '../../../src/issuers/acme/acme-issuer.js';
 import { certId } from '../../../src/issuers/acme/ari.js';
-import { problemError } from '../../../src/issuers/acme/problems.js';
-import { parseRetryAfter } from '../../../src/issuers/acme/transport.js';
+import { challengeRetryable, problemError } from '../../../src/issuers/acme/problems.js';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../../../src/issuers/acme/transport.js';
 import { makeIntermediate, makeRoot } from '../../support/pki.js';
 
 const response = (status: number, data: unknown, headers: Record<string, string> = {}) => ({
@@ -70,6 +71,95 @@ describe('ACME problems', () => {
   });
 });
 
+describe('what the CA says about time is bounded', () => {
+  it('a Retry-After of ten years, of more digits than a number holds, or a date in 2100 is capped', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    for (const value of [
+      '315360000',
+      '1'.repeat(400),
+      '100000000000000000000',
+      'Fri, 01 Jan 2100 00:00:00 GMT',
+    ]) {
+      const ms = parseRetryAfter(value, now)!;
+      expect(Number.isFinite(ms)).toBe(true);
+      expect(ms).toBe(MAX_RETRY_AFTER_MS);
+      expect(() => new Date(now + ms).toISOString()).not.toThrow();
+    }
+    expect(MAX_RETRY_AFTER_MS).toBeLessThanOrEqual(7 * 24 * 3_600_000);
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+  });
+
+  it('a problem document carries the capped Retry-After', () => {
+    const error = problemError(
+      response(429, { type: 'urn:ietf:params:acme:error:rateLimited' }, { 'retry-after': '315360000' }),
+      'x',
+    );
+    expect(error.details.retryAfterMs).toBe(MAX_RETRY_AFTER_MS);
+  });
+});
+
+describe('ACME problems retrying cannot fix', () => {
+  const urn = (name: string) => `urn:ietf:params:acme:error:${name}`;
+  it.each([
+    'rejectedIdentifier',
+    'unsupportedIdentifier',
+    'caa',
+    'unauthorized',
+    'badCSR',
+    'badPublicKey',
+    'badSignatureAlgorithm',
+    'invalidContact',
+    'unsupportedContact',
+    'externalAccountRequired',
+    'userActionRequired',
+    'badRevocationReason',
+    'alreadyRevoked',
+    'invalidProfile',
+  ])('%s: retryable false', (name) => {
+    const error = problemError(response(403, { type: urn(name), detail: 'no' }), 'x');
+    expect(error.code).toBe('ACME_PROBLEM');
+    expect(error.details.retryable).toBe(false);
+    expect(isRetryable(error)).toBe(false);
+  });
+
+  it.each([
+    [429, 'rateLimited'],
+    [503, 'serverInternal'],
+    [400, 'malformed'],
+    [400, 'orderNotReady'],
+    [400, 'badNonce'],
+    [400, 'connection'],
+    [400, 'dns'],
+    [400, 'incorrectResponse'],
+    [400, 'accountDoesNotExist'],
+  ])('%i %s: retryable', (status, name) => {
+    const error = problemError(response(status, { type: urn(name), detail: 'x' }), 'x');
+    expect(isRetryable(error)).toBe(true);
+  });
+
+  it('a failed challenge is retryable (another answer, another solver) unless the CA refused the name', () => {
+    expect(challengeRetryable(urn('caa'))).toBe(false);
+    expect(challengeRetryable(urn('rejectedIdentifier'))).toBe(false);
+    for (const name of ['incorrectResponse', 'unauthorized', 'connection', 'dns', 'tls'])
+      expect(challengeRetryable(urn(name))).toBe(true);
+    expect(challengeRetryable(undefined)).toBe(true);
+  });
+
+  it('compound: retryable false only when every subproblem is', () => {
+    const compound = (types: string[]) =>
+      problemError(
+        response(400, {
+          type: urn('compound'),
+          subproblems: types.map((t) => ({ type: urn(t), identifier: { type: 'dns', value: 'x.test' } })),
+        }),
+        'x',
+      );
+    expect(isRetryable(compound(['rejectedIdentifier', 'caa']))).toBe(false);
+    expect(isRetryable(compound(['rejectedIdentifier', 'dns']))).toBe(true);
+    expect(isRetryable(compound([]))).toBe(true);
+  });
+});
+
 describe('ARI certID (RFC 9773 §4.1)', () => {
   it('matches the RFC example', () => {
     // RFC 9773 §4.1: AKI 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4, serial 00:87:65:43:21.
@@ -104,6 +194,14 @@ describe('AcmeIssuer options', () => {
     [{}, /directoryUrl is required/],
     [{ directoryUrl: 'not a url', challenges: [new Http01Solver()] }, /directoryUrl must be a URL/],
     [{ directoryUrl: 'ftp://x/dir', challenges: [new Http01Solver()] }, /directoryUrl must be http/],
+    [
+      { directoryUrl: 'http://x/dir', challenges: [new Http01Solver()] },
+      /directoryUrl must be https.*allowHttp/,
+    ],
+    [
+      { directoryUrl: 'http://x/dir', challenges: [new Http01Solver()], allowHttp: 'yes' },
+      /allowHttp must be a boolean/,
+    ],
     [{ directoryUrl: 'https://x/dir', challenges: [] }, /challenges must list at least one/],
     [
       { directoryUrl: 'https://x/dir', challenges: [new Http01Solver(), new Http01Solver()] },
@@ -121,6 +219,19 @@ describe('AcmeIssuer options', () => {
     expect(() => new AcmeIssuer(options as never)).toThrowError(
       expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
     );
+  });
+
+  it('an http: directory only with allowHttp: true (a CA on loopback in development)', () => {
+    const base = { directoryUrl: 'http://127.0.0.1:14000/dir', challenges: [new Http01Solver()] };
+    expect(new AcmeIssuer({ ...base, allowHttp: true }).id).toBe(base.directoryUrl);
+    const error = (() => {
+      try {
+        return new AcmeIssuer(base);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toMatchObject({ code: 'INVALID_OPTION', details: { option: 'directoryUrl' } });
   });
 
   it('issues server certificates only, unless the CA is known to issue clientAuth', () => {

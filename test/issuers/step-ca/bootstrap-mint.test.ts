@@ -3,9 +3,10 @@ import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { CompactEncrypt, calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProvisionerKey, mintRevokeToken, mintToken } from '../../../src/issuers/step-ca/mint.js';
+import { enrollmentKey } from '../../../src/issuers/step-ca/spent-tokens.js';
 import { StepCaIssuer } from '../../../src/issuers/step-ca/step-ca-issuer.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
 import { FakeStepCa } from '../../support/step-ca/ca.js';
@@ -91,6 +92,36 @@ describe('bootstrap', () => {
     ).toThrowError(expect.objectContaining({ code: 'ROOT_FINGERPRINT_MISMATCH' }));
   });
 
+  it('a cached root with a certificate appended is refused: the appended CA never sees the token', async () => {
+    // Whoever can write the store appends their own CA to the cached root of an issuer whose CA
+    // URL they can also answer (here: `other`, a CA that does not hold the pinned root).
+    const store = new MemoryStore();
+    const attacked = new StepCaIssuer({ caUrl: other.url, rootFingerprint: ca.rootFingerprint });
+    await store.put(enrollmentKey(attacked.id, 'root.pem'), ca.rootPem + other.rootPem);
+    const token = await mint(ca, { subject: 'a.test', caUrl: other.url });
+    const victim = new StepCaIssuer({ caUrl: other.url, rootFingerprint: ca.rootFingerprint, token });
+    const before = other.requests('/1.0/sign');
+    const error = await victim.issue(await makeRequest(['a.test']), context(store)).catch((e) => e);
+    expect(error.code).toBe('ROOT_FINGERPRINT_MISMATCH');
+    expect(other.requests('/1.0/sign')).toBe(before);
+  });
+
+  it('the cached root is exactly one certificate, the pinned one, on read and on write', async () => {
+    const store = new MemoryStore();
+    const key = enrollmentKey(
+      new StepCaIssuer({ caUrl: ca.url, rootFingerprint: ca.rootFingerprint }).id,
+      'root.pem',
+    );
+    for (const planted of [ca.rootPem + other.rootPem, `${ca.rootPem}\n${ca.rootPem}`]) {
+      await store.put(key, planted);
+      const issuer = new StepCaIssuer({ caUrl: ca.url, rootFingerprint: ca.rootFingerprint });
+      expect(await issuer.trustAnchors(context(store))).toEqual([ca.rootPem]);
+      expect(await issuer.rootCertificate(context(store))).toBe(ca.rootPem);
+      // Re-fetched and re-written as the one pinned certificate.
+      expect(Buffer.from((await store.get(key))!).toString()).toBe(ca.rootPem);
+    }
+  });
+
   it.each([
     [{ caUrl: 'http://ca.test' }, /caUrl must be an https URL/],
     [{ caUrl: 'https://ca.test' }, /rootFingerprint or rootFile or rootPem is required/],
@@ -153,6 +184,24 @@ describe('minting', () => {
       expect(error.code).toBe('PROVISIONER_KEY_INVALID');
       expect(error.message).not.toContain('not the password');
     }
+  });
+
+  it('an encrypted key asking for more PBKDF2 iterations than step ever uses is refused before deriving', async () => {
+    const encrypt = (p2c: number) =>
+      new CompactEncrypt(new TextEncoder().encode(JSON.stringify(ca.provisioner.privateJwk)))
+        .setProtectedHeader({ alg: 'PBES2-HS256+A128KW', enc: 'A256GCM', cty: 'jwk+json' })
+        .setKeyManagementParameters({ p2c })
+        .encrypt(new TextEncoder().encode(ca.provisioner.password));
+    const { password } = ca.provisioner;
+    // 600 000 (the OWASP figure step uses for its PEM keys) is accepted ...
+    await expect(loadProvisionerKey({ key: await encrypt(600_000), password })).resolves.toMatchObject({
+      kid: ca.provisioner.kid,
+    });
+    // ... one more than the cap is not, with the right password, and the reason says why.
+    await expect(loadProvisionerKey({ key: await encrypt(1_000_001), password })).rejects.toMatchObject({
+      code: 'PROVISIONER_KEY_INVALID',
+      message: expect.stringMatching(/1000001 PBKDF2 iterations.*at most 1000000/),
+    });
   });
 
   it('accepts a PEM private key (kid = thumbprint) and refuses a public key', async () => {

@@ -1,4 +1,4 @@
-// Each rule of the fake step-ca (test/support/step-ca/rules.ts, protocols.md §6) with its own
+// Each rule of the fake step-ca (test/support/step-ca/rules.ts) with its own
 // negative test, driven from the client side: the issuer where its own checks let the request
 // through, the StepCaClient where they would stop it first. Every test asserts both what the
 // client reports (the typed error) and which rule the CA logged.
@@ -198,7 +198,7 @@ describe('CSR rules (400 for a bad CSR, 403 for names)', () => {
     const error = await client
       .sign(pem, await mint(ca, { subject: 'svc.test', sans: names }))
       .catch((e) => e);
-    expect(error).toMatchObject({ code: 'CA_REFUSED', details: { status: 400 } });
+    expect(error).toMatchObject({ code: 'CA_REFUSED', details: { status: 400, retryable: false } });
     expect(lastReason()).toMatch(/^invalid csr/);
   });
 
@@ -212,7 +212,11 @@ describe('CSR rules (400 for a bad CSR, 403 for names)', () => {
   it('the CSR DNS names must equal the token DNS names', async () => {
     const token = await mint(ca, { subject: 'svc.test', sans: names });
     const error = await enrollDirect(token, ['svc.test', 'extra.test', '127.0.0.1']).catch((e) => e);
-    expect(error).toMatchObject({ code: 'CA_REFUSED', details: { status: 403 } });
+    // The CA's own refusal refuses the same request again: not worth the normal retry schedule.
+    expect(error).toMatchObject({
+      code: 'CA_REFUSED',
+      details: { status: 403, fromCa: true, retryable: false },
+    });
     expect(lastReason()).toMatch(/valid DNS names/);
   });
 

@@ -86,6 +86,27 @@ describe('certkeeper token', () => {
     expect(ca.log.filter((e) => e.path === '/1.0/sign').map((e) => e.status)).toEqual([201]);
   });
 
+  it.each([
+    [['--san', '10.0.0.7', 'api.internal'], 'api.internal', ['api.internal', '10.0.0.7']],
+    [
+      ['api.internal', 'db.internal', '--san', '10.0.0.7', '--san', 'db.internal'],
+      'api.internal',
+      ['api.internal', 'db.internal', '10.0.0.7'],
+    ],
+    [['api.internal'], 'api.internal', ['api.internal']],
+  ])('every positional name lands in the token: %j', (args, sub, sans) => {
+    const run = certkeeper('token', ...common(), ...args);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(decodeJwt(run.stdout.trim())).toMatchObject({ sub, sans });
+  });
+
+  it('no name at all is a usage error', () => {
+    const run = certkeeper('token', ...common(), '--san', 'api.internal');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/at least one <name>/);
+  });
+
   it('mints a revocation token with --revoke', () => {
     const run = certkeeper('token', ...common(), '--revoke', 'ff');
     expect(run.code).toBe(0);

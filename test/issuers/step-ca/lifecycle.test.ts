@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
 import { systemClock } from '../../../src/clock.js';
+import { isRetryable } from '../../../src/errors.js';
 import { StepCaIssuer, type StepCaIssuerOptions } from '../../../src/issuers/step-ca/step-ca-issuer.js';
 import { type CertificateManager, createCertificateManager } from '../../../src/manager/manager.js';
+import { DEFAULT_RENEWAL_POLICY } from '../../../src/manager/policy.js';
 import { createHttpsServer } from '../../../src/server/create-server.js';
 import { layout } from '../../../src/store/layout.js';
 import { MemoryStore } from '../../../src/store/memory-store.js';
@@ -177,6 +179,41 @@ describe('renewal after expiry', () => {
     expect(error.message).toMatch(/expired at .* does not renew expired certificates.*new one-time token/);
     expect(served(s)).toBe(before);
     expect(s.ca.reasons()).toEqual(['certificate has expired']);
+  });
+});
+
+describe('errors retrying cannot fix wait the longest backoff, not the normal schedule', () => {
+  // renewal.retryMinMs is 1 s here: the normal schedule would come back within seconds.
+  const longest = DEFAULT_RENEWAL_POLICY.retryMaxMs;
+
+  it('NEW_TOKEN_REQUIRED (renewal refused, no new token): retryable false, next try after retryMaxMs', async () => {
+    let offset = 0;
+    const clock: Clock = { ...systemClock, now: () => Date.now() + offset };
+    const s = await setup({ ca: { now: clock.now, allowRenewalAfterExpiry: false }, clock });
+    await s.manager.start();
+    await s.manager.ready();
+    offset = 25 * 3_600_000;
+    const failed = nextEvent(s.manager, 'renewalFailed');
+    await expect(s.manager.renewNow('api')).rejects.toMatchObject({ code: 'NEW_TOKEN_REQUIRED' });
+    const { error, retryAt } = await failed;
+    expect(error.details.retryable).toBe(false);
+    expect(isRetryable(error)).toBe(false);
+    expect(retryAt.getTime() - clock.now()).toBeGreaterThan(longest - 60_000);
+  });
+
+  it('TOKEN_ALREADY_USED (a spent token, nothing stored): retryable false, next try after retryMaxMs', async () => {
+    const first = await setup();
+    await first.manager.start();
+    await first.manager.ready();
+    await first.manager.stop();
+    for (const key of await first.store.list('certificates')) await first.store.delete(key);
+    const again = await setup({ existingCa: first.ca, store: first.store, token: first.token });
+    const failed = nextEvent(again.manager, 'renewalFailed');
+    await again.manager.start();
+    const { error, retryAt } = await failed;
+    expect(error.code).toBe('TOKEN_ALREADY_USED');
+    expect(error.details.retryable).toBe(false);
+    expect(retryAt.getTime() - Date.now()).toBeGreaterThan(longest - 60_000);
   });
 });
 
