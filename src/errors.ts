@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'STORE_NO_SPACE'
   | 'STORE_READ_ONLY'
   | 'STORE_CLOSED'
+  // a stored value exists but this process may not read it (permissions): neither absent nor damaged
+  | 'STORE_UNREADABLE'
   | 'LOCK_ABORTED'
   | 'LOCK_LOST'
   // issuers
@@ -64,6 +66,8 @@ export type ErrorCode =
   | 'UNKNOWN_CERTIFICATE'
   | 'MANAGER_STOPPED'
   | 'RENEWAL_FAILED'
+  // another configuration (names, key type, purpose) claims this certificate id in a shared store
+  | 'CERTIFICATE_CONFLICT'
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
   | 'CERTIFICATE_UNAVAILABLE'
   | 'AGENT_CLOSED'

@@ -3,67 +3,165 @@
  * `findStored` reads only the pointers (one small read per issuer), `loadStored` reads, parses
  * and validates the chain and key of the pointed-at generation, falling back to the previous
  * one. Damage is reported through `report` and never thrown: a broken entry is healed, not fatal.
- * A store that cannot be read right now (STORE_IO, STORE_CLOSED) is not damage: that error is
- * thrown, so that callers wait and read again instead of re-issuing what the store still holds.
+ *
+ * Where: the certificate's id directory; when there is nothing there, the first-name directory
+ * an earlier version wrote (used only when its pointer names this id). A pointer that is damaged
+ * in itself (garbage, a directory, a Redis key of another type) is rebuilt from the newest valid
+ * generation still stored, so one bad file never costs a working certificate.
+ *
+ * A store that cannot be read right now (STORE_IO, STORE_CLOSED), or an entry this process may
+ * not read (STORE_UNREADABLE), is not damage: that error is thrown, so that callers wait and
+ * read again instead of re-issuing what the store still holds.
  */
-import type { CertkeeperError } from '../errors.js';
-
-/** Errors that say the store is unreachable, not that what it holds is damaged. */
-export function isStoreUnavailable(error: CertkeeperError): boolean {
-  return error.code === 'STORE_IO' || error.code === 'STORE_CLOSED';
-}
-
+import { CertkeeperError } from '../errors.js';
+import { type CertificateKeys, layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
-import { type Generation, type GenerationMeta, loadGeneration, readPointer } from './records.js';
+import type { ManagedCertificate } from './options.js';
+import {
+  type Generation,
+  type GenerationMeta,
+  loadGenerationAt,
+  metaOf,
+  readPointerAt,
+  storedSerials,
+} from './records.js';
 import { asError, type StoredPointer } from './state.js';
 
+/** Errors that say the store cannot be read now, not that what it holds is damaged. */
+export function isStoreUnavailable(error: CertkeeperError): boolean {
+  return error.code === 'STORE_IO' || error.code === 'STORE_CLOSED' || error.code === 'STORE_UNREADABLE';
+}
+
+/** What looking a certificate up needs. */
+export interface Lookup {
+  store: Store;
+  cert: ManagedCertificate;
+  /** The ids of the issuers whose directories are searched. */
+  issuers: string[];
+  /** The first problem of a generation for this certificate, or null. */
+  validate(generation: Generation): CertkeeperError | null;
+  report(error: CertkeeperError): void;
+  /** Serials known to be revoked: never a candidate. */
+  revoked?: ReadonlySet<string>;
+}
+
+export type Loaded = {
+  generation: Generation;
+  meta: Omit<GenerationMeta, 'previous'>;
+  /** What was found needs writing again: a legacy location, a rebuilt pointer, a damaged newest generation. */
+  heal: boolean;
+};
+
+/** The directory a found pointer lives in. */
+export function keysOf(
+  stored: Pick<StoredPointer, 'issuer' | 'legacy'>,
+  cert: ManagedCertificate,
+): CertificateKeys {
+  return stored.legacy
+    ? layout.legacyCertificate(stored.issuer, cert.primary)
+    : layout.certificate(stored.issuer, cert.id);
+}
+
 /** The pointer with the latest notAfter among the issuers' directories, or null. */
-export async function findStored(
-  store: Store,
-  issuers: string[],
-  primary: string,
-  report: (error: CertkeeperError) => void,
-): Promise<StoredPointer | null> {
+export async function findStored(lookup: Lookup): Promise<StoredPointer | null> {
   let best: StoredPointer | null = null;
-  for (const issuer of issuers) {
-    let meta: GenerationMeta | null;
-    try {
-      meta = await readPointer(store, issuer, primary);
-    } catch (error) {
-      const failure = asError(error);
-      if (isStoreUnavailable(failure)) throw failure;
-      report(failure);
-      continue;
-    }
-    if (meta && (!best || Date.parse(meta.notAfter) > Date.parse(best.meta.notAfter)))
-      best = { issuer, meta };
+  for (const issuer of lookup.issuers) {
+    const found = await findIn(lookup, issuer);
+    if (found && (!best || Date.parse(found.meta.notAfter) > Date.parse(best.meta.notAfter))) best = found;
   }
   return best;
 }
 
-/**
- * Loads and validates the generation a pointer names, else the previous one. `validate` returns
- * the first problem (or null). Returns null when neither is usable.
- */
-export async function loadStored(
-  store: Store,
-  stored: StoredPointer,
-  primary: string,
-  validate: (generation: Generation) => CertkeeperError | null,
-  report: (error: CertkeeperError) => void,
-): Promise<{ generation: Generation; meta: Omit<GenerationMeta, 'previous'> } | null> {
-  const candidates: Omit<GenerationMeta, 'previous'>[] = [stored.meta];
-  if (stored.meta.previous) candidates.push(stored.meta.previous);
-  for (const meta of candidates) {
+async function findIn(lookup: Lookup, issuer: string): Promise<StoredPointer | null> {
+  const { store, cert } = lookup;
+  const keys = layout.certificate(issuer, cert.id);
+  let meta: GenerationMeta | null;
+  try {
+    meta = await readPointerAt(store, keys);
+    if (meta && meta.id !== cert.id) {
+      throw new CertkeeperError('STORE_CORRUPT', `stored pointer at ${keys.current} names another id`, {
+        details: { key: keys.current },
+      });
+    }
+  } catch (error) {
+    const failure = asError(error);
+    if (isStoreUnavailable(failure)) throw failure;
+    lookup.report(failure);
+    return rebuild(lookup, issuer, keys);
+  }
+  if (meta) return { issuer, meta };
+  // Nothing under the id: an earlier version may have stored it under its first name. That
+  // directory may hold another id's certificate (they shared it), so only a pointer naming this
+  // id counts, and damage there is not this certificate's to report.
+  const legacyKeys = layout.legacyCertificate(issuer, cert.primary);
+  let legacy: GenerationMeta | null;
+  try {
+    legacy = await readPointerAt(store, legacyKeys);
+  } catch (error) {
+    if (isStoreUnavailable(asError(error))) throw error;
+    return null;
+  }
+  return legacy?.id === cert.id ? { issuer, meta: legacy, legacy: true } : null;
+}
+
+/** A pointer for the newest valid generation below a damaged pointer, or null when none is valid. */
+async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): Promise<StoredPointer | null> {
+  let newest: Generation | undefined;
+  for (const serial of await storedSerials(lookup.store, keys)) {
+    if (lookup.revoked?.has(serial)) continue;
     try {
-      const generation = await loadGeneration(store, stored.issuer, primary, meta);
-      const problem = validate(generation);
+      const generation = await loadGenerationAt(lookup.store, issuer, keys, {
+        serial,
+        chainSha256: '',
+        storedAt: '',
+      });
+      const problem = lookup.validate(generation);
       if (problem) throw problem;
-      return { generation, meta };
+      if (!newest || later(generation, newest)) newest = generation;
     } catch (error) {
       const failure = asError(error);
       if (isStoreUnavailable(failure)) throw failure;
-      report(failure);
+      lookup.report(failure);
+    }
+  }
+  if (!newest) return null;
+  // Its commit time is unknown: its notBefore keeps it from looking newer than anything committed.
+  const meta = metaOf(newest, lookup.cert, newest.info.notBefore.getTime());
+  return { issuer, meta: { ...meta, previous: null }, rebuilt: true };
+}
+
+function later(a: Generation, b: Generation): boolean {
+  const [an, bn] = [a.info.notAfter.getTime(), b.info.notAfter.getTime()];
+  return an !== bn ? an > bn : a.info.notBefore.getTime() > b.info.notBefore.getTime();
+}
+
+/**
+ * Loads and validates the generation a pointer names, else the previous one; a revoked serial
+ * is neither. Returns null when neither is usable.
+ */
+export async function loadStored(
+  lookup: Omit<Lookup, 'issuers'>,
+  stored: StoredPointer,
+): Promise<Loaded | null> {
+  const keys = keysOf(stored, lookup.cert);
+  const revoked = new Set([...(stored.meta.revoked ?? []), ...(lookup.revoked ?? [])]);
+  const candidates: Omit<GenerationMeta, 'previous'>[] = [stored.meta];
+  if (stored.meta.previous) candidates.push(stored.meta.previous);
+  for (const meta of candidates) {
+    if (revoked.has(meta.serial)) continue;
+    try {
+      const generation = await loadGenerationAt(lookup.store, stored.issuer, keys, meta);
+      const problem = lookup.validate(generation);
+      if (problem) throw problem;
+      return {
+        generation,
+        meta,
+        heal: stored.legacy === true || stored.rebuilt === true || meta !== stored.meta,
+      };
+    } catch (error) {
+      const failure = asError(error);
+      if (isStoreUnavailable(failure)) throw failure;
+      lookup.report(failure);
     }
   }
   return null;

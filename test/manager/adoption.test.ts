@@ -78,7 +78,7 @@ describe('adopting another replica’s certificate', () => {
     const { clock, store, issuer, a, b } = replicas();
     await a.start();
     await a.renewNow('web');
-    const old = (await readPointer(store, issuer.id, 'localhost'))!;
+    const old = (await readPointer(store, issuer.id, 'web'))!;
     await b.start();
     await b.ready();
     clock.set(clock.now() + 2_000);
@@ -87,7 +87,7 @@ describe('adopting another replica’s certificate', () => {
     const newer = a.certificate('web')!;
     expect(b.certificate('web')?.serial).toBe(newer.serial);
     // Another replica's failed live check put the previous generation back (still stored).
-    await revertPointer(store, issuer.id, 'localhost', old);
+    await revertPointer(store, issuer.id, 'web', old);
     await b.reconcile();
     expect(b.certificate('web')?.serial).toBe(newer.serial);
   });
