@@ -4,11 +4,10 @@
  * so that replicas sharing a store serve the same certificate and never order it twice.
  */
 import { type CertkeeperError, describeCause } from '../errors.js';
-import { compatibleFacts, conflictError, factsKey, sameFacts } from './claims.js';
+import { compatibleFacts, conflictError, factsKey, learnRevoked, sameFacts } from './claims.js';
 import type { ManagerCore } from './core.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
 import { renewalTime } from './policy.js';
-import type { GenerationMeta } from './records.js';
 import { type CertState, type StoredPointer, servedFacts } from './state.js';
 
 /**
@@ -115,13 +114,6 @@ async function adoptForeign(core: ManagerCore, state: CertState, found: StoredPo
     }
   }
   throw conflictError(state.cert, found.meta);
-}
-
-/** Revoked serials the stored pointer names are never served or fallen back to here either. */
-function learnRevoked(state: CertState, meta: GenerationMeta): void {
-  if (!meta.revoked?.length) return;
-  state.revoked ??= new Set();
-  for (const serial of meta.revoked) state.revoked.add(serial);
 }
 
 /** The pointer stored under any of this certificate's issuers that is newest. */

@@ -14,8 +14,10 @@
  *     restarts it with the configuration meant to win.
  */
 import { CertkeeperError } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { ManagedCertificate } from './options.js';
 import type { GenerationMeta } from './records.js';
+import type { CertState } from './state.js';
 
 type Facts = Pick<GenerationMeta, 'id' | 'names' | 'keyType' | 'purpose'>;
 
@@ -52,4 +54,25 @@ export function conflictError(cert: ManagedCertificate, stored: GenerationMeta):
       },
     },
   );
+}
+
+/**
+ * At start-up: a pointer stored for other facts is a configuration change (or a second
+ * configuration claiming the id), which this one replaces (`state.replaces`, renewed at once).
+ */
+export function claimAtStart(state: CertState, stored: GenerationMeta, logger: Logger): void {
+  if (sameFacts(stored, state.cert)) return;
+  state.replaces = factsKey(stored);
+  logger.warn('stored certificate was made for another configuration of this id; replacing it', {
+    id: state.cert.id,
+    stored: describeFacts(stored),
+    configured: describeFacts(state.cert),
+  });
+}
+
+/** Revoked serials a stored pointer names are never served or fallen back to here either. */
+export function learnRevoked(state: CertState, meta: GenerationMeta): void {
+  if (!meta.revoked?.length) return;
+  state.revoked ??= new Set();
+  for (const serial of meta.revoked) state.revoked.add(serial);
 }

@@ -104,9 +104,13 @@ async function findIn(lookup: Lookup, issuer: string): Promise<StoredPointer | n
   return legacy?.id === cert.id ? { issuer, meta: legacy, legacy: true } : null;
 }
 
-/** A pointer for the newest valid generation below a damaged pointer, or null when none is valid. */
+/**
+ * A pointer for the newest valid generation below a damaged pointer, or null when none is valid.
+ * Newest is the one written last (its files' modification time, which the store keeps): CAs stamp
+ * whole seconds, so two generations issued in one second have the same validity.
+ */
 async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): Promise<StoredPointer | null> {
-  let newest: Generation | undefined;
+  let newest: { generation: Generation; written: number } | undefined;
   for (const serial of await storedSerials(lookup.store, keys)) {
     if (lookup.revoked?.has(serial)) continue;
     try {
@@ -117,7 +121,8 @@ async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): P
       });
       const problem = lookup.validate(generation);
       if (problem) throw problem;
-      if (!newest || later(generation, newest)) newest = generation;
+      const written = (await lookup.store.stat(keys.generation(serial).cert))?.modified.getTime() ?? 0;
+      if (!newest || later({ generation, written }, newest)) newest = { generation, written };
     } catch (error) {
       const failure = asError(error);
       if (isStoreUnavailable(failure)) throw failure;
@@ -125,14 +130,16 @@ async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): P
     }
   }
   if (!newest) return null;
-  // Its commit time is unknown: its notBefore keeps it from looking newer than anything committed.
-  const meta = metaOf(newest, lookup.cert, newest.info.notBefore.getTime());
+  const meta = metaOf(newest.generation, lookup.cert, newest.written);
   return { issuer, meta: { ...meta, previous: null }, rebuilt: true };
 }
 
-function later(a: Generation, b: Generation): boolean {
-  const [an, bn] = [a.info.notAfter.getTime(), b.info.notAfter.getTime()];
-  return an !== bn ? an > bn : a.info.notBefore.getTime() > b.info.notBefore.getTime();
+function later(
+  a: { generation: Generation; written: number },
+  b: { generation: Generation; written: number },
+) {
+  if (a.written !== b.written) return a.written > b.written;
+  return a.generation.info.notAfter.getTime() > b.generation.info.notAfter.getTime();
 }
 
 /**

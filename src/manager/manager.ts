@@ -25,7 +25,7 @@ import { certificateName, issuerKey, layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { reconcile } from './adoption.js';
 import { attempt, succeeded } from './attempt.js';
-import { describeFacts, factsKey, sameFacts } from './claims.js';
+import { claimAtStart, learnRevoked } from './claims.js';
 import type { ManagerCore, Meta } from './core.js';
 import type { ManagerEvents, ObtainReason } from './events.js';
 import { validateGeneration } from './issue.js';
@@ -400,11 +400,14 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   #reportStored(state: CertState, error: CertkeeperError): void {
-    this.#o.logger.warn('stored certificate is unusable; it will be re-issued', {
-      id: state.cert.id,
-      code: error.code,
-      error: error.message,
-    });
+    this.#o.logger.warn(
+      'stored certificate entry is unusable: never served (a valid generation is used, else a new one obtained)',
+      {
+        id: state.cert.id,
+        code: error.code,
+        error: error.message,
+      },
+    );
     this.emit('storedInvalid', { id: state.cert.id, error });
   }
 
@@ -449,20 +452,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       this.#reschedule(state);
       return;
     }
-    if (stored.meta.revoked?.length) {
-      state.revoked ??= new Set();
-      for (const serial of stored.meta.revoked) state.revoked.add(serial);
-    }
-    if (!sameFacts(stored.meta, cert)) {
-      // A configuration change (or a second configuration claiming this id): this one replaces
-      // it, at once, serving the stored certificate meanwhile only if it is valid for this one.
-      state.replaces = factsKey(stored.meta);
-      this.#o.logger.warn('stored certificate was made for another configuration of this id; replacing it', {
-        id: cert.id,
-        stored: describeFacts(stored.meta),
-        configured: describeFacts(cert),
-      });
-    }
+    learnRevoked(state, stored.meta);
+    claimAtStart(state, stored.meta, this.#o.logger);
     state.stored = stored;
     this.#planRenewal(state, stored.meta.fingerprint256, {
       notBefore: new Date(stored.meta.notBefore),
@@ -470,7 +461,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     });
     if (state.replaces) state.renewAt = this.#o.clock.now();
     const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
-    if (eager) await this.#materialize(state);
+    if (eager) await this.#materialize(state, true);
     // Lazily loaded, or an eager load the store could not serve right now: the pointer is known,
     // the first handshake (or the retry below) loads the rest.
     if (!state.current && state.stored) state.ready.resolve();
@@ -486,8 +477,12 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#reschedule(state);
   }
 
-  /** Reads and validates the stored generation into memory (once; concurrent callers share it). */
-  #materialize(state: CertState): Promise<Generation | undefined> {
+  /**
+   * Reads and validates the stored generation into memory (once; concurrent callers share it).
+   * What loading worked around is repaired in the store: awaited at start-up (`awaitRepair`),
+   * in the background when a handshake or a call is waiting for the certificate.
+   */
+  #materialize(state: CertState, awaitRepair = false): Promise<Generation | undefined> {
     if (state.current) return Promise.resolve(state.current);
     const stored = state.stored;
     if (!stored) return Promise.resolve(undefined);
@@ -521,14 +516,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#reschedule(state);
       }
       // Written back once, so the next start does not work around the same damage again.
-      if (loaded.heal)
-        await healStored(
+      if (loaded.heal) {
+        const repair = healStored(
           { store: this.#o.store, lockTtlMs: this.#o.lockTtlMs, logger: this.#o.logger },
           state.cert,
           stored,
           loaded,
           state.revoked ?? [],
         );
+        if (awaitRepair) await repair;
+      }
       return loaded.generation;
     })();
     return state.loading;

@@ -82,6 +82,17 @@ describe('certificates whose first names shared a directory (issue 12 item 12)',
   });
 });
 
+describe('an id that cannot be mapped to one store key', () => {
+  it.each([
+    ['not valid Unicode', { id: 'web\uD800', names: ['a.test'] }],
+    ['too long once encoded', { id: 'É'.repeat(100), names: ['a.test'] }],
+  ])('is refused when configured (%s), naming the option', (_, certificate) => {
+    expect(() =>
+      createCertificateManager({ store: new MemoryStore(), certificates: [certificate], logger: quiet }),
+    ).toThrow(expect.objectContaining({ code: 'INVALID_OPTION', details: { option: 'certificates[0].id' } }));
+  });
+});
+
 describe('ids that share a first name in one store (issue 13 item 12)', () => {
   it('keep their own key and certificate across restarts, whatever their names, purpose or key type', async () => {
     const groups: ManagedCertificateOptions[][] = [
