@@ -32,6 +32,19 @@ export function isStoreUnavailable(error: CertkeeperError): boolean {
   return error.code === 'STORE_IO' || error.code === 'STORE_CLOSED' || error.code === 'STORE_UNREADABLE';
 }
 
+/**
+ * Damage this replica may write over: a pointer or generation that is broken for everyone. Not a
+ * value sealed with an encryption key this replica lacks, nor a certificate made for other names
+ * or another purpose: those may be what another replica serves.
+ */
+export function isDamage(error: CertkeeperError): boolean {
+  if (error.code === 'STORE_CORRUPT') {
+    const reason = error.details.reason;
+    return reason !== 'unknown-key' && reason !== 'no-key';
+  }
+  return error.code === 'KEY_MISMATCH' || error.code === 'MALFORMED_PEM' || error.code === 'CHAIN_INVALID';
+}
+
 /** What looking a certificate up needs. */
 export interface Lookup {
   store: Store;
@@ -110,9 +123,12 @@ async function findIn(lookup: Lookup, issuer: string): Promise<StoredPointer | n
  * whole seconds, so two generations issued in one second have the same validity.
  */
 async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): Promise<StoredPointer | null> {
-  let newest: { generation: Generation; written: number } | undefined;
+  const found: { generation: Generation; written: number }[] = [];
+  const spared: number[] = [];
   for (const serial of await storedSerials(lookup.store, keys)) {
     if (lookup.revoked?.has(serial)) continue;
+    const written = async () =>
+      (await lookup.store.stat(keys.generation(serial).cert))?.modified.getTime() ?? 0;
     try {
       const generation = await loadGenerationAt(lookup.store, issuer, keys, {
         serial,
@@ -121,17 +137,23 @@ async function rebuild(lookup: Lookup, issuer: string, keys: CertificateKeys): P
       });
       const problem = lookup.validate(generation);
       if (problem) throw problem;
-      const written = (await lookup.store.stat(keys.generation(serial).cert))?.modified.getTime() ?? 0;
-      if (!newest || later({ generation, written }, newest)) newest = { generation, written };
+      found.push({ generation, written: await written() });
     } catch (error) {
       const failure = asError(error);
       if (isStoreUnavailable(failure)) throw failure;
       lookup.report(failure);
+      if (!isDamage(failure)) spared.push(await written());
     }
   }
+  const newest = found.reduce<(typeof found)[number] | undefined>(
+    (best, next) => (!best || later(next, best) ? next : best),
+    undefined,
+  );
   if (!newest) return null;
   const meta = metaOf(newest.generation, lookup.cert, newest.written);
-  return { issuer, meta: { ...meta, previous: null }, rebuilt: true };
+  // A newer generation this replica cannot use but another may serve is not written over.
+  const repair = spared.every((written) => written < newest.written);
+  return { issuer, meta: { ...meta, previous: null }, rebuilt: { repair } };
 }
 
 function later(
@@ -154,21 +176,25 @@ export async function loadStored(
   const revoked = new Set([...(stored.meta.revoked ?? []), ...(lookup.revoked ?? [])]);
   const candidates: Omit<GenerationMeta, 'previous'>[] = [stored.meta];
   if (stored.meta.previous) candidates.push(stored.meta.previous);
+  // Falling back from the pointed-at generation is repaired only when what was skipped is damage.
+  let spared = false;
   for (const meta of candidates) {
     if (revoked.has(meta.serial)) continue;
     try {
       const generation = await loadGenerationAt(lookup.store, stored.issuer, keys, meta);
       const problem = lookup.validate(generation);
       if (problem) throw problem;
+      const fellBack = meta !== stored.meta;
       return {
         generation,
         meta,
-        heal: stored.legacy === true || stored.rebuilt === true || meta !== stored.meta,
+        heal: stored.legacy === true || (stored.rebuilt?.repair ?? (fellBack && !spared)),
       };
     } catch (error) {
       const failure = asError(error);
       if (isStoreUnavailable(failure)) throw failure;
       lookup.report(failure);
+      if (!isDamage(failure)) spared = true;
     }
   }
   return null;

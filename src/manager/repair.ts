@@ -67,7 +67,7 @@ async function stillAsFound(store: Store, cert: ManagedCertificate, stored: Stor
   try {
     now = await readPointerAt(store, layout.certificate(stored.issuer, cert.id));
   } catch {
-    return stored.rebuilt === true; // still damaged
+    return stored.rebuilt !== undefined; // still damaged
   }
   if (stored.legacy) return now === null;
   if (stored.rebuilt) return now === null || now.id !== cert.id;

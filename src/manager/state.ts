@@ -14,8 +14,12 @@ export interface StoredPointer {
   meta: GenerationMeta;
   /** Found in an earlier version's first-name directory (`layout.legacyCertificate`). */
   legacy?: boolean;
-  /** The pointer was damaged: `meta` was rebuilt from the newest valid generation stored. */
-  rebuilt?: boolean;
+  /**
+   * The pointer was damaged: `meta` was rebuilt from the newest valid generation stored. `repair`
+   * is false when a newer generation was skipped for a reason that is not damage (sealed with an
+   * encryption key this replica lacks, made for another configuration): it is not written over.
+   */
+  rebuilt?: { repair: boolean };
 }
 
 export interface CertState {

@@ -13,8 +13,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagerEvents } from '../../src/manager/events.js';
 import { createCertificateManager } from '../../src/manager/manager.js';
 import { readPointer } from '../../src/manager/records.js';
+import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { layout } from '../../src/store/layout.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
 import { SwitchableIssuer } from '../support/issuers.js';
@@ -163,5 +165,25 @@ describe('a damaged newest generation (issue 13 item 11)', () => {
 
     const second = await restart(store, issuer);
     expect(second).toMatchObject({ ordered: 0, loaded: [older], served: older, invalid: [] });
+  });
+});
+
+describe('what this replica cannot read but another may serve', () => {
+  it('a newest generation sealed with a key this replica lacks is fallen back from, never written over', async () => {
+    const shared = new MemoryStore();
+    const [mine, theirs] = [randomBytes(32), randomBytes(32)];
+    const here = new EncryptedStore(shared, { keys: [mine], logger: quiet });
+    // The other replica writes with its own key (and can read this one's).
+    const there = new EncryptedStore(shared, { keys: [theirs, mine], logger: quiet });
+    const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+    const [older] = await seed(here, issuer);
+    const [, newer] = await seed(there, issuer, 2);
+    expect(newer).not.toBe(older);
+
+    const started = await restart(here, issuer);
+    expect(started).toMatchObject({ ordered: 0, served: older });
+    // The other replica's certificate is still what the store points at, with its files.
+    expect((await readPointer(shared, issuer.id, 'web'))?.serial).toBe(newer);
+    expect(await shared.list(layout.certificate(issuer.id, 'web').generation(newer!).dir)).not.toEqual([]);
   });
 });
