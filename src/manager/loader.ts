@@ -176,7 +176,7 @@ export async function loadStored(
   const revoked = new Set([...(stored.meta.revoked ?? []), ...(lookup.revoked ?? [])]);
   const candidates: Omit<GenerationMeta, 'previous'>[] = [stored.meta];
   if (stored.meta.previous) candidates.push(stored.meta.previous);
-  // Falling back from the pointed-at generation is repaired only when what was skipped is damage.
+  // What was worked around is written over only when what was skipped is damage.
   let spared = false;
   for (const meta of candidates) {
     if (revoked.has(meta.serial)) continue;
@@ -188,7 +188,7 @@ export async function loadStored(
       return {
         generation,
         meta,
-        heal: stored.legacy === true || (stored.rebuilt?.repair ?? (fellBack && !spared)),
+        heal: !spared && (stored.legacy === true || (stored.rebuilt ? stored.rebuilt.repair : fellBack)),
       };
     } catch (error) {
       const failure = asError(error);

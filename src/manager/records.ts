@@ -152,8 +152,8 @@ export function loadGeneration(
 export async function storedSerials(store: Store, keys: CertificateKeys): Promise<string[]> {
   const serials = new Set<string>();
   for (const key of await store.list(keys.dir)) {
-    const [first, second] = key.slice(keys.dir.length + 1).split('/');
-    if (first && second && SERIAL.test(first)) serials.add(first);
+    const serial = keys.serialOf(key);
+    if (serial) serials.add(serial);
   }
   return [...serials];
 }

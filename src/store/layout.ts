@@ -165,7 +165,11 @@ export interface CertificateKeys {
   /** The pointer to the served generation. */
   current: string;
   generation(serial: string): { dir: string; cert: string; key: string };
+  /** The serial of the generation directory `key` lies in, or null for any other key. */
+  serialOf(key: string): string | null;
 }
+
+const SERIAL = /^[0-9a-f]{1,64}$/;
 
 function certificateKeys(dir: string): CertificateKeys {
   return {
@@ -174,6 +178,11 @@ function certificateKeys(dir: string): CertificateKeys {
     generation(serial: string) {
       const gen = `${dir}/${segment(serial.toLowerCase())}`;
       return { dir: gen, cert: `${gen}/cert.pem`, key: `${gen}/key.pem` };
+    },
+    serialOf(key: string) {
+      if (!keyHasPrefix(key, dir)) return null;
+      const [serial, ...rest] = key.slice(dir.length + 1).split('/');
+      return serial && rest.length > 0 && SERIAL.test(serial) ? serial : null;
     },
   };
 }

@@ -198,6 +198,15 @@ describe('certificate directories (issue 12 item 12: store keys alias)', () => {
       rest: '0a/key.pem',
     });
     expect(layout.parseCertificate('certificates/internal/@%ZZ/current.json')).toBeNull();
+    const keys = layout.certificate('internal', 'web');
+    expect(keys.serialOf(keys.generation('0A').key)).toBe('0a');
+    for (const other of [
+      keys.current,
+      `${keys.dir}/0a`,
+      `${keys.dir}/xyz/key.pem`,
+      'certificates/internal/@webx/0a/key.pem',
+    ])
+      expect(keys.serialOf(other), other).toBeNull();
     expect(layout.parseCertificate('ca/internal/root.pem')).toBeNull();
   });
 });
