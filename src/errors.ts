@@ -30,6 +30,8 @@ export type ErrorCode =
   // a FileStore directory that others could change (foreign owner, group/world-writable, or below
   // a directory another user can write): refused before anything in it is read
   | 'STORE_UNSAFE'
+  // a stored value exists but this process may not read it (permissions): neither absent nor damaged
+  | 'STORE_UNREADABLE'
   | 'LOCK_ABORTED'
   | 'LOCK_LOST'
   // issuers
@@ -70,6 +72,8 @@ export type ErrorCode =
   | 'UNKNOWN_CERTIFICATE'
   | 'MANAGER_STOPPED'
   | 'RENEWAL_FAILED'
+  // another configuration (names, key type, purpose) claims this certificate id in a shared store
+  | 'CERTIFICATE_CONFLICT'
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
   | 'CERTIFICATE_UNAVAILABLE'
   | 'AGENT_CLOSED'

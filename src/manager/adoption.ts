@@ -4,10 +4,11 @@
  * so that replicas sharing a store serve the same certificate and never order it twice.
  */
 import { type CertkeeperError, describeCause } from '../errors.js';
+import { compatibleFacts, conflictError, factsKey, learnRevoked, sameFacts } from './claims.js';
 import type { ManagerCore } from './core.js';
-import { findStored, loadStored } from './loader.js';
+import { findStored, type Loaded, loadStored } from './loader.js';
 import { renewalTime } from './policy.js';
-import { type CertState, servedFacts } from './state.js';
+import { type CertState, type StoredPointer, servedFacts } from './state.js';
 
 /**
  * Whether the stored pointer names a newer certificate than the one this replica serves: one
@@ -37,7 +38,10 @@ export async function reconcile(core: ManagerCore, state: CertState): Promise<vo
     const mine = servedFacts(state);
     if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
     if (!supersedes(found.meta, state)) return;
+    // Another configuration's certificate is taken only when it fits this one (claims.ts).
+    if (!sameFacts(found.meta, state.cert) && !compatibleFacts(found.meta, state.cert)) return;
     if (!state.current) {
+      if (state.revoked?.has(found.meta.serial)) return;
       state.stored = found;
       core.planRenewal(state, found.meta.fingerprint256, {
         notBefore: new Date(found.meta.notBefore),
@@ -72,6 +76,13 @@ export async function adoptStored(
   storedAfter: number | undefined,
 ): Promise<boolean> {
   const found = await findLatest(core, state);
+  if (
+    found &&
+    !found.rebuilt &&
+    !sameFacts(found.meta, state.cert) &&
+    factsKey(found.meta) !== state.replaces
+  )
+    return adoptForeign(core, state, found);
   if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
   if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
   const loaded = await loadFound(core, state, found);
@@ -87,31 +98,56 @@ export async function adoptStored(
   return true;
 }
 
+/**
+ * Another configuration committed this id after this replica started (claims.ts): adopt its
+ * certificate if it is newer and fits this configuration, else refuse to replace it.
+ */
+async function adoptForeign(core: ManagerCore, state: CertState, found: StoredPointer): Promise<true> {
+  if (
+    compatibleFacts(found.meta, state.cert) &&
+    found.meta.fingerprint256 !== state.current?.info.fingerprint256
+  ) {
+    const loaded = await loadFound(core, state, found);
+    if (loaded && (!state.current || supersedes(loaded.meta, state))) {
+      adopt(core, state, loaded);
+      return true;
+    }
+  }
+  throw conflictError(state.cert, found.meta);
+}
+
 /** The pointer stored under any of this certificate's issuers that is newest. */
-function findLatest(core: ManagerCore, state: CertState) {
-  const issuers = core.issuersFor(state.cert).map((i) => i.id);
-  return findStored(core.options.store, issuers, state.cert.primary, () => {});
+async function findLatest(core: ManagerCore, state: CertState): Promise<StoredPointer | null> {
+  const found = await findStored({
+    store: core.options.store,
+    cert: state.cert,
+    issuers: core.issuersFor(state.cert).map((i) => i.id),
+    validate: (g) => core.validate(state.cert, g, undefined, true),
+    report: () => {},
+    revoked: state.revoked,
+  });
+  if (found) learnRevoked(state, found.meta);
+  return found;
 }
 
 /** Reads and validates what a pointer names; an unusable one is reported, not adopted. */
-function loadFound(
-  core: ManagerCore,
-  state: CertState,
-  found: NonNullable<Awaited<ReturnType<typeof findLatest>>>,
-) {
+function loadFound(core: ManagerCore, state: CertState, found: StoredPointer): Promise<Loaded | null> {
   return loadStored(
-    core.options.store,
+    {
+      store: core.options.store,
+      cert: state.cert,
+      validate: (g) => core.validate(state.cert, g),
+      report: (error) => unadoptable(core, state, error),
+      revoked: state.revoked,
+    },
     { ...found, meta: { ...found.meta, previous: null } },
-    state.cert.primary,
-    (g) => core.validate(state.cert, g),
-    (error) => unadoptable(core, state, error),
   );
 }
 
 function adopt(
   core: ManagerCore,
   state: CertState,
-  { generation, meta }: NonNullable<Awaited<ReturnType<typeof loadFound>>>,
+  { generation, meta }: Pick<Loaded, 'generation' | 'meta'>,
 ): void {
   core.install(state, generation, meta);
   core.emit('adopted', {

@@ -5,7 +5,7 @@
  * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
  */
 import { CertkeeperError, isRetryable } from '../errors.js';
-import { certificateName } from '../store/layout.js';
+import { layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { adoptStored } from './adoption.js';
 import type { ManagerCore } from './core.js';
@@ -32,7 +32,7 @@ export async function attempt(
     const signal = AbortSignal.any([core.signal, AbortSignal.timeout(options.issueTimeoutMs)]);
     await withLock(
       options.store,
-      `issue/${certificateName(cert.primary)}`,
+      layout.issueLock(cert.id),
       async (_lease, lockSignal) => {
         if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) return;
         const generation = await issueCertificate(

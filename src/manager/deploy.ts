@@ -2,11 +2,14 @@
  * The deploy path of every new certificate, one straight line: store atomically (keeping the
  * previous generation) → make it current on every attached server → verify each live server with
  * a real handshake → emit. A failed live check restores the previous certificate in memory, on
- * the servers and in the store, and emits `liveVerifyFailed` and `rolledBack`.
+ * the servers and in the store, and emits `liveVerifyFailed` and `rolledBack`. A revoked
+ * certificate is never the previous one: it is not kept, and never restored.
  * (Validation against the issuer's anchors happened before, in issue.ts.)
  */
+import { describeCause } from '../errors.js';
 import type { ManagerCore } from './core.js';
 import { commitGeneration, type Generation, metaOf, revertPointer } from './records.js';
+import { removeLegacy } from './repair.js';
 import { asError, type CertState } from './state.js';
 
 /** Store → swap → live verify → emit; on a failed live check, restore the previous certificate. */
@@ -18,12 +21,22 @@ export async function deployGeneration(
   lease?: AbortSignal,
 ): Promise<void> {
   const { cert } = state;
-  const previous = state.current;
-  const previousMeta = state.currentMeta;
+  const revoked = state.revoked ?? new Set<string>();
+  const replaced = state.current;
+  // A revoked certificate is no fallback: as if there were none.
+  const previous = replaced && !revoked.has(replaced.info.serialNumber) ? replaced : undefined;
+  const previousMeta = previous ? state.currentMeta : undefined;
   const meta = metaOf(generation, cert, core.options.clock.now());
   // `previous` must live under the same issuer directory to be found again for rollback.
   const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
-  await commitGeneration(core.options.store, cert.primary, generation, meta, sameIssuer, lease);
+  const { store } = core.options;
+  await commitGeneration(store, cert.id, generation, meta, sameIssuer, {
+    lease,
+    revoked,
+    previousGeneration: previous,
+  });
+  // Committed under this configuration: it owns the id now (claims.ts).
+  state.replaces = undefined;
   core.install(state, generation, meta);
 
   const attachments = cert.purpose === 'server' ? [...core.attachments].filter((a) => a.serves(cert.id)) : [];
@@ -35,7 +48,7 @@ export async function deployGeneration(
     if (previous && previousMeta) {
       core.install(state, previous, previousMeta);
       if (previous.issuer === generation.issuer)
-        await revertPointer(core.options.store, previous.issuer, cert.primary, previousMeta);
+        await revertPointer(store, previous.issuer, cert.id, previousMeta, revoked);
     }
     core.emit('rolledBack', {
       id: cert.id,
@@ -52,7 +65,7 @@ export async function deployGeneration(
   core.emit('swapped', {
     id: cert.id,
     serial,
-    previousSerial: previous?.info.serialNumber ?? null,
+    previousSerial: replaced?.info.serialNumber ?? null,
     servers: attachments.length,
     verified,
   });
@@ -64,11 +77,18 @@ export async function deployGeneration(
     issuer: generation.issuer,
     durationMs,
   };
-  if (previous) core.emit('renewed', { ...facts, previousSerial: previous.info.serialNumber });
+  if (replaced) core.emit('renewed', { ...facts, previousSerial: replaced.info.serialNumber });
   else core.emit('obtained', facts);
   core.options.logger.info('certificate deployed', {
     id: cert.id,
     serial,
     notAfter: generation.info.notAfter.toISOString(),
   });
+  // Stored under its id now: what an earlier version kept under the first name goes.
+  await removeLegacy(store, generation.issuer, cert).catch((error) =>
+    core.options.logger.debug('could not remove the first-name directory', {
+      id: cert.id,
+      error: describeCause(error),
+    }),
+  );
 }

@@ -9,7 +9,10 @@ export type ObtainReason = 'missing' | 'renewal' | 'expired' | 'forced' | 'heali
 export interface ManagerEvents {
   /** A valid certificate was found in the store at start-up and is being served. */
   loaded: [{ id: string; serial: string; notAfter: Date; issuer: string }];
-  /** A stored entry is damaged or does not fit its configuration; it is not served and will be re-issued. */
+  /**
+   * A stored entry is damaged or does not fit its configuration; it is never served (an intact
+   * generation still stored is, else the certificate is re-issued).
+   */
   storedInvalid: [{ id: string; error: CertkeeperError }];
   obtaining: [{ id: string; names: string[]; reason: ObtainReason; attempt: number }];
   /** The first certificate for an id (nothing was served before). */

@@ -21,13 +21,15 @@ import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
 import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
 import { NameIndex } from '../server/name-index.js';
-import { certificateName, issuerKey } from '../store/layout.js';
+import { certificateName, issuerKey, layout } from '../store/layout.js';
+import { withLock } from '../store/with-lock.js';
 import { reconcile } from './adoption.js';
 import { attempt, succeeded } from './attempt.js';
+import { claimAtStart, learnRevoked } from './claims.js';
 import type { ManagerCore, Meta } from './core.js';
 import type { ManagerEvents, ObtainReason } from './events.js';
 import { validateGeneration } from './issue.js';
-import { findStored, loadStored } from './loader.js';
+import { findStored, type Loaded, loadStored } from './loader.js';
 import {
   type ManagedCertificate,
   type ManagedCertificateOptions,
@@ -38,9 +40,11 @@ import {
   resolveOptions,
 } from './options.js';
 import { renewalTime, timeInWindow } from './policy.js';
-import type { Generation } from './records.js';
+import { forgetRevoked, type Generation } from './records.js';
+import { healStored, removeLegacy } from './repair.js';
 import { Scheduler } from './scheduler.js';
 import {
+  asError,
   type CertificateStatus,
   type CertState,
   newState,
@@ -234,7 +238,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (failed.size > 0) throw renewAllFailure(failed, total);
   }
 
-  /** Revokes the served certificate of `id` (where the issuer supports it) and replaces it. */
+  /**
+   * Revokes the served certificate of `id` (where the issuer supports it) and replaces it. The
+   * revoked generation is deleted from the store at once and is never served again after the
+   * replacement, nor fallen back to (rollback, restart, damaged newer generation).
+   */
   async revoke(id: string, reason: RevocationReason = 'unspecified'): Promise<void> {
     const state = this.#state(id);
     const current = state.current ?? (await this.#materialize(state));
@@ -247,7 +255,30 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       reason,
       this.#context(this.#abort.signal),
     );
-    this.emit('revoked', { id, serial: current.info.serialNumber, reason });
+    const serial = current.info.serialNumber;
+    state.revoked ??= new Set();
+    state.revoked.add(serial);
+    this.emit('revoked', { id, serial, reason });
+    // Recorded in the store before anything else can restore it; under the issuance lock, since
+    // the pointer is rewritten. A failure here leaves the files until the replacement prunes them.
+    try {
+      await withLock(
+        this.#o.store,
+        layout.issueLock(id),
+        async () => {
+          await forgetRevoked(this.#o.store, current.issuer, id, serial, state.revoked!);
+          // Loaded from an earlier version's first-name directory: that copy goes too.
+          await removeLegacy(this.#o.store, current.issuer, state.cert);
+        },
+        { ttlMs: this.#o.lockTtlMs, signal: this.#abort.signal },
+      );
+    } catch (error) {
+      this.#o.logger.warn('could not delete the revoked certificate from the store yet', {
+        id,
+        serial,
+        error: describeCause(error),
+      });
+    }
     // Until a replacement is served, the revoked certificate still is: the caller must know.
     const failure = await this.#obtain(state, 'forced');
     if (failure) throw failure;
@@ -371,12 +402,38 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   #reportStored(state: CertState, error: CertkeeperError): void {
-    this.#o.logger.warn('stored certificate is unusable; it will be re-issued', {
-      id: state.cert.id,
-      code: error.code,
-      error: error.message,
-    });
+    this.#o.logger.warn(
+      'stored certificate entry is unusable: never served (a valid generation is used, else a new one obtained)',
+      {
+        id: state.cert.id,
+        code: error.code,
+        error: error.message,
+      },
+    );
     this.emit('storedInvalid', { id: state.cert.id, error });
+  }
+
+  /** The store could not be read (down, or an entry this process may not read): nothing is ordered for it. */
+  #reportUnreadable(state: CertState, error: unknown): void {
+    const failure = asError(error);
+    this.#o.logger.warn(
+      failure.code === 'STORE_UNREADABLE'
+        ? 'stored certificate is unreadable here (permissions?); nothing is ordered, reading again'
+        : 'store unreachable while loading a certificate; reading again',
+      { id: state.cert.id, code: failure.code, error: describeCause(error) },
+    );
+  }
+
+  #lookup(state: CertState) {
+    return {
+      store: this.#o.store,
+      cert: state.cert,
+      issuers: this.#issuersFor(state.cert).map((i) => i.id),
+      validate: (generation: Generation) =>
+        validateGeneration(state.cert, generation, this.#o.clock.now(), undefined, true),
+      report: (error: CertkeeperError) => this.#reportStored(state, error),
+      revoked: state.revoked,
+    };
   }
 
   // ---- start-up and loading ----------------------------------------------------------------
@@ -384,30 +441,29 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** Reads the stored pointer; loads the certificate now, or on its first handshake when the set is large. */
   async #load(state: CertState): Promise<void> {
     const { cert } = state;
-    const issuers = this.#issuersFor(cert).map((i) => i.id);
     let stored: Awaited<ReturnType<typeof findStored>>;
     try {
-      stored = await findStored(this.#o.store, issuers, cert.primary, (e) => this.#reportStored(state, e));
+      stored = await findStored(this.#lookup(state));
     } catch (error) {
-      // The store is unreachable: nothing is known yet. The obtain attempt this schedules needs
+      // Unreachable or unreadable: nothing is known yet. The obtain attempt this schedules needs
       // the store too (its lock), and re-reads it under the lock before ordering anything.
-      this.#o.logger.warn('store unreachable while loading a certificate', {
-        id: cert.id,
-        error: describeCause(error),
-      });
+      this.#reportUnreadable(state, error);
       stored = null;
     }
     if (state.removed || !stored) {
       this.#reschedule(state);
       return;
     }
+    learnRevoked(state, stored.meta);
+    claimAtStart(state, stored.meta, this.#o.logger);
     state.stored = stored;
     this.#planRenewal(state, stored.meta.fingerprint256, {
       notBefore: new Date(stored.meta.notBefore),
       notAfter: new Date(stored.meta.notAfter),
     });
+    if (state.replaces) state.renewAt = this.#o.clock.now();
     const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
-    if (eager) await this.#materialize(state);
+    if (eager) await this.#materialize(state, true);
     // Lazily loaded, or an eager load the store could not serve right now: the pointer is known,
     // the first handshake (or the retry below) loads the rest.
     if (!state.current && state.stored) state.ready.resolve();
@@ -423,29 +479,24 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#reschedule(state);
   }
 
-  /** Reads and validates the stored generation into memory (once; concurrent callers share it). */
-  #materialize(state: CertState): Promise<Generation | undefined> {
+  /**
+   * Reads and validates the stored generation into memory (once; concurrent callers share it).
+   * What loading worked around is repaired in the store: awaited at start-up (`awaitRepair`),
+   * in the background when a handshake or a call is waiting for the certificate.
+   */
+  #materialize(state: CertState, awaitRepair = false): Promise<Generation | undefined> {
     if (state.current) return Promise.resolve(state.current);
     const stored = state.stored;
     if (!stored) return Promise.resolve(undefined);
     state.loading ??= (async () => {
-      let loaded: Awaited<ReturnType<typeof loadStored>>;
+      let loaded: Loaded | null;
       try {
-        loaded = await loadStored(
-          this.#o.store,
-          stored,
-          state.cert.primary,
-          (generation) => validateGeneration(state.cert, generation, this.#o.clock.now(), undefined, true),
-          (error) => this.#reportStored(state, error),
-        );
+        loaded = await loadStored(this.#lookup(state), stored);
       } catch (error) {
-        // Unreachable, not damaged: keep the pointer and read again on the next handshake or
-        // attempt; re-issuing here would order a certificate the store still holds.
+        // Unreachable or unreadable, not damaged: keep the pointer and read again on the next
+        // handshake or attempt; re-issuing here would order a certificate the store still holds.
         state.loading = undefined;
-        this.#o.logger.warn('store unreachable while loading a certificate; will read again', {
-          id: state.cert.id,
-          error: describeCause(error),
-        });
+        this.#reportUnreadable(state, error);
         this.#o.clock.setTimeout(() => {
           if (this.#phase === 'running' && !state.current && !state.removed) void this.#materialize(state);
         }, 2_000);
@@ -461,6 +512,22 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         return undefined;
       }
       this.#install(state, loaded.generation, loaded.meta);
+      if (state.replaces) {
+        // Another configuration's certificate, valid for this one: served until replaced, at once.
+        state.renewAt = this.#o.clock.now();
+        this.#reschedule(state);
+      }
+      // Written back once, so the next start does not work around the same damage again.
+      if (loaded.heal) {
+        const repair = healStored(
+          { store: this.#o.store, lockTtlMs: this.#o.lockTtlMs, logger: this.#o.logger },
+          state.cert,
+          stored,
+          loaded,
+          state.revoked ?? [],
+        );
+        if (awaitRepair) await repair;
+      }
       return loaded.generation;
     })();
     return state.loading;
@@ -517,11 +584,15 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   // ---- replicas (adoption.ts) -----------------------------------------------------------
 
   #onPointer(key: string): void {
-    // certificates/<issuer>/<name>/current.json
-    const [, issuerPart, namePart] = key.split('/');
+    const parts = layout.parseCertificate(key);
+    if (parts?.rest !== 'current.json') return;
     for (const state of this.#states.values()) {
-      if (certificateName(state.cert.primary) !== namePart) continue;
-      if (this.#issuersFor(state.cert).some((i) => issuerKey(i.id) === issuerPart))
+      // Under its id; or under its first name, by a replica still running an earlier version.
+      const mine =
+        parts.id !== undefined
+          ? parts.id === state.cert.id
+          : parts.legacyName === certificateName(state.cert.primary);
+      if (mine && this.#issuersFor(state.cert).some((i) => issuerKey(i.id) === parts.issuer))
         void reconcile(this.#core, state);
     }
   }

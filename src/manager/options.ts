@@ -14,6 +14,7 @@ import { InternalCA } from '../issuers/internal-ca.js';
 import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
+import { certificateSegment } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import { type RenewalPolicy, validatePolicy } from './policy.js';
 
@@ -131,6 +132,15 @@ export function resolveCertificate(input: unknown, path: string, issuers: Issuer
   const id = cert.id ?? names[0]!;
   if (typeof id !== 'string' || id.length === 0 || id.length > 200)
     throw optionError(`${path}.id`, 'must be a non-empty string');
+  // The id is the certificate's identity in the store: it must map to one key, and back.
+  try {
+    certificateSegment(id);
+  } catch (error) {
+    throw optionError(
+      `${path}.id`,
+      `${cert.id === undefined ? '(by default the first name) ' : ''}cannot be stored: ${(error as Error).message}`,
+    );
+  }
   return { id, names, primary: names[0]!, keyType, purpose };
 }
 

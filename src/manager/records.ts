@@ -1,11 +1,13 @@
 /**
- * Certificate generations in the store. A generation (chain + key) is written to its own
- * directory first; `current.json` is written last and is the atomic commit: a reader, or a replica
- * that crashes half-way, sees the old generation or the new one, never a mix. The pointer names
- * the previous generation, which is kept for rollback; older ones are pruned.
+ * Certificate generations in the store, under the certificate's id (`layout.certificate`). A
+ * generation (chain + key) is written to its own directory first; `current.json` is written last
+ * and is the atomic commit: a reader, or a replica that crashes half-way, sees the old generation
+ * or the new one, never a mix. The pointer names the previous generation, which is kept for
+ * rollback, and the serials revoked through the manager, which are deleted and never served or
+ * fallen back to again; older generations are pruned.
  *
  * Reading is defensive: any damage (unparsable pointer, missing or corrupt PEM, key that does not
- * match) is a `StoredEntryError` the manager reports and heals; it is never served.
+ * match) is a `STORE_CORRUPT` error the manager reports and heals; it is never served.
  */
 
 import { createHash } from 'node:crypto';
@@ -14,7 +16,7 @@ import type { KeyType } from '../crypto/keys.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { CertkeeperError, isCertkeeperError } from '../errors.js';
 import type { CertificatePurpose } from '../issuers/issuer.js';
-import { layout } from '../store/layout.js';
+import { type CertificateKeys, layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 
 /** The facts of one generation, as kept in `current.json`. No key material. */
@@ -33,7 +35,16 @@ export interface GenerationMeta {
   notAfter: string;
   storedAt: string;
   previous: Omit<GenerationMeta, 'previous'> | null;
+  /**
+   * Serials of this certificate revoked through the manager (most recent last, bounded): never
+   * served, never a fallback. Only on the pointer itself, absent when there are none.
+   */
+  revoked?: string[];
 }
+
+/** How many revoked serials a pointer remembers (their files are deleted at once anyway). */
+const MAX_REVOKED = 16;
+const SERIAL = /^[0-9a-f]{1,64}$/;
 
 /** A generation loaded into memory, ready to serve. */
 export interface Generation {
@@ -68,53 +79,54 @@ function parseMeta(raw: Uint8Array, key: string): GenerationMeta {
   }
   if (
     meta?.version !== 1 ||
+    typeof meta.id !== 'string' ||
     typeof meta.serial !== 'string' ||
-    !/^[0-9a-f]{1,64}$/.test(meta.serial) ||
-    !Array.isArray(meta.names)
+    !SERIAL.test(meta.serial) ||
+    !Array.isArray(meta.names) ||
+    (meta.previous != null &&
+      (typeof meta.previous.serial !== 'string' || !SERIAL.test(meta.previous.serial))) ||
+    (meta.revoked !== undefined &&
+      (!Array.isArray(meta.revoked) || !meta.revoked.every((r) => typeof r === 'string' && SERIAL.test(r))))
   ) {
     throw corrupt('pointer', key);
   }
   return meta;
 }
 
-/** Loads the generation that `meta` describes (current or previous). */
-export async function loadGeneration(
+/** Loads the generation that `meta` describes (current or previous) from the directory `keys`. */
+export async function loadGenerationAt(
   store: Store,
   issuer: string,
-  primary: string,
-  meta: Omit<GenerationMeta, 'previous'>,
+  keys: CertificateKeys,
+  meta: Pick<GenerationMeta, 'serial' | 'chainSha256' | 'storedAt'>,
 ): Promise<Generation> {
-  const keys = layout.certificate(issuer, primary).generation(meta.serial);
-  const [chainRaw, keyRaw] = await Promise.all([store.get(keys.cert), store.get(keys.key)]);
-  if (!chainRaw) throw corrupt('chain', keys.cert, new CertkeeperError('STORE_CORRUPT', 'missing'));
-  if (!keyRaw) throw corrupt('key', keys.key, new CertkeeperError('STORE_CORRUPT', 'missing'));
+  const gen = keys.generation(meta.serial);
+  const [chainRaw, keyRaw] = await Promise.all([store.get(gen.cert), store.get(gen.key)]);
+  if (!chainRaw) throw corrupt('chain', gen.cert, new CertkeeperError('STORE_CORRUPT', 'missing'));
+  if (!keyRaw) throw corrupt('key', gen.key, new CertkeeperError('STORE_CORRUPT', 'missing'));
   let chain: ReturnType<typeof parseCertificates>;
   let key: PrivateKey;
   try {
     chain = parseCertificates(chainRaw);
   } catch (cause) {
-    throw corrupt('chain', keys.cert, cause);
+    throw corrupt('chain', gen.cert, cause);
   }
   try {
     key = PrivateKey.fromPem(keyRaw);
   } catch (cause) {
-    throw corrupt('key', keys.key, cause);
+    throw corrupt('key', gen.key, cause);
   }
   const leaf = chain[0]!;
   const chainPem = chain.map((c) => c.pem).join('');
   if (meta.chainSha256 && sha256(chainPem) !== meta.chainSha256) {
     throw corrupt(
       'chain',
-      keys.cert,
+      gen.cert,
       new CertkeeperError('STORE_CORRUPT', 'chain differs from the one committed'),
     );
   }
   if (leaf.info.serialNumber !== meta.serial) {
-    throw corrupt(
-      'chain',
-      keys.cert,
-      new CertkeeperError('STORE_CORRUPT', 'serial differs from its pointer'),
-    );
+    throw corrupt('chain', gen.cert, new CertkeeperError('STORE_CORRUPT', 'serial differs from its pointer'));
   }
   return {
     issuer,
@@ -126,15 +138,35 @@ export async function loadGeneration(
   };
 }
 
-/** The current pointer, or null when nothing is stored. Throws STORE_CORRUPT for a damaged pointer. */
-export async function readPointer(
+/** Loads the generation `meta` describes, stored under the certificate `id` of `issuer`. */
+export function loadGeneration(
   store: Store,
   issuer: string,
-  primary: string,
-): Promise<GenerationMeta | null> {
-  const key = layout.certificate(issuer, primary).current;
-  const raw = await store.get(key);
-  return raw ? parseMeta(raw, key) : null;
+  id: string,
+  meta: Omit<GenerationMeta, 'previous'>,
+): Promise<Generation> {
+  return loadGenerationAt(store, issuer, layout.certificate(issuer, id), meta);
+}
+
+/** The serials of the generation directories below `keys.dir` (whatever their state). */
+export async function storedSerials(store: Store, keys: CertificateKeys): Promise<string[]> {
+  const serials = new Set<string>();
+  for (const key of await store.list(keys.dir)) {
+    const serial = keys.serialOf(key);
+    if (serial) serials.add(serial);
+  }
+  return [...serials];
+}
+
+/** The pointer in `keys`, or null when there is none. Throws STORE_CORRUPT for a damaged pointer. */
+export async function readPointerAt(store: Store, keys: CertificateKeys): Promise<GenerationMeta | null> {
+  const raw = await store.get(keys.current);
+  return raw ? parseMeta(raw, keys.current) : null;
+}
+
+/** The current pointer of certificate `id` under `issuer`, or null. Throws STORE_CORRUPT when damaged. */
+export function readPointer(store: Store, issuer: string, id: string): Promise<GenerationMeta | null> {
+  return readPointerAt(store, layout.certificate(issuer, id));
 }
 
 export function metaOf(
@@ -159,62 +191,150 @@ export function metaOf(
 }
 
 /**
- * Stores a new generation and makes it current, keeping the one it replaces as `previous`.
- * Returns the pointer written.
+ * Stores a new generation and makes it current, keeping the one it replaces as `previous` (unless
+ * revoked). Revoked serials are remembered by the pointer, and their directories pruned with
+ * every other generation. Returns the pointer written.
  */
 export async function commitGeneration(
   store: Store,
-  primary: string,
+  id: string,
   generation: Generation,
   meta: Omit<GenerationMeta, 'previous'>,
   previous: Omit<GenerationMeta, 'previous'> | null,
-  /** The issuance lock's signal: aborted once the lease may have lapsed (see withLock). */
-  lease?: AbortSignal,
+  options: CommitOptions = {},
 ): Promise<GenerationMeta> {
-  const keys = layout.certificate(generation.issuer, primary);
+  const { lease } = options;
+  const keys = layout.certificate(generation.issuer, id);
   const gen = keys.generation(meta.serial);
   await store.put(gen.key, generation.key.toPem());
   await store.put(gen.cert, generation.chainPem);
+  const gone = [...new Set(options.revoked ?? [])].filter((s) => s !== meta.serial).slice(-MAX_REVOKED);
+  const kept =
+    previous && previous.serial !== meta.serial && !gone.includes(previous.serial) ? previous : null;
+  if (kept && options.previousGeneration?.info.serialNumber === kept.serial)
+    await ensureGeneration(store, keys, options.previousGeneration);
   const pointer: GenerationMeta = {
-    ...meta,
-    previous: previous && previous.serial !== meta.serial ? previous : null,
+    ...withoutPointerFields(meta),
+    previous: kept && withoutPointerFields(kept),
+    ...(gone.length > 0 ? { revoked: gone } : {}),
   };
   // The pointer is the commit. A holder whose lease may have lapsed (a long pause) must not
   // overwrite what the next holder committed: checked locally, right before the write, since the
   // stores have no conditional put. The generation files above are harmless leftovers.
   lease?.throwIfAborted();
-  await store.put(keys.current, JSON.stringify(pointer, null, 2));
-  await pruneGenerations(store, generation.issuer, primary, [meta.serial, pointer.previous?.serial]);
+  await writePointer(store, keys, pointer, lease);
+  await pruneGenerations(store, keys, [meta.serial, pointer.previous?.serial]);
   return pointer;
+}
+
+export interface CommitOptions {
+  /** The issuance lock's signal: aborted once the lease may have lapsed (see withLock). */
+  lease?: AbortSignal;
+  /** Serials revoked: remembered by the pointer, never kept as `previous`, pruned. */
+  revoked?: Iterable<string>;
+  /**
+   * The previous generation in memory: written too if its files are not in this directory (it
+   * was loaded from an earlier version's first-name directory), so a rollback finds it here.
+   */
+  previousGeneration?: Generation;
+}
+
+/** Writes a generation's files unless both are there already. */
+async function ensureGeneration(store: Store, keys: CertificateKeys, generation: Generation): Promise<void> {
+  const gen = keys.generation(generation.info.serialNumber);
+  const [cert, key] = await Promise.all([store.stat(gen.cert), store.stat(gen.key)]);
+  if (cert && key) return;
+  await store.put(gen.key, generation.key.toPem());
+  await store.put(gen.cert, generation.chainPem);
 }
 
 /** Points `current.json` back at `target` (rollback), keeping the rejected one out of `previous`. */
 export async function revertPointer(
   store: Store,
   issuer: string,
-  primary: string,
+  id: string,
   target: Omit<GenerationMeta, 'previous'>,
+  revoked: Iterable<string> = [],
 ): Promise<void> {
-  await store.put(
-    layout.certificate(issuer, primary).current,
-    JSON.stringify({ ...target, previous: null }, null, 2),
-  );
+  const gone = [...new Set(revoked)].slice(-MAX_REVOKED);
+  await writePointer(store, layout.certificate(issuer, id), {
+    ...withoutPointerFields(target),
+    previous: null,
+    ...(gone.length > 0 ? { revoked: gone } : {}),
+  });
 }
 
-/** Deletes generation directories other than those in `keep`. Best effort: a failure only leaves garbage. */
-async function pruneGenerations(
+/**
+ * Records that `serial` was revoked and deletes its generation: the pointer keeps naming it (the
+ * replacement is not there yet) but lists it as revoked, so no reader serves it or falls back to
+ * it; a `previous` that is this serial is dropped. Call under the certificate's issuance lock.
+ */
+export async function forgetRevoked(
   store: Store,
   issuer: string,
-  primary: string,
+  id: string,
+  serial: string,
+  revoked: Iterable<string>,
+): Promise<void> {
+  const keys = layout.certificate(issuer, id);
+  const pointer = await readPointerAt(store, keys).catch(() => null);
+  if (pointer) {
+    const gone = [...new Set([...(pointer.revoked ?? []), ...revoked, serial])].slice(-MAX_REVOKED);
+    await writePointer(store, keys, {
+      ...pointer,
+      previous: pointer.previous && !gone.includes(pointer.previous.serial) ? pointer.previous : null,
+      revoked: gone,
+    });
+  }
+  await deleteBelow(store, keys.generation(serial).dir);
+}
+
+/**
+ * Writes a pointer. A pointer key the store reports as damaged in itself (a directory where the
+ * file should be, a Redis key of another type) is cleared once and written again: the new
+ * pointer is the repair.
+ */
+async function writePointer(
+  store: Store,
+  keys: CertificateKeys,
+  pointer: GenerationMeta,
+  lease?: AbortSignal,
+): Promise<void> {
+  const body = JSON.stringify(pointer, null, 2);
+  try {
+    await store.put(keys.current, body);
+  } catch (error) {
+    if (!isCertkeeperError(error, 'STORE_CORRUPT')) throw error;
+    await deleteBelow(store, keys.current);
+    await store.delete(keys.current);
+    lease?.throwIfAborted();
+    await store.put(keys.current, body);
+  }
+}
+
+/** Deletes every key strictly below `prefix` (a generation directory, or junk below a pointer). */
+export async function deleteBelow(store: Store, prefix: string): Promise<void> {
+  for (const key of await store.list(prefix)) if (key !== prefix) await store.delete(key);
+}
+
+function withoutPointerFields(meta: Omit<GenerationMeta, 'previous'>): Omit<GenerationMeta, 'previous'> {
+  const { previous: _previous, revoked: _revoked, ...facts } = meta as GenerationMeta;
+  return facts;
+}
+
+/**
+ * Deletes generation directories other than those in `keep`. Only `<serial>/...` keys are
+ * touched: the pointer, and anything else someone put there, stay. Best effort: a failure only
+ * leaves garbage.
+ */
+async function pruneGenerations(
+  store: Store,
+  keys: CertificateKeys,
   keep: (string | undefined)[],
 ): Promise<void> {
-  const keys = layout.certificate(issuer, primary);
   try {
-    const all = await store.list(keys.dir);
-    for (const key of all) {
-      const serial = key.slice(keys.dir.length + 1).split('/')[0]!;
-      if (key === keys.current || keep.includes(serial)) continue;
-      await store.delete(key);
+    for (const serial of await storedSerials(store, keys)) {
+      if (!keep.includes(serial)) await deleteBelow(store, keys.generation(serial).dir);
     }
   } catch {
     // Pruning is housekeeping; the new generation is already committed.

@@ -12,6 +12,14 @@ import type { Generation, GenerationMeta } from './records.js';
 export interface StoredPointer {
   issuer: string;
   meta: GenerationMeta;
+  /** Found in an earlier version's first-name directory (`layout.legacyCertificate`). */
+  legacy?: boolean;
+  /**
+   * The pointer was damaged: `meta` was rebuilt from the newest valid generation stored. `repair`
+   * is false when a newer generation was skipped for a reason that is not damage (sealed with an
+   * encryption key this replica lacks, made for another configuration): it is not written over.
+   */
+  rebuilt?: { repair: boolean };
 }
 
 export interface CertState {
@@ -37,6 +45,10 @@ export interface CertState {
   queuedForced?: Promise<CertkeeperError | undefined>;
   ready: { promise: Promise<void>; resolve: () => void };
   removed?: boolean;
+  /** Serials revoked (here, or as the stored pointer says): never served again, never a fallback. */
+  revoked?: Set<string>;
+  /** `factsKey` of another configuration found stored under this id at start-up, which this one replaces. */
+  replaces?: string;
 }
 
 export interface CertificateStatus {

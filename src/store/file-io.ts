@@ -39,15 +39,20 @@ export function isErrno(err: unknown, ...codes: string[]): boolean {
   return code !== undefined && codes.includes(code);
 }
 
-function codeFor(err: unknown): ErrorCode {
+function codeFor(err: unknown, reading: boolean): ErrorCode {
   switch (errno(err)) {
     case 'ENOSPC':
     case 'EDQUOT':
       return 'STORE_NO_SPACE';
-    case 'EROFS':
     case 'EACCES':
     case 'EPERM':
+      // A value this process may not read is neither missing nor damaged (nor a read-only store).
+      return reading ? 'STORE_UNREADABLE' : 'STORE_READ_ONLY';
+    case 'EROFS':
       return 'STORE_READ_ONLY';
+    case 'EISDIR':
+      // A directory where a value should be: the store's content is damaged, not its disk.
+      return 'STORE_CORRUPT';
     default:
       return 'STORE_IO';
   }
@@ -57,10 +62,15 @@ function codeFor(err: unknown): ErrorCode {
  * Wraps a file-system failure. `what` names the operation and the key or lock, never the value;
  * the message ends with the errno code so operators can tell a full disk from a read-only mount.
  */
-export function storeError(err: unknown, what: string, details: Record<string, unknown>): CertkeeperError {
+export function storeError(
+  err: unknown,
+  what: string,
+  details: Record<string, unknown>,
+  reading = false,
+): CertkeeperError {
   if (err instanceof CertkeeperError) return err;
   const code = errno(err);
-  return new CertkeeperError(codeFor(err), `${what} failed: ${code ?? describeCause(err)}`, {
+  return new CertkeeperError(codeFor(err, reading), `${what} failed: ${code ?? describeCause(err)}`, {
     cause: err,
     details: { ...details, errno: code },
   });

@@ -115,7 +115,7 @@ export class FileStore implements Store {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
       if (isErrno(err, 'EISDIR')) throw corrupt(key, 'a directory, not a value');
       if (isErrno(err, 'ELOOP')) throw linked(key);
-      throw storeError(err, `reading store key ${quote(key)}`, { key });
+      throw storeError(err, `reading store key ${quote(key)}`, { key }, true);
     }
     try {
       // Reading through the open descriptor: a concurrent rename cannot mix old and new bytes.
@@ -123,7 +123,7 @@ export class FileStore implements Store {
       const data = await handle.readFile();
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     } catch (err) {
-      throw storeError(err, `reading store key ${quote(key)}`, { key });
+      throw storeError(err, `reading store key ${quote(key)}`, { key }, true);
     } finally {
       await handle.close().catch(() => {});
     }
@@ -174,6 +174,15 @@ export class FileStore implements Store {
       await fsyncDirectory(dirname(file));
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false;
+      // An empty directory where a value should be holds nothing: removing it frees the key.
+      if (
+        isErrno(err, 'EISDIR', 'EPERM') &&
+        (await rmdir(file).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return false;
       if (isErrno(err, 'EISDIR')) throw corrupt(key, 'a directory, not a value');
       throw storeError(err, `deleting store key ${quote(key)}`, { key });
     }
@@ -197,7 +206,7 @@ export class FileStore implements Store {
       if (info.isDirectory()) await this.#walk(start, prefix, keys);
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return keys;
-      throw storeError(err, `listing store prefix ${quote(prefix)}`, { prefix });
+      throw storeError(err, `listing store prefix ${quote(prefix)}`, { prefix }, true);
     }
     return keys;
   }
@@ -216,7 +225,7 @@ export class FileStore implements Store {
       return { key, size: info.size, modified: info.mtime };
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
-      throw storeError(err, `reading store key ${quote(key)}`, { key });
+      throw storeError(err, `reading store key ${quote(key)}`, { key }, true);
     }
   }
 

@@ -1,18 +1,22 @@
 /**
- * The one place that builds store keys. Nothing else in certkeeper concatenates key strings, so
- * the layout can be read (and audited for traversal) here:
+ * The one place that builds (and parses) store keys. Nothing else in certkeeper concatenates key
+ * strings, so the layout can be read (and audited for traversal) here:
  *
- *   certificates/<issuer>/<name>/current.json      pointer to the served generation + its facts
- *   certificates/<issuer>/<name>/<serial>/cert.pem leaf + chain of one generation, PEM
- *   certificates/<issuer>/<name>/<serial>/key.pem  its PKCS#8 private key (sensitive)
+ *   certificates/<issuer>/@<id>/current.json       pointer to the served generation + its facts
+ *   certificates/<issuer>/@<id>/<serial>/cert.pem  leaf + chain of one generation, PEM
+ *   certificates/<issuer>/@<id>/<serial>/key.pem   its PKCS#8 private key (sensitive)
  *
- * Generations are immutable directories named by serial; `current.json` is the single atomic
- * commit point (written last), and names the previous generation, which is kept for rollback.
+ * A certificate is stored under its id (`certificateSegment`), never under one of its names: two
+ * ids that share a first name are two certificates. Generations are immutable directories named
+ * by serial; `current.json` is the single atomic commit point (written last), and names the
+ * previous generation, which is kept for rollback. Earlier versions stored a certificate under
+ * its first name (`certificateName`, no `@`); `legacyCertificate` finds those directories.
  *   accounts/<issuer>/<account>/account.json     ACME account URL and contact
  *   accounts/<issuer>/<account>/key.pem          account private key (sensitive)
  *   challenges/<type>/<token or name>              pending challenge answers, shared by replicas
  *   ca/<ca-name>/...                             the embedded CA's root and intermediate
  *   locks/<name>                                 lock records (stores may keep them elsewhere)
+ *   issue/@<id>                                  (lock name) obtaining one certificate
  *   cluster/members/<replica>                    replica heartbeats (stores with watch())
  *   challenges/tls-alpn-01-acks/<name>/<replica> "this replica holds that challenge in memory"
  *
@@ -72,8 +76,10 @@ export function keyHasPrefix(key: string, prefix: string): boolean {
 }
 
 /**
- * A certificate's directory name: its first name, lower-cased, with a wildcard's `*` spelled
- * `_wildcard_` so the name stays a plain file name on every file system.
+ * The directory name certificates had before the id became their identity: the first name,
+ * lower-cased, `*.` spelled `_wildcard_.` and `:` spelled `_`. Not injective (`*.a.example` and
+ * `_wildcard_.a.example` meet, as do `::1` and `__1`): used only to find stores written by those
+ * versions (`legacyCertificate`), never to write.
  */
 export function certificateName(primaryName: string): string {
   const lowered = primaryName.trim().toLowerCase().replace(/\.$/, '');
@@ -82,6 +88,59 @@ export function certificateName(primaryName: string): string {
     return segment(lowered.replaceAll(':', '_'));
   }
   return segment(lowered.replace(/^\*\./, '_wildcard_.'));
+}
+
+/** Marks an id-named certificate directory; no first name (`certificateName`) starts with it. */
+const ID_MARK = '@';
+// Bytes kept as they are: lower-case letters, digits, '-' and '.'. Everything else, upper-case
+// letters included, is `%xx` in lower-case hex, so the result has no upper-case letter at all and
+// two ids never differ only by case (case-insensitive file systems), and `%` itself is escaped.
+const PLAIN = /^[a-z0-9.-]$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The directory name of the certificate with id `id`: `@` and the id's UTF-8 bytes, each kept
+ * when it is `[a-z0-9.-]` and written `%xx` otherwise (a trailing `.` too, since Windows drops
+ * it). Injective: `certificateIdOf` reverses it exactly. An id that cannot be mapped (not valid
+ * Unicode, or too long once encoded) is refused with `INVALID_STORE_KEY`, never shortened.
+ */
+export function certificateSegment(id: string): string {
+  if (typeof id !== 'string' || id.length === 0) throw invalid('empty certificate id', String(id));
+  if (LONE_SURROGATE.test(id)) throw invalid('certificate id is not valid Unicode', id);
+  let out = ID_MARK;
+  const bytes = Buffer.from(id, 'utf8');
+  bytes.forEach((byte, i) => {
+    const char = String.fromCharCode(byte);
+    const last = i === bytes.length - 1;
+    out += PLAIN.test(char) && !(last && char === '.') ? char : `%${byte.toString(16).padStart(2, '0')}`;
+  });
+  if (out.length > MAX_SEGMENT_LENGTH)
+    throw invalid(`certificate id longer than ${MAX_SEGMENT_LENGTH} characters once encoded`, id);
+  return segment(out);
+}
+
+/** The id a directory name (`certificateSegment`) stands for, or null for anything else. */
+export function certificateIdOf(name: string): string | null {
+  if (!name.startsWith(ID_MARK) || !/^@(?:[a-z0-9.-]|%[0-9a-f]{2})+$/.test(name)) return null;
+  const bytes: number[] = [];
+  for (let i = 1; i < name.length; i++) {
+    if (name[i] === '%') {
+      bytes.push(Number.parseInt(name.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(name.charCodeAt(i));
+  }
+  let id: string;
+  try {
+    id = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  } catch {
+    return null;
+  }
+  // Only the one spelling certificateSegment produces (no needless escapes): one id, one directory.
+  try {
+    return certificateSegment(id) === name ? id : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -106,19 +165,64 @@ export interface CertificateKeys {
   /** The pointer to the served generation. */
   current: string;
   generation(serial: string): { dir: string; cert: string; key: string };
+  /** The serial of the generation directory `key` lies in, or null for any other key. */
+  serialOf(key: string): string | null;
+}
+
+const SERIAL = /^[0-9a-f]{1,64}$/;
+
+function certificateKeys(dir: string): CertificateKeys {
+  return {
+    dir,
+    current: `${dir}/current.json`,
+    generation(serial: string) {
+      const gen = `${dir}/${segment(serial.toLowerCase())}`;
+      return { dir: gen, cert: `${gen}/cert.pem`, key: `${gen}/key.pem` };
+    },
+    serialOf(key: string) {
+      if (!keyHasPrefix(key, dir)) return null;
+      const [serial, ...rest] = key.slice(dir.length + 1).split('/');
+      return serial && rest.length > 0 && SERIAL.test(serial) ? serial : null;
+    },
+  };
+}
+
+/** What a key under `certificates/` names: see `layout.parseCertificate`. */
+export interface CertificateKeyParts {
+  /** The issuer's segment (`issuerKey` of its id). */
+  issuer: string;
+  /** The certificate id, for a directory of this layout. */
+  id?: string;
+  /** The directory name, for a directory of the first-name layout of earlier versions. */
+  legacyName?: string;
+  /** The rest of the key below the certificate's directory (`current.json`, `<serial>/key.pem`). */
+  rest: string;
 }
 
 export const layout = {
-  certificate(issuer: string, name: string): CertificateKeys {
-    const dir = joinKey('certificates', issuerKey(issuer), certificateName(name));
-    return {
-      dir,
-      current: `${dir}/current.json`,
-      generation(serial: string) {
-        const gen = `${dir}/${segment(serial.toLowerCase())}`;
-        return { dir: gen, cert: `${gen}/cert.pem`, key: `${gen}/key.pem` };
-      },
-    };
+  /** The keys of the certificate with id `id` under `issuer`. */
+  certificate(issuer: string, id: string): CertificateKeys {
+    return certificateKeys(joinKey('certificates', issuerKey(issuer), certificateSegment(id)));
+  },
+  /**
+   * Where earlier versions kept a certificate whose first name is `primaryName`. Read to find
+   * what they stored (the pointer names its id); written only to remove it once migrated.
+   */
+  legacyCertificate(issuer: string, primaryName: string): CertificateKeys {
+    return certificateKeys(joinKey('certificates', issuerKey(issuer), certificateName(primaryName)));
+  },
+  /** Splits a key below `certificates/`; null for anything else. */
+  parseCertificate(key: string): CertificateKeyParts | null {
+    const [root, issuer, name, ...rest] = key.split('/');
+    if (root !== 'certificates' || !issuer || !name || rest.length === 0) return null;
+    const id = certificateIdOf(name);
+    if (id !== null) return { issuer, id, rest: rest.join('/') };
+    if (name.startsWith(ID_MARK)) return null;
+    return { issuer, legacyName: name, rest: rest.join('/') };
+  },
+  /** The lock held while obtaining the certificate with id `id` (one per id, whatever its names). */
+  issueLock(id: string): string {
+    return assertStoreKey(`issue/${certificateSegment(id)}`);
   },
   certificatesOf(issuer: string): string {
     return joinKey('certificates', issuerKey(issuer));

@@ -10,7 +10,9 @@ import { readPointer, revertPointer } from '../../src/manager/records.js';
 import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { FakeClock } from '../../src/testing/index.js';
+import { nextEvent } from '../support/events.js';
 import { SwitchableIssuer } from '../support/issuers.js';
+import { WatchedMemoryStore } from '../support/watched-memory-store.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 const stops: (() => Promise<void>)[] = [];
@@ -78,7 +80,7 @@ describe('adopting another replica’s certificate', () => {
     const { clock, store, issuer, a, b } = replicas();
     await a.start();
     await a.renewNow('web');
-    const old = (await readPointer(store, issuer.id, 'localhost'))!;
+    const old = (await readPointer(store, issuer.id, 'web'))!;
     await b.start();
     await b.ready();
     clock.set(clock.now() + 2_000);
@@ -87,7 +89,7 @@ describe('adopting another replica’s certificate', () => {
     const newer = a.certificate('web')!;
     expect(b.certificate('web')?.serial).toBe(newer.serial);
     // Another replica's failed live check put the previous generation back (still stored).
-    await revertPointer(store, issuer.id, 'localhost', old);
+    await revertPointer(store, issuer.id, 'web', old);
     await b.reconcile();
     expect(b.certificate('web')?.serial).toBe(newer.serial);
   });
@@ -125,5 +127,32 @@ describe('adopting another replica’s certificate', () => {
     const unusable = warnings.filter((w) => /another replica cannot be used/.test(w.message));
     expect(unusable.length).toBeGreaterThan(0);
     expect(JSON.stringify(unusable)).not.toMatch(/PRIVATE KEY/);
+  });
+
+  it('a pointer committed under an id that needs encoding (`*.example.com`) is adopted on its change notification', async () => {
+    const store = new WatchedMemoryStore();
+    const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+    const make = () => {
+      const m = createCertificateManager({
+        store,
+        issuer,
+        logger: quiet,
+        certificates: [{ names: ['*.example.com'] }, { id: 'Web', names: ['localhost'] }],
+        reconcileIntervalMs: 0,
+      });
+      stops.push(() => m.stop());
+      return m;
+    };
+    const a = make();
+    const b = make();
+    await a.start();
+    await a.ready();
+    await b.start();
+    await b.ready();
+    for (const id of ['*.example.com', 'Web']) {
+      const adopted = nextEvent(b, 'adopted', 10_000, (e) => e.id === id);
+      await a.renewNow(id);
+      expect((await adopted).serial).toBe(a.certificate(id)!.serial);
+    }
   });
 });

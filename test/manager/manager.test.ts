@@ -122,7 +122,7 @@ describe('CertificateManager', () => {
     expect(status.nextRenewalAt!.getTime()).toBeGreaterThan(Date.now());
 
     const pointer = JSON.parse(
-      Buffer.from((await store.get(layout.certificate(issuer.id, 'localhost').current))!).toString(),
+      Buffer.from((await store.get(layout.certificate(issuer.id, 'web').current))!).toString(),
     );
     expect(pointer.serial).toBe(status.serial);
 

@@ -22,21 +22,18 @@ const facts = { id: 'a', names: ['a.test'], keyType: 'ec-p256' as const, purpose
 it('commits the pointer while the lease holds, and refuses to once it may have lapsed', async () => {
   const store = new MemoryStore();
   const first = await generation();
-  await commitGeneration(
-    store,
-    'a.test',
-    first,
-    metaOf(first, facts, Date.now()),
-    null,
-    new AbortController().signal,
-  );
+  await commitGeneration(store, 'a.test', first, metaOf(first, facts, Date.now()), null, {
+    lease: new AbortController().signal,
+  });
   expect((await readPointer(store, 'test', 'a.test'))?.serial).toBe(first.info.serialNumber);
 
   const second = await generation();
   const lapsed = new AbortController();
   lapsed.abort(new CertkeeperError('LOCK_LOST', 'lease lapsed'));
   await expect(
-    commitGeneration(store, 'a.test', second, metaOf(second, facts, Date.now()), null, lapsed.signal),
+    commitGeneration(store, 'a.test', second, metaOf(second, facts, Date.now()), null, {
+      lease: lapsed.signal,
+    }),
   ).rejects.toMatchObject({ code: 'LOCK_LOST' });
   // What the next holder may have committed stays: here, the first generation.
   expect((await readPointer(store, 'test', 'a.test'))?.serial).toBe(first.info.serialNumber);

@@ -41,7 +41,7 @@ async function running(issuer = new SwitchableIssuer()) {
   await manager.ready();
   const port = await listen(server);
   cleanup.push(() => close(server));
-  const pointerKey = layout.certificate(issuer.id, 'localhost').current;
+  const pointerKey = layout.certificate(issuer.id, 'web').current;
   const pointer = async () => Buffer.from((await store.get(pointerKey))!).toString();
   return { manager, issuer, store, port, pointer, serial: manager.status()[0]!.serial! };
 }

@@ -121,7 +121,7 @@ describe('live verification', () => {
     const status = manager.status().find((s) => s.id === 'web')!;
     expect(status).toMatchObject({ serial: before, failures: 1 });
     expect(status.lastError?.code).toBe('LIVE_VERIFY_FAILED');
-    expect((await readPointer(store, issuer.id, 'localhost'))?.serial.toLowerCase()).toBe(before);
+    expect((await readPointer(store, issuer.id, 'web'))?.serial.toLowerCase()).toBe(before);
 
     // Once the server takes swaps again, the next renewal goes through.
     Reflect.deleteProperty(server, 'setSecureContext');
@@ -143,8 +143,8 @@ describe('live verification', () => {
     await manager.renewNow('web');
     expect(await swapped).toMatchObject({ id: 'web', servers: 1, verified: 0 });
     expect(verifyFailed).toEqual([]);
-    const meta = (await readPointer(store, issuer.id, 'localhost'))!;
-    const generation = await loadGeneration(store, issuer.id, 'localhost', meta);
+    const meta = (await readPointer(store, issuer.id, 'web'))!;
+    const generation = await loadGeneration(store, issuer.id, 'web', meta);
     expect(generation.info.serialNumber.toLowerCase()).toBe(servedSerial(manager, 'web'));
     expect(await attachment.verify('web', generation)).toBeNull();
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   assertStoreKey,
+  certificateIdOf,
   certificateName,
+  certificateSegment,
   issuerKey,
   joinKey,
   keyHasPrefix,
@@ -102,7 +104,114 @@ describe('joinKey and keyHasPrefix', () => {
   });
 });
 
-describe('certificateName', () => {
+describe('certificate directories (issue 12 item 12: store keys alias)', () => {
+  // Pairs that shared one directory (and so one pointer and one lock) when certificates were
+  // stored under their first name.
+  it.each([
+    ['*.example.com', '_wildcard_.example.com'],
+    ['::1', '__1'],
+    ['2001:db8::1', '2001_db8__1'],
+    ['Web', 'web'],
+    ['a.example', 'a.example.'],
+    ['a%2a', 'a*'],
+    ['@web', 'web'],
+  ])('%j and %j map to different directories, locks and keys', (a, b) => {
+    expect(layout.certificate('internal', a).dir).not.toBe(layout.certificate('internal', b).dir);
+    expect(layout.issueLock(a)).not.toBe(layout.issueLock(b));
+    // Case-insensitive file systems: the two must differ by more than case.
+    expect(layout.certificate('internal', a).dir.toLowerCase()).not.toBe(
+      layout.certificate('internal', b).dir.toLowerCase(),
+    );
+  });
+
+  const ids = [
+    'web',
+    'localhost',
+    '*.example.com',
+    '_wildcard_.example.com',
+    '::1',
+    '__1',
+    'Web',
+    'a.example.',
+    '.hidden',
+    '..',
+    '.',
+    'a/b',
+    'a\\b',
+    'CON',
+    'café',
+    '証明書',
+    '🙂',
+    'x'.repeat(200),
+    '%41',
+    '@',
+  ];
+
+  it('encodes every id reversibly, in lower-case file-name characters only', () => {
+    const seen = new Set<string>();
+    for (const id of ids) {
+      let encoded: string;
+      try {
+        encoded = certificateSegment(id);
+      } catch (error) {
+        // Only what cannot be mapped is refused: here, an id too long once encoded.
+        expect(error).toMatchObject({ code: 'INVALID_STORE_KEY' });
+        expect(id.length).toBe(200);
+        continue;
+      }
+      expect(encoded).toMatch(/^@[a-z0-9.%-]+$/);
+      expect(encoded.endsWith('.')).toBe(false);
+      expect(certificateIdOf(encoded)).toBe(id);
+      expect(seen.has(encoded.toLowerCase())).toBe(false);
+      seen.add(encoded.toLowerCase());
+    }
+  });
+
+  it('reads back only the spelling it writes', () => {
+    expect(certificateIdOf('@web')).toBe('web');
+    for (const other of ['web', '@%77eb', '@%4', '@%ZZ', '@', '@A', '@%ff', '_wildcard_.a.example'])
+      expect(certificateIdOf(other)).toBeNull();
+  });
+
+  it.each([
+    ['a lone surrogate', 'a\uD800b'],
+    ['an empty id', ''],
+    ['an id too long once encoded', 'É'.repeat(100)],
+  ])('refuses %s instead of mapping it onto another id', (_, id) => {
+    expect(() => certificateSegment(id)).toThrow(invalid);
+    expect(() => layout.certificate('internal', id)).toThrow(invalid);
+  });
+
+  it('parses the keys it builds, and the first-name keys of earlier versions', () => {
+    const key = layout.certificate('https://ca.example/dir', '*.A.example').current;
+    expect(key).toBe('certificates/ca.example-dir/@%2a.%41.example/current.json');
+    expect(layout.parseCertificate(key)).toEqual({
+      issuer: 'ca.example-dir',
+      id: '*.A.example',
+      rest: 'current.json',
+    });
+    const legacy = layout.legacyCertificate('internal', '*.A.example');
+    expect(legacy.dir).toBe('certificates/internal/_wildcard_.a.example');
+    expect(layout.parseCertificate(legacy.generation('0a').key)).toEqual({
+      issuer: 'internal',
+      legacyName: '_wildcard_.a.example',
+      rest: '0a/key.pem',
+    });
+    expect(layout.parseCertificate('certificates/internal/@%ZZ/current.json')).toBeNull();
+    const keys = layout.certificate('internal', 'web');
+    expect(keys.serialOf(keys.generation('0A').key)).toBe('0a');
+    for (const other of [
+      keys.current,
+      `${keys.dir}/0a`,
+      `${keys.dir}/xyz/key.pem`,
+      'certificates/internal/@webx/0a/key.pem',
+    ])
+      expect(keys.serialOf(other), other).toBeNull();
+    expect(layout.parseCertificate('ca/internal/root.pem')).toBeNull();
+  });
+});
+
+describe('certificateName (the first-name directories of earlier versions)', () => {
   it.each([
     ['A.Example.COM', 'a.example.com'],
     ['a.example.', 'a.example'],
@@ -155,9 +264,7 @@ describe('issuerKey', () => {
 
 describe('layout', () => {
   it('builds certificate, account, challenge, CA and lock keys under fixed roots', () => {
-    expect(layout.certificate('https://ca.example/dir', '*.A.example').dir).toBe(
-      'certificates/ca.example-dir/_wildcard_.a.example',
-    );
+    expect(layout.certificate('https://ca.example/dir', 'web').dir).toBe('certificates/ca.example-dir/@web');
     expect(layout.certificatesOf('internal')).toBe('certificates/internal');
     expect(layout.account('internal', 'ops')).toEqual({
       dir: 'accounts/internal/ops',
@@ -174,8 +281,8 @@ describe('layout', () => {
     ['challenge token with a slash', () => layout.challenge('http-01', 'a/b')],
     ['account with traversal', () => layout.account('internal', '..')],
     ['CA file with a slash', () => layout.ca('root', 'x/y')],
-    ['certificate name with a slash', () => layout.certificate('internal', 'a/b')],
-    ['certificate name with NUL', () => layout.certificate('internal', 'a\0.example')],
+    ['legacy certificate name with a slash', () => layout.legacyCertificate('internal', 'a/b')],
+    ['legacy certificate name with NUL', () => layout.legacyCertificate('internal', 'a\0.example')],
     ['lock name with traversal', () => layout.lock('..')],
   ])('refuses a %s', (_, build) => {
     expect(build).toThrow(invalid);

@@ -243,7 +243,7 @@ describe('the CA failing at renewal time keeps the old certificate', () => {
       await s.manager.ready();
       const port = await serve(s.manager);
       const before = served(s);
-      const pointer = await s.store.get(layout.certificate(s.issuer.id, 'localhost').current);
+      const pointer = await s.store.get(layout.certificate(s.issuer.id, 'api').current);
       s.ca.faults.set('/1.0/renew', fault);
       const failed = nextEvent(s.manager, 'renewalFailed');
       await expect(s.manager.renewNow('api')).rejects.toMatchObject({ code: 'ISSUER_FAILED' });
@@ -253,7 +253,7 @@ describe('the CA failing at renewal time keeps the old certificate', () => {
       });
       expect(served(s)).toBe(before);
       expect((await handshake(port, { servername: 'localhost' })).serial).toBe(before);
-      expect(await s.store.get(layout.certificate(s.issuer.id, 'localhost').current)).toEqual(pointer);
+      expect(await s.store.get(layout.certificate(s.issuer.id, 'api').current)).toEqual(pointer);
       const renewed = nextEvent(s.manager, 'renewed', 10_000);
       s.ca.faults.delete('/1.0/renew');
       expect((await renewed).previousSerial).toBe(before);
