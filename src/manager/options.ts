@@ -52,7 +52,45 @@ export interface ManagerOptions {
   reconcileIntervalMs?: number;
   /** This replica's id among replicas sharing the store (default: random). */
   replicaId?: string;
+  /**
+   * Whether the running manager keeps the Node process alive (from `start()` to `stop()`).
+   * `'auto'` (default): while no server is attached, since a manager with nothing attached is a
+   * renewal daemon or a client-certificate service, whose process ending silently after the
+   * first certificate would stop renewal unnoticed; an attached server keeps the process alive
+   * by itself, and once it closes the manager must not hold the process any longer. `true`:
+   * always while running; `false`: never (background work only, as timers are unref'd).
+   */
+  keepAlive?: boolean | 'auto';
+  /**
+   * How long `stop()` waits for attempts that were under way to end and clean up after
+   * themselves (challenge records, authorizations), default 20 s; then it resolves anyway.
+   */
+  stopTimeoutMs?: number;
 }
+
+/** Every key of `ManagerOptions`: any other is refused (a typo would silently keep a default). */
+const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
+  'store',
+  'issuer',
+  'certificates',
+  'renewal',
+  'logger',
+  'clock',
+  'concurrency',
+  'lockTtlMs',
+  'issueTimeoutMs',
+  'eagerLoadLimit',
+  'reconcileIntervalMs',
+  'replicaId',
+  'keepAlive',
+  'stopTimeoutMs',
+];
+const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
+  'id',
+  'names',
+  'keyType',
+  'purpose',
+];
 
 export interface ManagedCertificate {
   id: string;
@@ -64,8 +102,11 @@ export interface ManagedCertificate {
 
 export interface ResolvedOptions {
   store: Store;
+  /** The manager created the store (the default FileStore): `stop()` closes it. */
   ownsStore: boolean;
   issuers: Issuer[];
+  /** The manager created the issuer (the default InternalCA): `stop()` closes it. */
+  ownsIssuers: boolean;
   certificates: ManagedCertificate[];
   policy: RenewalPolicy;
   logger: Logger;
@@ -76,6 +117,8 @@ export interface ResolvedOptions {
   eagerLoadLimit: number;
   reconcileIntervalMs: number;
   replicaId: string;
+  keepAlive: boolean | 'auto';
+  stopTimeoutMs: number;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -93,6 +136,7 @@ function hasMethods(value: unknown, methods: string[]): boolean {
 export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): ManagedCertificate {
   if (typeof input !== 'object' || input === null) throw optionError(path, 'must be an object');
   const cert = input as ManagedCertificateOptions;
+  refuseUnknown(cert, CERTIFICATE_OPTIONS, path);
   if (!Array.isArray(cert.names) || cert.names.length === 0)
     throw optionError(`${path}.names`, 'must be a non-empty array');
   let names: string[];
@@ -134,8 +178,39 @@ export function resolveCertificate(input: unknown, path: string, issuers: Issuer
   return { id, names, primary: names[0]!, keyType, purpose };
 }
 
+/** Refuses keys of `input` that are not options: a misspelt one would silently keep a default. */
+function refuseUnknown(input: object, known: readonly string[], path: string): void {
+  for (const key of Object.keys(input)) {
+    if (!known.includes(key)) {
+      throw optionError(path ? `${path}.${key}` : key, `is not an option (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+/**
+ * Two server certificates claiming the same name: SNI can serve only one of them, the other would
+ * be renewed forever and never seen. (A client certificate is another identity: no conflict.)
+ */
+export function assertNamesFree(
+  cert: ManagedCertificate,
+  path: string,
+  others: readonly { cert: ManagedCertificate; path: string }[],
+): void {
+  if (cert.purpose !== 'server') return;
+  cert.names.forEach((name, i) => {
+    const other = others.find((o) => o.cert.purpose === 'server' && o.cert.names.includes(name));
+    if (other) {
+      throw optionError(
+        `${path}.names[${i}]`,
+        `is already served by ${other.path} ("${other.cert.id}"): one name, one server certificate`,
+      );
+    }
+  });
+}
+
 export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw optionError('', 'must be an object');
+  refuseUnknown(options, MANAGER_OPTIONS, '');
   let ownsStore = false;
   let store = options.store;
   if (store === undefined) {
@@ -147,7 +222,8 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     throw optionError('store', 'must implement the Store interface');
   }
 
-  const issuers = options.issuer === undefined ? [new InternalCA()] : [options.issuer].flat();
+  const ownsIssuers = options.issuer === undefined;
+  const issuers: Issuer[] = options.issuer === undefined ? [new InternalCA()] : [options.issuer].flat();
   if (issuers.length === 0) throw optionError('issuer', 'must not be an empty list');
   issuers.forEach((issuer, i) => {
     const path = Array.isArray(options.issuer) ? `issuer[${i}]` : 'issuer';
@@ -166,6 +242,11 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   certificates.forEach((c, i) => {
     if (ids.has(c.id)) throw optionError(`certificates[${i}].id`, `duplicates id "${c.id}"`);
     ids.add(c.id);
+    assertNamesFree(
+      c,
+      `certificates[${i}]`,
+      certificates.slice(0, i).map((cert, j) => ({ cert, path: `certificates[${j}]` })),
+    );
   });
 
   const logger = options.logger ?? defaultLogger;
@@ -200,13 +281,28 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof replicaId !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(replicaId)) {
     throw optionError('replicaId', 'must be 1-100 of [A-Za-z0-9._-]');
   }
+  const keepAlive = options.keepAlive ?? 'auto';
+  if (keepAlive !== true && keepAlive !== false && keepAlive !== 'auto')
+    throw optionError('keepAlive', "must be true, false or 'auto'");
+  const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
+  if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0)
+    throw optionError('stopTimeoutMs', 'must be a number of milliseconds >= 0');
+  const policy = validatePolicy(options.renewal, 'options.renewal');
+  // Last, so that any other problem of a configuration under construction is named first.
+  if (certificates.length === 0) {
+    throw optionError(
+      'certificates',
+      'must list at least one certificate (a manager with none would run and never serve anything)',
+    );
+  }
 
   return {
     store,
     ownsStore,
     issuers,
+    ownsIssuers,
     certificates,
-    policy: validatePolicy(options.renewal, 'options.renewal'),
+    policy,
     logger,
     clock,
     concurrency,
@@ -215,5 +311,7 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     eagerLoadLimit,
     reconcileIntervalMs,
     replicaId,
+    keepAlive,
+    stopTimeoutMs,
   };
 }

@@ -75,15 +75,57 @@ describe('options are validated eagerly, naming the option', () => {
     [{ certificates: [], renewal: { renewAt: 3 } }, /options\.renewal\.renewAt/],
     [{ certificates: [], concurrency: 0 }, /options\.concurrency/],
     [{ certificates: [], logger: console.log }, /options\.logger/],
+    [{ certificates: [] }, /options\.certificates must list at least one certificate/],
+    [{ certificates: [{ names: ['a.test'] }], issuers: [] }, /options\.issuers is not an option/],
+    [
+      { certificates: [{ names: ['a.test'] }], renewal: { renewat: 0.5 } },
+      /options\.renewal\.renewat is not/,
+    ],
+    [
+      { certificates: [{ names: ['a.test'], keytype: 'rsa-2048' }] },
+      /options\.certificates\[0\]\.keytype is not/,
+    ],
+    [
+      {
+        certificates: [
+          { id: 'a', names: ['a.test'] },
+          { id: 'b', names: ['b.test', 'A.test'] },
+        ],
+      },
+      /options\.certificates\[1\]\.names\[1\] is already served by certificates\[0\]/,
+    ],
+    [
+      { certificates: [{ names: ['a.test'] }], renewal: { renewAt: 0.1, jitter: 0.2 } },
+      /options\.renewal\.jitter must be smaller than renewal\.renewAt/,
+    ],
+    [{ certificates: [{ names: ['a.test'] }], keepAlive: 'yes' }, /options\.keepAlive/],
+    [{ certificates: [{ names: ['a.test'] }], stopTimeoutMs: -1 }, /options\.stopTimeoutMs/],
   ])('%#: %j', (options, message) => {
-    expect(() =>
+    let error: unknown;
+    try {
       createCertificateManager({
         store: new MemoryStore(),
         ...(options as object),
-      } as unknown as ManagerOptions),
-    ).toThrowError(
-      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
-    );
+      } as unknown as ManagerOptions);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(message) });
+    // The option is named in the details too, as the message names it.
+    const option = (error as { details: { option: string } }).details.option;
+    expect((error as Error).message).toContain(`options.${option}`);
+  });
+
+  it('the same name in a client and a server certificate is no conflict (different identities)', () => {
+    expect(() =>
+      createCertificateManager({
+        store: new MemoryStore(),
+        certificates: [
+          { id: 'server', names: ['svc.test'] },
+          { id: 'client', names: ['svc.test'], purpose: 'client' },
+        ],
+      }),
+    ).not.toThrow();
   });
 
   it('refuses a purpose no issuer can issue', () => {
