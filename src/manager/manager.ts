@@ -33,7 +33,6 @@ import { foreground, ProcessHold } from './keep-alive.js';
 import { findStored, loadStored } from './loader.js';
 import { RenewalLoop } from './loop.js';
 import {
-  assertNamesFree,
   type ManagedCertificate,
   type ManagedCertificateOptions,
   type ManagerOptions,
@@ -194,11 +193,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#assertNotStopped();
     const cert = resolveCertificate(options, 'manage(certificate)', this.#o.issuers);
     if (this.#states.has(cert.id)) throw optionError('manage(certificate).id', `duplicates id "${cert.id}"`);
-    assertNamesFree(
-      cert,
-      'manage(certificate)',
-      [...this.#states.values()].map((s) => ({ cert: s.cert, path: `the certificate "${s.cert.id}"` })),
-    );
     const state = this.#add(cert);
     if (this.#phase === 'running') void this.#load(state);
   }

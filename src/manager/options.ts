@@ -187,27 +187,6 @@ function refuseUnknown(input: object, known: readonly string[], path: string): v
   }
 }
 
-/**
- * Two server certificates claiming the same name: SNI can serve only one of them, the other would
- * be renewed forever and never seen. (A client certificate is another identity: no conflict.)
- */
-export function assertNamesFree(
-  cert: ManagedCertificate,
-  path: string,
-  others: readonly { cert: ManagedCertificate; path: string }[],
-): void {
-  if (cert.purpose !== 'server') return;
-  cert.names.forEach((name, i) => {
-    const other = others.find((o) => o.cert.purpose === 'server' && o.cert.names.includes(name));
-    if (other) {
-      throw optionError(
-        `${path}.names[${i}]`,
-        `is already served by ${other.path} ("${other.cert.id}"): one name, one server certificate`,
-      );
-    }
-  });
-}
-
 export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw optionError('', 'must be an object');
   refuseUnknown(options, MANAGER_OPTIONS, '');
@@ -242,11 +221,6 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   certificates.forEach((c, i) => {
     if (ids.has(c.id)) throw optionError(`certificates[${i}].id`, `duplicates id "${c.id}"`);
     ids.add(c.id);
-    assertNamesFree(
-      c,
-      `certificates[${i}]`,
-      certificates.slice(0, i).map((cert, j) => ({ cert, path: `certificates[${j}]` })),
-    );
   });
 
   const logger = options.logger ?? defaultLogger;

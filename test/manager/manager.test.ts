@@ -86,15 +86,6 @@ describe('options are validated eagerly, naming the option', () => {
       /options\.certificates\[0\]\.keytype is not/,
     ],
     [
-      {
-        certificates: [
-          { id: 'a', names: ['a.test'] },
-          { id: 'b', names: ['b.test', 'A.test'] },
-        ],
-      },
-      /options\.certificates\[1\]\.names\[1\] is already served by certificates\[0\]/,
-    ],
-    [
       { certificates: [{ names: ['a.test'] }], renewal: { renewAt: 0.1, jitter: 0.2 } },
       /options\.renewal\.jitter must be smaller than renewal\.renewAt/,
     ],
@@ -114,18 +105,6 @@ describe('options are validated eagerly, naming the option', () => {
     // The option is named in the details too, as the message names it.
     const option = (error as { details: { option: string } }).details.option;
     expect((error as Error).message).toContain(`options.${option}`);
-  });
-
-  it('the same name in a client and a server certificate is no conflict (different identities)', () => {
-    expect(() =>
-      createCertificateManager({
-        store: new MemoryStore(),
-        certificates: [
-          { id: 'server', names: ['svc.test'] },
-          { id: 'client', names: ['svc.test'], purpose: 'client' },
-        ],
-      }),
-    ).not.toThrow();
   });
 
   it('refuses a purpose no issuer can issue', () => {
