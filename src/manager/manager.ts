@@ -67,6 +67,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #alpn = new AlpnChallengeRegistry();
   readonly #cluster: ClusterSync;
   #phase: 'new' | 'running' | 'stopped' = 'new';
+  #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   /** Holds the process while running, per the `keepAlive` option. */
   readonly #hold = new ProcessHold();
@@ -123,14 +124,22 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Loads stored certificates (served at once), then keeps them renewed. Resolves after loading. */
-  async start(): Promise<void> {
-    this.#assertNotStopped();
-    if (this.#phase === 'running') return;
-    this.#phase = 'running';
-    this.#updateHold();
-    await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
-    await this.#cluster.start();
-    this.#loop.start();
+  start(): Promise<void> {
+    try {
+      this.#assertNotStopped();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Every caller waits for the one start-up.
+    this.#starting ??= (async () => {
+      this.#phase = 'running';
+      this.#updateHold();
+      await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
+      await this.#cluster.start();
+      // stop() may have come while loading: the loop must not start after it.
+      if (this.#phase === 'running') this.#loop.start();
+    })();
+    return this.#starting;
   }
 
   /**
