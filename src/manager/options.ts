@@ -244,8 +244,9 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (!Number.isInteger(eagerLoadLimit) || eagerLoadLimit < 0)
     throw optionError('eagerLoadLimit', 'must be a non-negative integer');
   const reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
-  if (!Number.isFinite(reconcileIntervalMs) || reconcileIntervalMs < 0) {
-    throw optionError('reconcileIntervalMs', 'must be 0 (off) or a positive number');
+  // Each pass re-reads every pointer: more often than once a second is a busy loop on the store.
+  if (!Number.isFinite(reconcileIntervalMs) || (reconcileIntervalMs !== 0 && reconcileIntervalMs < 1_000)) {
+    throw optionError('reconcileIntervalMs', 'must be 0 (off) or at least 1000');
   }
   const replicaId =
     options.replicaId ??

@@ -92,6 +92,7 @@ describe('options are validated eagerly, naming the option', () => {
       /options\.renewal\.jitter must be smaller than renewal\.renewAt/,
     ],
     [{ certificates: [{ names: ['a.test'] }], keepAlive: 'yes' }, /options\.keepAlive/],
+    [{ certificates: [{ names: ['a.test'] }], reconcileIntervalMs: 5 }, /options\.reconcileIntervalMs/],
     [{ certificates: [{ names: ['a.test'] }], stopTimeoutMs: -1 }, /options\.stopTimeoutMs/],
   ])('%#: %j', (options, message) => {
     let error: unknown;
