@@ -4,10 +4,11 @@
 // first has finished, never before. `destroy()` of RotatingAgent stays Node's synchronous
 // https.Agent API, and the RotatingDispatcher follows undici's close/destroy contract.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Http01Solver } from '../src/challenges/http-01.js';
+import { Http01Solver, startHttp01Server } from '../src/challenges/http-01.js';
 import { createRotatingGrpcClient } from '../src/grpc/rotating-client.js';
 import { AcmeIssuer } from '../src/issuers/acme/acme-issuer.js';
 import { StepCaIssuer } from '../src/issuers/step-ca/step-ca-issuer.js';
@@ -83,6 +84,30 @@ describe('close() and stop(): async, idempotent, the second call waits for the f
     });
     await closesOnce(() => grpc.close());
     await manager.stop();
+  });
+
+  it('the standalone HTTP-01 listener', async () => {
+    const store = new MemoryStore();
+    const listener = await startHttp01Server({ store, port: 0, host: '127.0.0.1' });
+    // A client holding a keep-alive connection: the first close waits for it, so must the second.
+    const socket = connect(listener.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const first = listener.close();
+    const second = listener.close();
+    let firstDone = false;
+    void first.then(() => {
+      firstDone = true;
+    });
+    let secondDone = false;
+    void second.then(() => {
+      secondDone = true;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(secondDone).toBe(false);
+    socket.destroy();
+    await second;
+    expect(firstDone).toBe(true);
+    await store.close();
   });
 
   it('issuers: AcmeIssuer, StepCaIssuer, TokenSource', async () => {
