@@ -91,7 +91,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         validateGeneration(cert, generation, this.#o.clock.now(), anchors, allowExpired),
       install: (state, generation, meta) => this.#install(state, generation, meta),
       planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
-      reschedule: (state) => this.#loop.reschedule(state),
+      reschedule: (state) => this.#reschedule(state),
       succeeded,
       stopped: () => this.#phase === 'stopped',
       signal: this.#abort.signal,
@@ -457,7 +457,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       stored = null;
     }
     if (state.removed || !stored) {
-      this.#loop.reschedule(state);
+      this.#reschedule(state);
       return;
     }
     state.stored = stored;
@@ -479,7 +479,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         issuer: facts.issuer,
       });
     }
-    this.#loop.reschedule(state);
+    this.#reschedule(state);
   }
 
   /** Reads and validates the stored generation into memory (once; concurrent callers share it). */
@@ -516,7 +516,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         // Nothing servable: heal by obtaining a new certificate now.
         state.stored = undefined;
         state.renewAt = undefined;
-        this.#loop.reschedule(state);
+        this.#reschedule(state);
         return undefined;
       }
       this.#install(state, loaded.generation, loaded.meta);
@@ -550,6 +550,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (!state.inflight) state.ready.resolve();
     this.#loop.refreshWindow(state, generation);
     return replaced;
+  }
+
+  /** When `state` is next due (loop.ts). */
+  #reschedule(state: CertState): void {
+    this.#loop.reschedule(state);
   }
 
   // ---- replicas (adoption.ts) -----------------------------------------------------------
