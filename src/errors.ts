@@ -74,6 +74,9 @@ export type ErrorCode =
   | 'RENEWAL_FAILED'
   // another configuration (names, key type, purpose) claims this certificate id in a shared store
   | 'CERTIFICATE_CONFLICT'
+  // ready() gave up waiting (time limit, signal, a failure retrying cannot fix): names each
+  // certificate not ready with its typed error (`details.failed`, `details.errors`, `cause`)
+  | 'NOT_READY'
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
   | 'CERTIFICATE_UNAVAILABLE'
   | 'AGENT_CLOSED'

@@ -107,6 +107,7 @@ export {
   CertificateManager,
   type CertificateStatus,
   createCertificateManager,
+  type ReadyOptions,
 } from './manager/manager.js';
 export type { ManagedCertificateOptions, ManagerOptions } from './manager/options.js';
 export { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './manager/policy.js';

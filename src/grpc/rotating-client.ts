@@ -43,8 +43,11 @@ export interface RotatingGrpcClient<C> {
   current(): C;
   /** The serial of the newest generation and the number of clients still open. */
   stats(): { serial: string | undefined; clients: number };
-  /** Closes every client (in-flight calls finish). Idempotent. */
-  close(): void;
+  /**
+   * Closes every client (calls in flight finish on their channel; new calls are refused with
+   * AGENT_CLOSED). Resolves once every channel is closed. Idempotent.
+   */
+  close(): Promise<void>;
 }
 
 export async function createRotatingGrpcClient<C extends grpc.Client>(
@@ -91,7 +94,7 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
       return build();
     },
     stats: () => ({ serial: current?.serial, clients: (current ? 1 : 0) + retiring.size }),
-    close() {
+    async close() {
       if (closed) return;
       closed = true;
       stopWatching();

@@ -5,6 +5,7 @@
  * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
  */
 import { CertkeeperError, isRetryable } from '../errors.js';
+import type { Issuer } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { adoptStored } from './adoption.js';
@@ -12,7 +13,7 @@ import type { ManagerCore } from './core.js';
 import { deployGeneration } from './deploy.js';
 import type { ObtainReason } from './events.js';
 import { issueCertificate, validateGeneration } from './issue.js';
-import { retryDelay } from './policy.js';
+import { failureRetryDelay } from './policy.js';
 import { asError, type CertState, servedFacts } from './state.js';
 
 /** Resolves with the failure, or undefined once a new certificate is served (or adopted). */
@@ -39,7 +40,7 @@ export async function attempt(
           cert,
           state.current,
           {
-            issuers: core.issuersFor(cert),
+            issuers: core.issuersFor(cert).map((issuer) => tracked(issuer, state.lingering)),
             context: (s) => core.context(s),
             validate: (g, anchors) => validateGeneration(cert, g, options.clock.now(), anchors),
             refused: (problem, g) =>
@@ -59,6 +60,8 @@ export async function attempt(
       { ttlMs: options.lockTtlMs, signal },
     );
     succeeded(state);
+    // Only now: the swap is verified and announced (deploy.ts), which is what ready() promises.
+    state.ready.resolve();
     return undefined;
   } catch (error) {
     if (core.stopped())
@@ -73,6 +76,27 @@ export function succeeded(state: CertState): void {
   state.failures = 0;
   state.lastError = undefined;
   state.retryAt = undefined;
+  state.retryFor = undefined;
+}
+
+/**
+ * The issuer as the attempt sees it, with every call it makes recorded in `lingering` until it
+ * settles: the attempt stops waiting when it is given up, the issuer's clean-up may not have.
+ */
+function tracked(issuer: Issuer, lingering: Set<Promise<unknown>>): Issuer {
+  const track = <T>(call: () => Promise<T>): Promise<T> => {
+    const work = (async () => call())();
+    lingering.add(work);
+    const done = () => lingering.delete(work);
+    work.then(done, done);
+    return work;
+  };
+  return {
+    id: issuer.id,
+    issue: (request, context) => track(() => issuer.issue(request, context)),
+    ...(issuer.renew ? { renew: (request, context) => track(() => issuer.renew!(request, context)) } : {}),
+    ...(issuer.trustAnchors ? { trustAnchors: (context) => track(() => issuer.trustAnchors!(context)) } : {}),
+  };
 }
 
 /** Counts the failure, sets when to retry, logs it and emits `renewalFailed`. */
@@ -88,12 +112,15 @@ function recordFailure(
   const now = options.clock.now();
   const facts = servedFacts(state);
   // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error
-  // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input helps.
-  const retryAfter = typeof failure.details.retryAfterMs === 'number' ? failure.details.retryAfterMs : 0;
-  const backoff = !isRetryable(failure)
-    ? options.policy.retryMaxMs
-    : retryDelay(state.failures, now, facts?.notAfter.getTime(), options.policy);
-  state.retryAt = now + Math.max(backoff, retryAfter);
+  // that retrying cannot fix (a spent token) waits the longest backoff: only a change of input
+  // helps. Both are bounded by the lifetime left: whatever the CA says, the retry comes before expiry.
+  state.retryAt =
+    now +
+    failureRetryDelay(state.failures, now, facts?.notAfter.getTime(), options.policy, {
+      ...failure.details,
+      retryable: isRetryable(failure),
+    });
+  state.retryFor = facts?.fingerprint256 ?? null;
   options.logger.warn('obtaining a certificate failed', {
     id: state.cert.id,
     code: failure.code,

@@ -4,9 +4,11 @@
  * Where things happen:
  *   start-up (`#load`)            pointers from the store → served at once, even with the issuer down
  *   materializing (`#materialize`) chain + key read and validated, on start-up or first handshake
- *   the loop (`#tick`)            one Scheduler wakes for the next due certificate or warning
- *   obtaining (`#obtain`)         queued per certificate; one attempt (attempt.ts): store lock →
- *                                 re-check (adoption.ts) → issuers in order (issue.ts)
+ *   the loop (loop.ts)            one Scheduler wakes for the next due certificate or warning;
+ *                                 obtaining is queued per certificate; one attempt (attempt.ts):
+ *                                 store lock → re-check (adoption.ts) → issuers in order (issue.ts)
+ *   waiting (ready.ts)            ready(): served and verified, or NOT_READY with the errors
+ *   shutting down (`stop`)        attempts ended and cleaned up (bounded), then what it created closed
  *   the deploy path (deploy.ts)   validate → store atomically → build context → swap → live verify → emit
  *                                 (any failure: keep or restore the previous certificate, retry later)
  *   replicas (adoption.ts)        another replica's newer certificate is adopted (cluster/sync.ts)
@@ -24,12 +26,14 @@ import { NameIndex } from '../server/name-index.js';
 import { certificateName, issuerKey, layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { reconcile } from './adoption.js';
-import { attempt, succeeded } from './attempt.js';
+import { succeeded } from './attempt.js';
 import { claimAtStart, learnRevoked } from './claims.js';
 import type { ManagerCore, Meta } from './core.js';
-import type { ManagerEvents, ObtainReason } from './events.js';
+import type { ManagerEvents } from './events.js';
 import { validateGeneration } from './issue.js';
+import { foreground, ProcessHold } from './keep-alive.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
+import { RenewalLoop } from './loop.js';
 import {
   type ManagedCertificate,
   type ManagedCertificateOptions,
@@ -39,10 +43,10 @@ import {
   resolveCertificate,
   resolveOptions,
 } from './options.js';
-import { renewalTime, timeInWindow } from './policy.js';
+import { renewalTime } from './policy.js';
+import { type ReadyOptions, readyOptions, waitReady } from './ready.js';
 import { forgetRevoked, type Generation } from './records.js';
 import { healStored, removeLegacy } from './repair.js';
-import { Scheduler } from './scheduler.js';
 import {
   asError,
   type CertificateStatus,
@@ -52,8 +56,8 @@ import {
   servedFacts,
   statusOf,
 } from './state.js';
-import { emitExpiryWarnings, expiryWarnings } from './warnings.js';
 
+export type { ReadyOptions } from './ready.js';
 export type { CertificateStatus } from './state.js';
 
 export class CertificateManager extends EventEmitter<ManagerEvents> {
@@ -61,12 +65,18 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #states = new Map<string, CertState>();
   readonly #index = new NameIndex();
   readonly #attachments = new Set<ServerAttachment>();
-  readonly #scheduler: Scheduler;
+  readonly #loop: RenewalLoop;
   readonly #abort = new AbortController();
   /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
   readonly #alpn = new AlpnChallengeRegistry();
   readonly #cluster: ClusterSync;
   #phase: 'new' | 'running' | 'stopped' = 'new';
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  /** Holds the process while running, per the `keepAlive` option. */
+  readonly #hold = new ProcessHold();
+  /** Background work that uses the store (ARI refreshes, reconcile passes): stop() waits for it. */
+  readonly #background = new Set<Promise<unknown>>();
   /** The internals adoption.ts and deploy.ts work with. */
   readonly #core: ManagerCore;
   /** Server certificate ids in configuration order; rebuilt after manage/unmanage. */
@@ -95,8 +105,10 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     // Every running obtain, store call and lock wait listens on this one signal; with a large
     // fleet and `concurrency` above 10 that is many listeners by design, not a leak.
     setMaxListeners(0, this.#abort.signal);
-    this.#scheduler = new Scheduler(this.#o.clock, (id) => this.#tick(id), {
-      concurrency: this.#o.concurrency,
+    this.#loop = new RenewalLoop({
+      core: this.#core,
+      state: (id) => this.#states.get(id),
+      track: (work) => this.#track(work),
     });
     this.#cluster = new ClusterSync(
       {
@@ -107,7 +119,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         replicaId: this.#o.replicaId,
         onPointer: (key) => this.#onPointer(key),
         onResync: () => {
-          for (const state of this.#states.values()) void reconcile(this.#core, state);
+          for (const state of this.#states.values()) this.#track(reconcile(this.#core, state));
         },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
@@ -116,45 +128,78 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Loads stored certificates (served at once), then keeps them renewed. Resolves after loading. */
-  async start(): Promise<void> {
-    this.#assertNotStopped();
-    if (this.#phase === 'running') return;
-    this.#phase = 'running';
-    for (const issuer of this.#o.issuers)
-      issuer.bind?.({ store: this.#o.store, lockTtlMs: this.#o.lockTtlMs });
-    await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
-    await this.#cluster.start();
-    this.#scheduler.start();
+  start(): Promise<void> {
+    try {
+      this.#assertNotStopped();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Every caller waits for the one start-up.
+    this.#starting ??= (async () => {
+      this.#phase = 'running';
+      this.#updateHold();
+      for (const issuer of this.#o.issuers)
+        issuer.bind?.({ store: this.#o.store, lockTtlMs: this.#o.lockTtlMs });
+      await Promise.all([...this.#states.values()].map((state) => this.#load(state)));
+      await this.#cluster.start();
+      // stop() may have come while loading: the loop must not start after it.
+      if (this.#phase === 'running') this.#loop.start();
+    })();
+    return this.#starting;
   }
 
-  /** Resolves once every (or each given) certificate has something to serve. */
-  async ready(ids?: string[]): Promise<void> {
-    const states = (ids ?? [...this.#states.keys()]).map((id) => this.#state(id));
-    let onAbort: (() => void) | undefined;
-    const stopped = new Promise<never>((_, reject) => {
-      onAbort = () => reject(new CertkeeperError('MANAGER_STOPPED', 'manager stopped'));
-      this.#abort.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    stopped.catch(() => {});
+  /**
+   * Resolves once every (or each given) certificate is served: loaded from the store, adopted,
+   * or obtained with its swap live-verified and its events emitted. Rejects with NOT_READY,
+   * naming each certificate not ready with its typed error, at `timeoutMs` (default twice
+   * `issueTimeoutMs`), when `signal` aborts, or as soon as a certificate not ready failed with an
+   * error retrying cannot fix; with MANAGER_STOPPED when the manager stops. The manager keeps
+   * trying either way. `ready(['id'])` is `ready({ ids: ['id'] })`.
+   */
+  async ready(options?: string[] | ReadyOptions): Promise<void> {
+    const o = readyOptions(options, 2 * this.#o.issueTimeoutMs);
+    const states = (o.ids ?? [...this.#states.keys()]).map((id) => this.#state(id));
     // Renewal timers are unref'd (background work must not keep a process alive), so a bare
     // `await manager.ready()` in a script could see the event loop run empty before the first
     // certificate is obtained, and Node exit with code 13. Waiting is foreground work.
-    try {
-      await foreground(Promise.race([Promise.all(states.map((s) => s.ready.promise)), stopped]));
-    } finally {
-      // One listener per call would pile up on the manager's long-lived signal.
-      if (onAbort) this.#abort.signal.removeEventListener('abort', onAbort);
-    }
+    await foreground(waitReady(states, this, this.#abort.signal, o));
   }
 
-  /** Stops the loop and any attempt under way. Servers keep serving what they have. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.#phase === 'stopped') return;
+  /**
+   * Stops the loop and every attempt under way, and resolves once they have ended and cleaned
+   * up after themselves (challenge records, authorizations: through the store), within
+   * `stopTimeoutMs`. Servers keep serving what they have. Closes what the manager created (its
+   * default FileStore and InternalCA), never a store or issuer passed in: whoever creates an
+   * object closes it, after `stop()` has resolved. Idempotent: every call resolves when the
+   * first one is done.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  async #shutdown(): Promise<void> {
     this.#phase = 'stopped';
-    this.#scheduler.stop();
+    this.#updateHold();
+    this.#loop.stop();
     this.#abort.abort();
     await this.#cluster.stop();
-    await Promise.allSettled([...this.#states.values()].map((s) => s.inflight));
+    // Attempts end at once (their signal fired); what they started at their issuers may still
+    // be cleaning up through the store, which the caller closes next.
+    const states = [...this.#states.values()];
+    const work = [
+      ...states.flatMap((s) => [s.inflight, s.queuedForced, ...s.lingering]),
+      ...this.#background,
+    ].filter((p) => p !== undefined);
+    if (!(await foreground(settledWithin(Promise.allSettled(work), this.#o.stopTimeoutMs)))) {
+      this.#o.logger.warn('stop: work still under way after stopTimeoutMs; stopping anyway', {
+        stopTimeoutMs: this.#o.stopTimeoutMs,
+        ids: states.filter((s) => s.inflight || s.lingering.size > 0).map((s) => s.cert.id),
+      });
+    }
+    if (this.#o.ownsIssuers) {
+      await Promise.allSettled(this.#o.issuers.map((issuer) => issuer.close?.()));
+    }
     if (this.#o.ownsStore) await this.#o.store.close();
   }
 
@@ -174,7 +219,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#states.delete(id);
     this.#serverIds = undefined;
     this.#index.remove(id);
-    this.#scheduler.delete(id);
+    this.#loop.delete(id);
   }
 
   /** Serves managed certificates on an existing server; see `AttachOptions`. */
@@ -189,6 +234,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     }
     const attachment = new ServerAttachment(server, this.#source, options);
     this.#attachments.add(attachment);
+    this.#updateHold();
     for (const state of this.#states.values()) {
       if (state.cert.purpose !== 'server') continue;
       if (state.current) attachment.apply(state.cert.id, state.current);
@@ -205,6 +251,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#attachments.delete(attachment);
       }
     }
+    this.#updateHold();
   }
 
   /**
@@ -214,7 +261,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
    */
   async renewNow(id: string): Promise<void> {
     this.#assertNotStopped();
-    const failure = await foreground(this.#obtain(this.#state(id), 'forced'));
+    const failure = await foreground(this.#loop.obtain(this.#state(id), 'forced'));
     if (failure) throw failure;
   }
 
@@ -229,7 +276,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const failed = new Map<string, CertkeeperError>();
     const worker = async () => {
       for (let state = queue.shift(); state; state = queue.shift()) {
-        const failure = await this.#obtain(state, 'forced');
+        const failure = await this.#loop.obtain(state, 'forced');
         if (failure) failed.set(state.cert.id, failure);
       }
     };
@@ -280,7 +327,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
     }
     // Until a replacement is served, the revoked certificate still is: the caller must know.
-    const failure = await this.#obtain(state, 'forced');
+    const failure = await this.#loop.obtain(state, 'forced');
     if (failure) throw failure;
   }
 
@@ -331,9 +378,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   status(): CertificateStatus[] {
     const now = this.#o.clock.now();
-    return [...this.#states.values()].map((s) =>
-      statusOf(s, now, this.#scheduler.dueAt(s.cert.id) ?? s.retryAt ?? s.renewAt),
-    );
+    return [...this.#states.values()].map((s) => statusOf(s, now, this.#loop.nextAttempt(s)));
   }
 
   /** This replica's id among replicas sharing the store. */
@@ -379,6 +424,22 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#states.get(id);
     if (!state) throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no managed certificate with id "${id}"`);
     return state;
+  }
+
+  /** Holds the process while running: always with keepAlive true, with 'auto' while nothing is attached. */
+  #updateHold(): void {
+    const { keepAlive } = this.#o;
+    this.#hold.set(
+      this.#phase === 'running' &&
+        (keepAlive === true || (keepAlive === 'auto' && this.#attachments.size === 0)),
+    );
+  }
+
+  /** Runs `work` in the background; stop() waits for it (bounded). */
+  #track(work: Promise<unknown>): void {
+    this.#background.add(work);
+    const done = () => this.#background.delete(work);
+    work.then(done, done);
   }
 
   #assertNotStopped(): void {
@@ -554,31 +615,15 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     if (state.cert.purpose === 'server') {
       for (const attachment of this.#attachments) attachment.apply(state.cert.id, generation, replaced);
     }
-    state.ready.resolve();
-    void this.#refreshWindow(state, generation);
+    // Not while an attempt runs: its swap is not verified yet (the attempt resolves it).
+    if (!state.inflight) state.ready.resolve();
+    this.#loop.refreshWindow(state, generation);
     return replaced;
   }
 
-  /** Asks the issuer for a suggested renewal window (ACME ARI) and moves the renewal into it. */
-  async #refreshWindow(state: CertState, generation: Generation): Promise<void> {
-    const issuer = this.#o.issuers.find((i) => i.id === generation.issuer);
-    if (!issuer?.renewalWindow) return;
-    try {
-      const window = await issuer.renewalWindow(
-        { ...generation.info, chainPem: generation.chainPem },
-        this.#context(this.#abort.signal),
-      );
-      if (!window || state.current !== generation || window.end <= window.start) return;
-      state.renewAt = timeInWindow(window, state.sample);
-      state.windowRefreshAt = window.refreshAt?.getTime();
-      this.#reschedule(state);
-    } catch (error) {
-      if (state.current !== generation) return;
-      // The lifetime rule stays in force; ask again later.
-      state.windowRefreshAt = this.#o.clock.now() + 3_600_000;
-      this.#reschedule(state);
-      this.#o.logger.debug('renewal window unavailable', { id: state.cert.id, error: describeCause(error) });
-    }
+  /** When `state` is next due (loop.ts). */
+  #reschedule(state: CertState): void {
+    this.#loop.reschedule(state);
   }
 
   // ---- replicas (adoption.ts) -----------------------------------------------------------
@@ -596,75 +641,18 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         void reconcile(this.#core, state);
     }
   }
-
-  // ---- the loop ----------------------------------------------------------------------------
-
-  #reschedule(state: CertState): void {
-    if (state.removed || this.#phase === 'stopped') return;
-    const now = this.#o.clock.now();
-    const known = servedFacts(state) !== undefined;
-    const due = state.retryAt ?? (known && state.renewAt !== undefined ? state.renewAt : now);
-    let next = Math.min(due, state.windowRefreshAt ?? Number.POSITIVE_INFINITY);
-    for (const warning of expiryWarnings(state, this.#o.policy))
-      if (!state.warned.has(warning.threshold)) next = Math.min(next, warning.at);
-    this.#scheduler.set(state.cert.id, next);
-  }
-
-  async #tick(id: string): Promise<void> {
-    const state = this.#states.get(id);
-    if (!state) return;
-    const now = this.#o.clock.now();
-    emitExpiryWarnings(this.#core, state, now);
-    if (state.current && state.windowRefreshAt !== undefined && state.windowRefreshAt <= now) {
-      state.windowRefreshAt = undefined;
-      void this.#refreshWindow(state, state.current);
-    }
-    const facts = servedFacts(state);
-    const due = state.retryAt ?? (facts && state.renewAt !== undefined ? state.renewAt : now);
-    if (due > now) {
-      this.#reschedule(state);
-      return;
-    }
-    const reason: ObtainReason = !facts
-      ? 'missing'
-      : state.retryAt !== undefined
-        ? 'retry'
-        : facts.notAfter.getTime() <= now
-          ? 'expired'
-          : 'renewal';
-    await this.#obtain(state, reason);
-  }
-
-  // ---- obtaining -------------------------------------------------------------------------
-
-  /** Resolves with the attempt's failure, or undefined once a new certificate is served. */
-  #obtain(state: CertState, reason: ObtainReason): Promise<CertkeeperError | undefined> {
-    if (state.inflight) {
-      if (reason !== 'forced') return state.inflight;
-      // A forced renewal must produce a new certificate, not ride on an attempt that began
-      // earlier: queue one more attempt after it (several callers share that one).
-      state.queuedForced ??= state.inflight.then(() => {
-        state.queuedForced = undefined;
-        return this.#obtain(state, 'forced');
-      });
-      return state.queuedForced;
-    }
-    state.inflight = attempt(this.#core, state, reason).finally(() => {
-      state.inflight = undefined;
-      this.#reschedule(state);
-    });
-    return state.inflight;
-  }
 }
 
-/** Keeps the process alive until `work` settles (the caller is waiting for it). */
-async function foreground<T>(work: Promise<T>): Promise<T> {
-  const hold = setInterval(() => {}, 2 ** 30);
-  try {
-    return await work;
-  } finally {
-    clearInterval(hold);
-  }
+/** Resolves when `work` settles or after `ms`, whichever comes first; true when `work` settled. */
+function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    work.then(done, done);
+  });
 }
 
 /** Creates a certificate manager; call `start()` to load and begin renewing. */

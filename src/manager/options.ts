@@ -53,7 +53,45 @@ export interface ManagerOptions {
   reconcileIntervalMs?: number;
   /** This replica's id among replicas sharing the store (default: random). */
   replicaId?: string;
+  /**
+   * Whether the running manager keeps the Node process alive (from `start()` to `stop()`).
+   * `'auto'` (default): while no server is attached, since a manager with nothing attached is a
+   * renewal daemon or a client-certificate service, whose process ending silently after the
+   * first certificate would stop renewal unnoticed; an attached server keeps the process alive
+   * by itself, and once it closes the manager must not hold the process any longer. `true`:
+   * always while running; `false`: never (background work only, as timers are unref'd).
+   */
+  keepAlive?: boolean | 'auto';
+  /**
+   * How long `stop()` waits for attempts that were under way to end and clean up after
+   * themselves (challenge records, authorizations), default 20 s; then it resolves anyway.
+   */
+  stopTimeoutMs?: number;
 }
+
+/** Every key of `ManagerOptions`: any other is refused (a typo would silently keep a default). */
+const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
+  'store',
+  'issuer',
+  'certificates',
+  'renewal',
+  'logger',
+  'clock',
+  'concurrency',
+  'lockTtlMs',
+  'issueTimeoutMs',
+  'eagerLoadLimit',
+  'reconcileIntervalMs',
+  'replicaId',
+  'keepAlive',
+  'stopTimeoutMs',
+];
+const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
+  'id',
+  'names',
+  'keyType',
+  'purpose',
+];
 
 export interface ManagedCertificate {
   id: string;
@@ -65,8 +103,11 @@ export interface ManagedCertificate {
 
 export interface ResolvedOptions {
   store: Store;
+  /** The manager created the store (the default FileStore): `stop()` closes it. */
   ownsStore: boolean;
   issuers: Issuer[];
+  /** The manager created the issuer (the default InternalCA): `stop()` closes it. */
+  ownsIssuers: boolean;
   certificates: ManagedCertificate[];
   policy: RenewalPolicy;
   logger: Logger;
@@ -77,6 +118,8 @@ export interface ResolvedOptions {
   eagerLoadLimit: number;
   reconcileIntervalMs: number;
   replicaId: string;
+  keepAlive: boolean | 'auto';
+  stopTimeoutMs: number;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -94,6 +137,7 @@ function hasMethods(value: unknown, methods: string[]): boolean {
 export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): ManagedCertificate {
   if (typeof input !== 'object' || input === null) throw optionError(path, 'must be an object');
   const cert = input as ManagedCertificateOptions;
+  refuseUnknown(cert, CERTIFICATE_OPTIONS, path);
   if (!Array.isArray(cert.names) || cert.names.length === 0)
     throw optionError(`${path}.names`, 'must be a non-empty array');
   let names: string[];
@@ -144,8 +188,18 @@ export function resolveCertificate(input: unknown, path: string, issuers: Issuer
   return { id, names, primary: names[0]!, keyType, purpose };
 }
 
+/** Refuses keys of `input` that are not options: a misspelt one would silently keep a default. */
+function refuseUnknown(input: object, known: readonly string[], path: string): void {
+  for (const key of Object.keys(input)) {
+    if (!known.includes(key)) {
+      throw optionError(path ? `${path}.${key}` : key, `is not an option (known: ${known.join(', ')})`);
+    }
+  }
+}
+
 export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw optionError('', 'must be an object');
+  refuseUnknown(options, MANAGER_OPTIONS, '');
   let ownsStore = false;
   let store = options.store;
   if (store === undefined) {
@@ -157,7 +211,8 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     throw optionError('store', 'must implement the Store interface');
   }
 
-  const issuers = options.issuer === undefined ? [new InternalCA()] : [options.issuer].flat();
+  const ownsIssuers = options.issuer === undefined;
+  const issuers: Issuer[] = options.issuer === undefined ? [new InternalCA()] : [options.issuer].flat();
   if (issuers.length === 0) throw optionError('issuer', 'must not be an empty list');
   issuers.forEach((issuer, i) => {
     const path = Array.isArray(options.issuer) ? `issuer[${i}]` : 'issuer';
@@ -199,8 +254,9 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (!Number.isInteger(eagerLoadLimit) || eagerLoadLimit < 0)
     throw optionError('eagerLoadLimit', 'must be a non-negative integer');
   const reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
-  if (!Number.isFinite(reconcileIntervalMs) || reconcileIntervalMs < 0) {
-    throw optionError('reconcileIntervalMs', 'must be 0 (off) or a positive number');
+  // Each pass re-reads every pointer: more often than once a second is a busy loop on the store.
+  if (!Number.isFinite(reconcileIntervalMs) || (reconcileIntervalMs !== 0 && reconcileIntervalMs < 1_000)) {
+    throw optionError('reconcileIntervalMs', 'must be 0 (off) or at least 1000');
   }
   const replicaId =
     options.replicaId ??
@@ -210,13 +266,28 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof replicaId !== 'string' || !/^[A-Za-z0-9._-]{1,100}$/.test(replicaId)) {
     throw optionError('replicaId', 'must be 1-100 of [A-Za-z0-9._-]');
   }
+  const keepAlive = options.keepAlive ?? 'auto';
+  if (keepAlive !== true && keepAlive !== false && keepAlive !== 'auto')
+    throw optionError('keepAlive', "must be true, false or 'auto'");
+  const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
+  if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0)
+    throw optionError('stopTimeoutMs', 'must be a number of milliseconds >= 0');
+  const policy = validatePolicy(options.renewal, 'options.renewal');
+  // Last, so that any other problem of a configuration under construction is named first.
+  if (certificates.length === 0) {
+    throw optionError(
+      'certificates',
+      'must list at least one certificate (a manager with none would run and never serve anything)',
+    );
+  }
 
   return {
     store,
     ownsStore,
     issuers,
+    ownsIssuers,
     certificates,
-    policy: validatePolicy(options.renewal, 'options.renewal'),
+    policy,
     logger,
     clock,
     concurrency,
@@ -225,5 +296,7 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     eagerLoadLimit,
     reconcileIntervalMs,
     replicaId,
+    keepAlive,
+    stopTimeoutMs,
   };
 }

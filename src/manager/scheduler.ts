@@ -3,8 +3,20 @@
  * rescheduling pushes a new entry and bumps a version, stale entries are dropped when they
  * surface. The single timer is armed for the earliest entry only, so 10,000 certificates cost
  * one pending timer, and each reschedule is O(log n).
+ *
+ * Due times are wall-clock times, but Node's timers count the time the process ran (a monotonic
+ * clock): after a host suspend or an NTP step forward, a timer armed for "in 16 hours" still
+ * waits 16 hours of running time although the renewal, or the expiry, has already come. So the
+ * timer never sleeps long: at most an eighth of the time left to the earliest entry, at most
+ * `WALL_CLOCK_CHECK_MS`, and each wake reads the wall clock again and runs whatever became due.
+ * A jump is noticed within a minute of running time; the cost is one cheap wake a minute.
  */
 import { type Clock, MAX_TIMER_MS } from '../clock.js';
+
+/** The longest the timer sleeps before the wall clock is read again. */
+export const WALL_CLOCK_CHECK_MS = 60_000;
+/** Sleeps shorter than this are not split further. */
+const MIN_CHECK_MS = 1_000;
 
 interface Entry {
   at: number;
@@ -45,8 +57,12 @@ export class Scheduler {
     this.#disarm();
   }
 
-  /** Schedules (or reschedules) `id` at epoch ms `at`; the earlier of two calls does not win, the last does. */
+  /**
+   * Schedules (or reschedules) `id` at epoch ms `at`; the earlier of two calls does not win, the
+   * last does. A time that is not a finite number is "now".
+   */
   set(id: string, at: number): void {
+    if (!Number.isFinite(at)) at = this.#clock.now();
     const version = ++this.#version;
     this.#current.set(id, { at, version });
     this.#push({ at, id, version });
@@ -77,7 +93,9 @@ export class Scheduler {
     this.#disarm();
     if (!top) return;
     this.#armedAt = at;
-    const delay = Math.min(Math.max(0, Math.ceil(at - this.#clock.now())), MAX_TIMER_MS);
+    const left = Math.max(0, Math.ceil(at - this.#clock.now()));
+    const check = Math.min(WALL_CLOCK_CHECK_MS, Math.max(MIN_CHECK_MS, Math.ceil(left / 8)));
+    const delay = Math.min(left, check, MAX_TIMER_MS);
     this.#timer = this.#clock.setTimeout(() => this.#wake(), delay);
   }
 

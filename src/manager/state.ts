@@ -36,6 +36,11 @@ export interface CertState {
   sampleFor?: string;
   renewAt?: number;
   retryAt?: number;
+  /**
+   * The fingerprint served when the failure that set `retryAt` happened (null: nothing was).
+   * Once another certificate is served (adopted from the store), that retry is void.
+   */
+  retryFor?: string | null;
   /** When to ask the issuer for its renewal window again (ARI Retry-After). */
   windowRefreshAt?: number;
   failures: number;
@@ -43,7 +48,17 @@ export interface CertState {
   warned: Set<number>;
   inflight?: Promise<CertkeeperError | undefined>;
   queuedForced?: Promise<CertkeeperError | undefined>;
-  ready: { promise: Promise<void>; resolve: () => void };
+  /**
+   * Issuer calls of attempts, until they settle. An attempt given up (time limit, stop) stops
+   * waiting for its issuer, but the issuer may still be cleaning up (challenge records,
+   * authorizations) through the store: `stop()` waits for these, bounded, before it resolves.
+   */
+  lingering: Set<Promise<unknown>>;
+  /**
+   * Resolved once something is served for this certificate: loaded from the store, adopted, or
+   * obtained, live-verified and announced (not at the swap itself: see `ready()`).
+   */
+  ready: { promise: Promise<void>; resolve: () => void; readonly done: boolean };
   removed?: boolean;
   /** Serials revoked (here, or as the stored pointer says): never served again, never a fallback. */
   revoked?: Set<string>;
@@ -70,10 +85,36 @@ export interface CertificateStatus {
 
 export function newState(cert: ManagedCertificate): CertState {
   let resolve!: () => void;
+  let done = false;
   const promise = new Promise<void>((r) => {
     resolve = r;
   });
-  return { cert, sample: Math.random(), failures: 0, warned: new Set(), ready: { promise, resolve } };
+  const ready = {
+    promise,
+    resolve: () => {
+      done = true;
+      resolve();
+    },
+    get done() {
+      return done;
+    },
+  };
+  return { cert, sample: Math.random(), failures: 0, warned: new Set(), lingering: new Set(), ready };
+}
+
+/**
+ * Forgets a pending retry that was for another certificate than the one served now (adopted
+ * from the store after a failure), with the failures it counted: it would order a certificate
+ * the store already gave us. Not while an attempt runs: a rollback briefly installs another one.
+ */
+export function dropVoidRetry(state: CertState): void {
+  if (state.retryAt === undefined || state.inflight) return;
+  const served = servedFacts(state)?.fingerprint256 ?? null;
+  if (state.retryFor === undefined || served === state.retryFor) return;
+  state.retryAt = undefined;
+  state.retryFor = undefined;
+  state.failures = 0;
+  state.lastError = undefined;
 }
 
 export function asError(error: unknown): CertkeeperError {
@@ -131,7 +172,7 @@ export function statusOf(state: CertState, now: number, due: number | undefined)
     fingerprint256: facts?.fingerprint256 ?? null,
     notBefore: facts?.notBefore ?? null,
     notAfter: facts?.notAfter ?? null,
-    nextRenewalAt: due === undefined ? null : new Date(due),
+    nextRenewalAt: due === undefined || !Number.isFinite(due) ? null : new Date(due),
     failures: state.failures,
     lastError: state.lastError ? { code: state.lastError.code, message: state.lastError.message } : null,
   };

@@ -84,6 +84,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
   #queued: { promise: Promise<TrustBundle>; force: boolean } | undefined;
   #stops: (() => void)[] = [];
   #state: 'new' | 'started' | 'stopped' = 'new';
+  #stopping: Promise<void> | undefined;
 
   constructor(options: TrustStoreOptions) {
     super();
@@ -151,12 +152,20 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
     return bundle;
   }
 
-  /** Stops watching and polling; the last bundle stays readable. Idempotent. */
-  stop(): void {
-    if (this.#state === 'stopped') return;
-    this.#state = 'stopped';
-    this.#abort.abort();
-    for (const stop of this.#stops.splice(0)) stop();
+  /**
+   * Stops watching and polling, and resolves once the refresh and bundle export under way have
+   * ended (their source loads are aborted). The last bundle stays readable. Idempotent: every
+   * call resolves when the first one is done.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#state = 'stopped';
+      this.#abort.abort();
+      for (const stop of this.#stops.splice(0)) stop();
+      await this.#tail;
+      await this.#exporting;
+    })();
+    return this.#stopping;
   }
 
   /**

@@ -7,9 +7,11 @@ import type { ManagerOptions } from '../../src/manager/options.js';
 import { createHttpsServer } from '../../src/server/create-server.js';
 import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { FakeClock } from '../../src/testing/fake-clock.js';
 import { nextEvent } from '../support/events.js';
 import { SwitchableIssuer } from '../support/issuers.js';
 import { close, handshake, listen } from '../support/tls.js';
+import { WatchedMemoryStore } from '../support/watched-memory-store.js';
 
 const managers: CertificateManager[] = [];
 const servers: https.Server[] = [];
@@ -75,15 +77,37 @@ describe('options are validated eagerly, naming the option', () => {
     [{ certificates: [], renewal: { renewAt: 3 } }, /options\.renewal\.renewAt/],
     [{ certificates: [], concurrency: 0 }, /options\.concurrency/],
     [{ certificates: [], logger: console.log }, /options\.logger/],
+    [{ certificates: [] }, /options\.certificates must list at least one certificate/],
+    [{ certificates: [{ names: ['a.test'] }], issuers: [] }, /options\.issuers is not an option/],
+    [
+      { certificates: [{ names: ['a.test'] }], renewal: { renewat: 0.5 } },
+      /options\.renewal\.renewat is not/,
+    ],
+    [
+      { certificates: [{ names: ['a.test'], keytype: 'rsa-2048' }] },
+      /options\.certificates\[0\]\.keytype is not/,
+    ],
+    [
+      { certificates: [{ names: ['a.test'] }], renewal: { renewAt: 0.1, jitter: 0.2 } },
+      /options\.renewal\.jitter must be smaller than renewal\.renewAt/,
+    ],
+    [{ certificates: [{ names: ['a.test'] }], keepAlive: 'yes' }, /options\.keepAlive/],
+    [{ certificates: [{ names: ['a.test'] }], reconcileIntervalMs: 5 }, /options\.reconcileIntervalMs/],
+    [{ certificates: [{ names: ['a.test'] }], stopTimeoutMs: -1 }, /options\.stopTimeoutMs/],
   ])('%#: %j', (options, message) => {
-    expect(() =>
+    let error: unknown;
+    try {
       createCertificateManager({
         store: new MemoryStore(),
         ...(options as object),
-      } as unknown as ManagerOptions),
-    ).toThrowError(
-      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
-    );
+      } as unknown as ManagerOptions);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(message) });
+    // The option is named in the details too, as the message names it.
+    const option = (error as { details: { option: string } }).details.option;
+    expect((error as Error).message).toContain(`options.${option}`);
   });
 
   it('refuses a purpose no issuer can issue', () => {
@@ -314,5 +338,45 @@ describe('CertificateManager', () => {
       code: 'ISSUER_UNAVAILABLE',
       message: 'test issuer is down',
     });
+  });
+});
+
+describe('start() and stop() racing', () => {
+  it('stop() while start() is under way leaves no loop running; concurrent start() calls wait for the same start', async () => {
+    // Subscribing to the store's changes (the last step of start) waits until the test says so.
+    let subscribe!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      subscribe = resolve;
+    });
+    const store = new (class extends WatchedMemoryStore {
+      override async watch(...args: Parameters<WatchedMemoryStore['watch']>) {
+        await gate;
+        return super.watch(...args);
+      }
+    })();
+    const clock = new FakeClock();
+    const { manager } = make({ store, clock, reconcileIntervalMs: 0 });
+    const obtaining: string[] = [];
+    manager.on('obtaining', (e) => obtaining.push(e.reason));
+    const first = manager.start();
+    let firstDone = false;
+    void first.then(() => {
+      firstDone = true;
+    });
+    const second = manager.start();
+    let secondDone = false;
+    void second.then(() => {
+      secondDone = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(firstDone).toBe(false);
+    expect(secondDone).toBe(false);
+    const stopped = manager.stop();
+    subscribe();
+    await Promise.all([first, second, stopped]);
+    expect(firstDone).toBe(true);
+    await clock.advance(3_600_000);
+    expect(obtaining).toEqual([]);
+    expect(clock.pending).toBe(0);
   });
 });

@@ -1,8 +1,12 @@
 // Scheduling decisions, driven by a fake clock over days of certificate lifetime; issuance,
 // storage and validation stay real.
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CertificateInfo } from '../../src/crypto/inspect.js';
+import { CertkeeperError } from '../../src/errors.js';
+import type { RenewalWindow } from '../../src/issuers/issuer.js';
 import type { ManagerEvents } from '../../src/manager/events.js';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
+import { DEFAULT_RENEWAL_POLICY } from '../../src/manager/policy.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 import { nextEvent } from '../support/events.js';
@@ -171,15 +175,193 @@ describe('renewal schedule', () => {
     60_000,
   );
 
-  it('renews an overdue certificate at once after a long sleep', async () => {
+  it('renews an overdue certificate soon after a long sleep (the wall clock jumped, timers did not fire)', async () => {
     const { clock, manager } = await setup(DAY);
     const serial = status(manager).serial;
-    const obtaining = nextEvent(manager, 'obtaining');
-    // The host slept through the renewal time and woke after expiry.
+    const obtaining: ManagerEvents['obtaining'][0][] = [];
+    manager.on('obtaining', (e) => obtaining.push(e));
+    const renewed = nextEvent(manager, 'renewed');
+    // The host slept through the renewal time and woke after expiry: the wall clock jumped, but
+    // timers count the time the process ran, so the renewal timer is still ~16 h away.
     clock.set(status(manager).notAfter!.getTime() + HOUR);
-    await clock.advance(0);
-    expect(['expired', 'renewal']).toContain((await obtaining).reason);
-    await nextEvent(manager, 'renewed');
+    await clock.advance(60_000);
+    expect(obtaining.map((e) => e.reason)).toEqual(['expired']);
+    await renewed;
     expect(status(manager).serial).not.toBe(serial);
+  });
+
+  it('notices within a minute of process time a wall-clock step that made a renewal due', async () => {
+    const { clock, manager } = await setup(90 * DAY);
+    const obtaining: ManagerEvents['obtaining'][0][] = [];
+    manager.on('obtaining', (e) => obtaining.push(e));
+    const due = status(manager).nextRenewalAt!.getTime();
+    await clock.advance(HOUR);
+    expect(obtaining).toEqual([]);
+    // An NTP step forward past the renewal time (the certificate is still valid).
+    clock.set(due + 1_000);
+    await clock.advance(60_000);
+    expect(obtaining.map((e) => e.reason)).toEqual(['renewal']);
+    await nextEvent(manager, 'renewed');
+  });
+});
+
+/** An issuer whose failures and ARI windows the test sets. */
+class ScriptedIssuer extends SwitchableIssuer {
+  failWith: CertkeeperError | null = null;
+  window: ((info: CertificateInfo) => RenewalWindow | null) | null = null;
+  windowCalls = 0;
+  #windowServed: (() => void) | undefined;
+
+  override async issue(...args: Parameters<SwitchableIssuer['issue']>) {
+    if (this.failWith) {
+      this.calls++;
+      throw this.failWith;
+    }
+    return super.issue(...args);
+  }
+
+  async renewalWindow(info: CertificateInfo): Promise<RenewalWindow | null> {
+    this.windowCalls++;
+    const window = this.window ? this.window(info) : null;
+    queueMicrotask(() => this.#windowServed?.());
+    return window;
+  }
+
+  /** Resolves once the next window has been handed to the manager and applied. */
+  nextWindow(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#windowServed = () => setImmediate(resolve);
+    });
+  }
+}
+
+async function scripted(lifetimeMs: number, window: ScriptedIssuer['window'] = null) {
+  const clock = new FakeClock();
+  const issuer = new ScriptedIssuer({ lifetimeMs, intermediateLifetimeMs: 3 * 365 * DAY });
+  issuer.window = window;
+  const manager = createCertificateManager({
+    store: new MemoryStore(),
+    issuer,
+    clock,
+    logger: quiet,
+    reconcileIntervalMs: 0,
+    certificates: [{ id: 'c0', names: ['c0.test'] }],
+  });
+  managers.push(manager);
+  const applied = issuer.nextWindow();
+  await manager.start();
+  await clock.advance(0);
+  await manager.ready();
+  await applied;
+  return { clock, issuer, manager };
+}
+
+describe('timing from the CA is bounded', () => {
+  it.each([
+    ['10 years', 315_360_000_000],
+    ['beyond what a Date can hold', 1e300],
+    ['not a number', Number.NaN],
+  ])(
+    'a Retry-After of %s keeps the retry within a quarter of the remaining lifetime, with a valid date',
+    async (_name, retryAfterMs) => {
+      const { clock, issuer, manager } = await scripted(DAY);
+      issuer.failWith = new CertkeeperError('RATE_LIMITED', 'slow down', { details: { retryAfterMs } });
+      const failures: ManagerEvents['renewalFailed'][0][] = [];
+      manager.on('renewalFailed', (e) => failures.push(e));
+      await expect(manager.renewNow('c0')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+      expect(failures).toHaveLength(1);
+      const retryAt = failures[0]!.retryAt.getTime();
+      const notAfter = status(manager).notAfter!.getTime();
+      expect(Number.isFinite(retryAt)).toBe(true);
+      expect(retryAt).toBeGreaterThan(clock.now());
+      expect(retryAt - clock.now()).toBeLessThanOrEqual((notAfter - clock.now()) / 4);
+      const next = status(manager).nextRenewalAt!;
+      expect(Number.isFinite(next.getTime())).toBe(true);
+      expect(next.getTime()).toBeLessThan(notAfter);
+    },
+  );
+
+  it('a 10-year Retry-After with nothing served yet waits at most the longest backoff', async () => {
+    const clock = new FakeClock();
+    const issuer = new ScriptedIssuer({ lifetimeMs: DAY });
+    issuer.failWith = new CertkeeperError('RATE_LIMITED', 'slow down', {
+      details: { retryAfterMs: 315_360_000_000 },
+    });
+    const manager = createCertificateManager({
+      store: new MemoryStore(),
+      issuer,
+      clock,
+      logger: quiet,
+      reconcileIntervalMs: 0,
+      certificates: [{ id: 'c0', names: ['c0.test'] }],
+    });
+    managers.push(manager);
+    const failed = nextEvent(manager, 'renewalFailed');
+    await manager.start();
+    await clock.advance(0);
+    const { retryAt } = await failed;
+    expect(retryAt.getTime() - clock.now()).toBeLessThanOrEqual(DEFAULT_RENEWAL_POLICY.retryMaxMs);
+  });
+
+  it('an ARI window after notAfter does not leave an expired certificate served', async () => {
+    const { clock, manager } = await scripted(DAY, (info) => ({
+      start: new Date(info.notAfter.getTime() + DAY),
+      end: new Date(info.notAfter.getTime() + 2 * DAY),
+    }));
+    const s = status(manager);
+    const notBefore = s.notBefore!.getTime();
+    const notAfter = s.notAfter!.getTime();
+    const due = s.nextRenewalAt!.getTime();
+    // Never past 9/10 of the lifetime: a tenth of it stays for retries.
+    expect(due).toBeLessThanOrEqual(notBefore + 0.9 * (notAfter - notBefore));
+    const renewed = nextEvent(manager, 'renewed');
+    await clock.advance(due - clock.now());
+    await renewed;
+    expect(clock.now()).toBeLessThan(notAfter);
+  });
+
+  it('an ARI window earlier than the lifetime rule is followed (a CA asking for early renewal)', async () => {
+    const { manager } = await scripted(90 * DAY, (info) => ({
+      start: new Date(info.notBefore.getTime() + 10 * DAY),
+      end: new Date(info.notBefore.getTime() + 11 * DAY),
+    }));
+    const s = status(manager);
+    const offset = s.nextRenewalAt!.getTime() - s.notBefore!.getTime();
+    expect(offset).toBeGreaterThanOrEqual(10 * DAY - 60_000);
+    expect(offset).toBeLessThanOrEqual(11 * DAY);
+  });
+
+  it('an ARI window of invalid dates is ignored: the lifetime rule stays, no Invalid Date', async () => {
+    const { manager } = await scripted(DAY, () => ({
+      start: new Date(Number.NaN),
+      end: new Date(Number.NaN),
+    }));
+    const s = status(manager);
+    const next = s.nextRenewalAt!.getTime();
+    expect(Number.isFinite(next)).toBe(true);
+    const lifetime = s.notAfter!.getTime() - s.notBefore!.getTime();
+    expect(next - s.notBefore!.getTime()).toBeGreaterThanOrEqual(lifetime * (2 / 3 - 0.05) - 1);
+    expect(next - s.notBefore!.getTime()).toBeLessThanOrEqual(lifetime * (2 / 3) + 1);
+  });
+
+  it('an ARI refresh asked for in 10 years is asked again within a day; one in the past not in a loop', async () => {
+    const far = await scripted(90 * DAY, (info) => ({
+      start: new Date(info.notBefore.getTime() + 60 * DAY),
+      end: new Date(info.notBefore.getTime() + 61 * DAY),
+      refreshAt: new Date(Date.now() + 315_360_000_000),
+    }));
+    expect(far.issuer.windowCalls).toBe(1);
+    await far.clock.advance(DAY + 60_000);
+    expect(far.issuer.windowCalls).toBe(2);
+
+    const past = await scripted(90 * DAY, (info) => ({
+      start: new Date(info.notBefore.getTime() + 60 * DAY),
+      end: new Date(info.notBefore.getTime() + 61 * DAY),
+      refreshAt: new Date(0),
+    }));
+    await past.clock.advance(30_000);
+    expect(past.issuer.windowCalls).toBe(1);
+    await past.clock.advance(60_000);
+    expect(past.issuer.windowCalls).toBe(2);
   });
 });

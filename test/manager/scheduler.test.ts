@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Scheduler } from '../../src/manager/scheduler.js';
+import { type Clock, systemClock } from '../../src/clock.js';
+import { Scheduler, WALL_CLOCK_CHECK_MS } from '../../src/manager/scheduler.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
 
 function setup(concurrency = 4) {
@@ -95,5 +96,48 @@ describe('Scheduler', () => {
     await clock.advance(30 * 86_400_000);
     await scheduler.idle();
     expect(ran).toEqual([['far', 60 * 86_400_000]]);
+  });
+
+  it('runs what a wall-clock jump made due within a minute of process time (timers count process time)', async () => {
+    const { clock, ran, scheduler } = setup();
+    scheduler.set('tomorrow', 86_400_000);
+    await clock.advance(1_000);
+    // Suspend or NTP step: the wall clock is now past the due time, no timer fired.
+    clock.set(86_400_000 + 5_000);
+    await clock.advance(WALL_CLOCK_CHECK_MS);
+    await scheduler.idle();
+    expect(ran).toEqual([['tomorrow', expect.any(Number)]]);
+    expect(ran[0]![1]).toBeLessThanOrEqual(86_400_000 + 5_000 + WALL_CLOCK_CHECK_MS);
+  });
+
+  it('with real Node timers and a wall clock that jumps, the due entry runs long before its timer would have', async () => {
+    // The wall clock is Date.now() plus an offset the test moves; the timers are Node's own, which
+    // count the time the process runs, exactly as with systemClock after a suspend or NTP step.
+    const offset = { ms: 0 };
+    const clock: Clock = {
+      now: () => Date.now() + offset.ms,
+      setTimeout: systemClock.setTimeout,
+      clearTimeout: systemClock.clearTimeout,
+    };
+    let ran!: () => void;
+    const done = new Promise<void>((resolve) => {
+      ran = resolve;
+    });
+    const scheduler = new Scheduler(clock, async () => ran());
+    scheduler.start();
+    try {
+      scheduler.set('in-a-minute', clock.now() + 60_000);
+      offset.ms = 61_000;
+      // Noticed at the first wall-clock check, an eighth of the minute at most; the timer alone
+      // would wait the whole minute.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('not run within 20 s'), 20_000);
+      });
+      expect(await Promise.race([done.then(() => 'ran'), late])).toBe('ran');
+      clearTimeout(timer);
+    } finally {
+      scheduler.stop();
+    }
   });
 });

@@ -323,6 +323,7 @@ export class AcmeAccounts {
       throw new CertkeeperError(
         'INVALID_OPTION',
         `AcmeIssuer option agreeToTerms must be true: ${o.directoryUrl} requires agreeing to ${String(terms)}`,
+        { details: { option: 'agreeToTerms' } },
       );
     }
     if (directory.meta?.externalAccountRequired && !o.externalAccountBinding) {

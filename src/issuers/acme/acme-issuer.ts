@@ -44,8 +44,11 @@ export interface AcmeIssuerOptions {
   allowHttp?: boolean;
   /** `mailto:` URLs for the account. */
   contact?: string[];
-  /** Agree to the CA's terms of service (required by most CAs). */
-  agreeToTerms?: boolean;
+  /**
+   * Required: `true` agrees to the CA's terms of service (Let's Encrypt and most public CAs have
+   * them), `false` says the CA has none (registration then fails, naming this option, if it does).
+   */
+  agreeToTerms: boolean;
   externalAccountBinding?: { kid: string; hmacKey: string };
   /** Default ECDSA P-256. */
   accountKeyType?: AccountKeyType;
@@ -122,6 +125,14 @@ export class AcmeIssuer implements Issuer {
     const keyType = options.accountKeyType ?? 'ec-p256';
     if (!['ec-p256', 'ec-p384', 'rsa-2048'].includes(keyType))
       throw invalid('accountKeyType', "must be 'ec-p256', 'ec-p384' or 'rsa-2048'");
+    // Asked for explicitly: left out, the account registration would fail only at the first
+    // order, at 3 a.m., against a CA that has terms.
+    if (typeof options.agreeToTerms !== 'boolean') {
+      throw invalid(
+        'agreeToTerms',
+        "is required: true to agree to the CA's terms of service, false for a CA that has none",
+      );
+    }
     this.#o = options;
     this.id = options.directoryUrl;
     this.#poll = { ...DEFAULT_POLL, ...(options.polling ?? {}) };
@@ -130,7 +141,7 @@ export class AcmeIssuer implements Issuer {
       {
         directoryUrl: options.directoryUrl,
         contact: options.contact ?? [],
-        agreeToTerms: options.agreeToTerms ?? false,
+        agreeToTerms: options.agreeToTerms,
         externalAccountBinding: options.externalAccountBinding,
         keyType,
       },
@@ -192,6 +203,10 @@ export class AcmeIssuer implements Issuer {
     return this.#accounts.accountUrl(context.store);
   }
 
+  /**
+   * Closes the connections to the CA. Idempotent. The store (accounts, challenges) is not closed:
+   * its creator closes it, after the manager using this issuer has stopped.
+   */
   async close(): Promise<void> {
     this.#transport.close();
   }

@@ -121,8 +121,9 @@ export class StepCaIssuer implements Issuer {
     return this.#token?.watch(listener) ?? (() => {});
   }
 
+  /** Stops watching the token file. Idempotent. The store is not closed: its creator closes it. */
   async close(): Promise<void> {
-    this.#token?.close();
+    await this.#token?.close();
   }
 
   // ---- enrollment ---------------------------------------------------------------------------

@@ -96,11 +96,16 @@ export class TokenSource {
     }
     return () => {
       this.#watchers.delete(listener);
-      if (this.#watchers.size === 0) this.close();
+      if (this.#watchers.size === 0) this.#unwatch();
     };
   }
 
-  close(): void {
+  /** Stops watching the token file. Idempotent. */
+  async close(): Promise<void> {
+    this.#unwatch();
+  }
+
+  #unwatch(): void {
     const s = this.#source;
     // Only our own listener: another source may watch the same file.
     if (this.#onStat && s.kind === 'file') unwatchFile(s.path, this.#onStat);

@@ -215,6 +215,11 @@ describe('AcmeIssuer options', () => {
       { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], accountKeyType: 'ed25519' },
       /accountKeyType/,
     ],
+    [{ directoryUrl: 'https://x/dir', challenges: [new Http01Solver()] }, /agreeToTerms is required/],
+    [
+      { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], agreeToTerms: 'yes' },
+      /agreeToTerms is required/,
+    ],
   ])('%#: refuses %j', (options, message) => {
     expect(() => new AcmeIssuer(options as never)).toThrowError(
       expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
@@ -222,7 +227,11 @@ describe('AcmeIssuer options', () => {
   });
 
   it('an http: directory only with allowHttp: true (a CA on loopback in development)', () => {
-    const base = { directoryUrl: 'http://127.0.0.1:14000/dir', challenges: [new Http01Solver()] };
+    const base = {
+      directoryUrl: 'http://127.0.0.1:14000/dir',
+      agreeToTerms: true,
+      challenges: [new Http01Solver()],
+    };
     expect(new AcmeIssuer({ ...base, allowHttp: true }).id).toBe(base.directoryUrl);
     const error = (() => {
       try {
@@ -235,7 +244,7 @@ describe('AcmeIssuer options', () => {
   });
 
   it('issues server certificates only, unless the CA is known to issue clientAuth', () => {
-    const base = { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()] };
+    const base = { directoryUrl: 'https://x/dir', agreeToTerms: true, challenges: [new Http01Solver()] };
     expect(new AcmeIssuer(base).supportsPurpose('client')).toBe(false);
     expect(new AcmeIssuer({ ...base, clientAuth: true }).supportsPurpose('client')).toBe(true);
   });
