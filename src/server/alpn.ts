@@ -1,12 +1,22 @@
 /**
- * Answering TLS-ALPN-01 on the server that serves traffic (protocols.md §1). Node's
- * ALPNCallback runs synchronously and cannot be combined with ALPNProtocols, so the callback
- * also chooses the application protocol for ordinary clients, in the server's own preference
- * order (what OpenSSL does with ALPNProtocols). The ordering trap:
+ * Answering TLS-ALPN-01 on the server that serves traffic. Node's ALPNCallback runs synchronously
+ * and cannot be combined with ALPNProtocols, so the callback also chooses the application protocol
+ * for ordinary clients, in the server's own preference order (what OpenSSL does with
+ * ALPNProtocols). The ordering trap:
  *   TLS 1.2  SNICallback runs first, then ALPNCallback: setKeyCert in the ALPN callback wins.
  *   TLS 1.3  ALPNCallback runs first, and the context SNICallback returns later overrides
  *            setKeyCert. So the ALPN callback marks the socket and the SNI callback answers
  *            the challenge context for marked sockets.
+ *
+ * A validation connection is the challenge certificate and nothing else: anyone can open one (the
+ * challenge is public while it lasts), so it must not become a way around the server's client
+ * authentication. It asks for no client certificate (the challenge context carries no `ca`, so a
+ * requested certificate would be checked against Node's public roots), it is ended right after
+ * its handshake without reaching 'secureConnection' listeners, and its session never serves an
+ * ordinary connection: under TLS 1.3 no ticket is sent at all (the connection ends before OpenSSL
+ * writes one); under TLS 1.2 OpenSSL sends the ticket in the same flight as its Finished, so a
+ * connection resuming a session negotiated for `acme-tls/1` is closed before the application sees
+ * it, and such sessions are kept from the server's 'newSession' listeners (session caches).
  */
 import type tls from 'node:tls';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
@@ -20,6 +30,24 @@ type AlpnCallback = (
   info: { servername: string; protocols: string[] },
 ) => string | undefined;
 
+/** The parts of a server-side TLSSocket Node keeps internal, used to take a validation out of its hands. */
+interface SocketInternals {
+  _handle: { setVerifyMode(request: boolean, reject: boolean): void } | null;
+  _requestCert: boolean;
+  _rejectUnauthorized: boolean;
+  _releaseControl?: () => boolean;
+}
+
+/**
+ * The DER of an SSL_SESSION keeps the protocol ALPN selected (an OCTET STRING) and a resumed
+ * session keeps the one of its first handshake: these bytes mark a session of a validation.
+ */
+const CHALLENGE_SESSION = Buffer.from([0x04, ACME_TLS_ALPN.length, ...Buffer.from(ACME_TLS_ALPN, 'latin1')]);
+
+function isChallengeSession(session: unknown): boolean {
+  return Buffer.isBuffer(session) && session.includes(CHALLENGE_SESSION);
+}
+
 /** Decodes Node's wire-format ALPN buffer (length-prefixed names). */
 export function decodeAlpn(value: unknown): string[] {
   if (Array.isArray(value)) return value.map(String);
@@ -31,6 +59,28 @@ export function decodeAlpn(value: unknown): string[] {
     i += 1 + n;
   }
   return out;
+}
+
+/**
+ * Makes `socket`'s handshake a validation: the challenge certificate, no certificate request, and
+ * the connection ended as soon as the handshake is done.
+ */
+function answerValidation(socket: tls.TLSSocket, context: tls.SecureContext): void {
+  const internals = socket as unknown as SocketInternals & Record<symbol, unknown>;
+  internals[ALPN_CHALLENGE] = context;
+  socket.setKeyCert(context);
+  // Still inside ClientHello processing: the server's flight (and its CertificateRequest) is not
+  // written yet, so this connection is asked for no client certificate.
+  internals._handle?.setVerifyMode(false, false);
+  internals._requestCert = false;
+  internals._rejectUnauthorized = false;
+  // Before Node's own 'secure' handler: taking control first means Node emits neither
+  // 'secureConnection' nor, once the socket closes, a tlsClientError for it. end() sends
+  // close_notify after the server's handshake messages (TLS 1.2 needs its Finished flushed).
+  socket.prependOnceListener('secure', () => {
+    internals._releaseControl?.();
+    socket.destroySoon();
+  });
 }
 
 /**
@@ -55,17 +105,52 @@ export function installAlpnChallenges(
     if (info.protocols.includes(ACME_TLS_ALPN)) {
       const context = registry.get(info.servername);
       if (context) {
-        (this as unknown as Record<symbol, unknown>)[ALPN_CHALLENGE] = context;
-        (this as unknown as { setKeyCert(ctx: tls.SecureContext): void }).setKeyCert(context);
+        answerValidation(this, context);
         return ACME_TLS_ALPN;
       }
     }
     if (previousCallback) return previousCallback.call(this, info);
     return app.find((p) => info.protocols.includes(p));
   };
+  const restoreEmit = guardEmit(server);
   return () => {
     fields.ALPNCallback = previousCallback;
     fields.ALPNProtocols = previousProtocols;
+    restoreEmit();
+  };
+}
+
+/**
+ * Node hands a finished handshake to the application with `server.emit('secureConnection')` and a
+ * new session to caches with `server.emit('newSession')`. Neither has a hook that could veto it, so
+ * the server's `emit` is wrapped: a validation connection (should it get this far) or a connection
+ * that resumed a validation's session is closed instead, and a validation's session is never
+ * handed to a cache (returning false makes Node finish the handshake without it).
+ */
+function guardEmit(server: tls.Server): () => void {
+  const own = Object.getOwnPropertyDescriptor(server, 'emit');
+  const emit = server.emit;
+  const guarded = function emitGuarded(
+    this: tls.Server,
+    event: string | symbol,
+    ...args: unknown[]
+  ): boolean {
+    if (event === 'secureConnection') {
+      const socket = args[0] as tls.TLSSocket;
+      if (alpnChallengeOf(socket) || (socket.isSessionReused() && isChallengeSession(socket.getSession()))) {
+        socket.destroy();
+        return false;
+      }
+    } else if (event === 'newSession' && isChallengeSession(args[1])) {
+      return false;
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  };
+  server.emit = guarded as tls.Server['emit'];
+  return () => {
+    if (server.emit !== guarded) return; // wrapped again since: leave the newer wrapper in place
+    if (own) Object.defineProperty(server, 'emit', own);
+    else delete (server as unknown as { emit?: unknown }).emit;
   };
 }
 
