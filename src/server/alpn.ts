@@ -21,6 +21,7 @@
 import type tls from 'node:tls';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { ACME_TLS_ALPN } from '../challenges/tls-alpn-01.js';
+import { vetoServerEvents } from './server-events.js';
 
 /** Set on a socket whose handshake is a TLS-ALPN-01 validation: the challenge context. */
 export const ALPN_CHALLENGE = Symbol('certkeeper.alpnChallenge');
@@ -112,46 +113,29 @@ export function installAlpnChallenges(
     if (previousCallback) return previousCallback.call(this, info);
     return app.find((p) => info.protocols.includes(p));
   };
-  const restoreEmit = guardEmit(server);
+  const restoreEvents = vetoServerEvents(server, vetoValidation);
   return () => {
     fields.ALPNCallback = previousCallback;
     fields.ALPNProtocols = previousProtocols;
-    restoreEmit();
+    restoreEvents();
   };
 }
 
 /**
- * Node hands a finished handshake to the application with `server.emit('secureConnection')` and a
- * new session to caches with `server.emit('newSession')`. Neither has a hook that could veto it, so
- * the server's `emit` is wrapped: a validation connection (should it get this far) or a connection
- * that resumed a validation's session is closed instead, and a validation's session is never
- * handed to a cache (returning false makes Node finish the handshake without it).
+ * A validation connection that got as far as 'secureConnection' (it should not), or a connection
+ * that resumed a validation's session, is closed before the application sees it; a validation's
+ * session is never handed to a session cache.
  */
-function guardEmit(server: tls.Server): () => void {
-  const own = Object.getOwnPropertyDescriptor(server, 'emit');
-  const emit = server.emit;
-  const guarded = function emitGuarded(
-    this: tls.Server,
-    event: string | symbol,
-    ...args: unknown[]
-  ): boolean {
-    if (event === 'secureConnection') {
-      const socket = args[0] as tls.TLSSocket;
-      if (alpnChallengeOf(socket) || (socket.isSessionReused() && isChallengeSession(socket.getSession()))) {
-        socket.destroy();
-        return false;
-      }
-    } else if (event === 'newSession' && isChallengeSession(args[1])) {
-      return false;
+function vetoValidation(event: string | symbol, args: unknown[]): boolean {
+  if (event === 'secureConnection') {
+    const socket = args[0] as tls.TLSSocket;
+    if (alpnChallengeOf(socket) || (socket.isSessionReused() && isChallengeSession(socket.getSession()))) {
+      socket.destroy();
+      return true;
     }
-    return Reflect.apply(emit, this, [event, ...args]) as boolean;
-  };
-  server.emit = guarded as tls.Server['emit'];
-  return () => {
-    if (server.emit !== guarded) return; // wrapped again since: leave the newer wrapper in place
-    if (own) Object.defineProperty(server, 'emit', own);
-    else delete (server as unknown as { emit?: unknown }).emit;
-  };
+    return false;
+  }
+  return event === 'newSession' && isChallengeSession(args[1]);
 }
 
 /** The challenge context of a socket marked by the ALPN callback, if any. */

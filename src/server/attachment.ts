@@ -10,6 +10,7 @@
  * resumption (ticket keys) silently break at the first swap.
  */
 import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { CertkeeperError } from '../errors.js';
@@ -18,7 +19,8 @@ import type { Generation } from '../manager/records.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
 import { alpnChallengeOf, installAlpnChallenges } from './alpn.js';
 import { ContextCache } from './context-cache.js';
-import { type ProbeResult, probe } from './live-verify.js';
+import { type ProbeResult, ProbeTracker, probe } from './live-verify.js';
+import { vetoServerEvents } from './server-events.js';
 
 /** The options `setSecureContext` forgets unless passed again. */
 export const CONTEXT_OPTION_KEYS = [
@@ -129,6 +131,8 @@ export class ServerAttachment {
   #defaultServed: string | undefined;
   #restoreSni: (() => void) | undefined;
   #restoreAlpn: (() => void) | null = null;
+  readonly #probes = new ProbeTracker();
+  readonly #restoreEvents: () => void;
 
   constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
     if (!(server instanceof tls.Server)) {
@@ -165,6 +169,12 @@ export class ServerAttachment {
         );
       }
     }
+    // A server requiring client certificates refuses the live check (it has none): that is no
+    // client error to report to the application.
+    this.#restoreEvents = vetoServerEvents(server, (event, args) => {
+      if (event === 'connection') this.#probes.noteConnection(args[0] as net.Socket);
+      return event === 'tlsClientError' && this.#probes.isProbe(args[1]);
+    });
   }
 
   /** The certificate served without SNI. */
@@ -211,7 +221,9 @@ export class ServerAttachment {
     if (!this.liveVerify || !this.serves(id) || !this.server.listening) return null;
     const servername = this.#probeName(id, generation);
     if (servername === undefined && id !== this.defaultId) return null;
-    const result = await probe(this.server, servername);
+    const result = await this.#probes.track((register) =>
+      probe(this.server, servername, undefined, register),
+    );
     if (result.fingerprint256 !== generation.info.fingerprint256) {
       throw new CertkeeperError(
         'LIVE_VERIFY_FAILED',
@@ -225,6 +237,7 @@ export class ServerAttachment {
   detach(): void {
     this.#stopTrust?.();
     this.#restoreSni?.();
+    this.#restoreEvents();
     this.#restoreAlpn?.();
     this.#contexts.clear();
   }
