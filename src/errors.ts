@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'ORDER_INVALID'
   | 'CHALLENGE_FAILED'
+  // a TLS-ALPN-01 challenge record from the store is not a genuine challenge for a name served here
+  | 'CHALLENGE_RECORD_INVALID'
   // token enrollment (step-ca compatible CAs)
   | 'ROOT_FINGERPRINT_MISMATCH'
   | 'TOKEN_MISSING'

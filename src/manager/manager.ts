@@ -105,6 +105,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         onResync: () => {
           for (const state of this.#states.values()) void reconcile(this.#core, state);
         },
+        // TLS-ALPN-01 validates exact names: a wildcard's base name only when it is listed too.
+        answersTlsAlpn: ({ value }) => {
+          const id = this.#source.usesTlsAlpn() ? this.#index.lookup(value) : undefined;
+          return id !== undefined && this.#states.get(id)?.cert.names.includes(value) === true;
+        },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import type { ChallengeTask } from '../../src/challenges/solver.js';
 import {
+  alpnRecordKey,
   alpnServerName,
   createAlpnCertificate,
   TlsAlpn01Solver,
@@ -20,7 +21,6 @@ import { x509 } from '../../src/crypto/x509.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Generation } from '../../src/manager/records.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
-import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { selfSigned } from '../support/issuers.js';
 import { close, listen } from '../support/tls.js';
@@ -142,7 +142,7 @@ describe('TLS-ALPN-01 on the serving port', () => {
           signal: new AbortController().signal,
           alpnChallenges: registry,
         });
-        expect(await store.get(layout.challenge('tls-alpn-01', 'a.test'))).not.toBeNull();
+        expect(await store.get(alpnRecordKey('a.test'))).not.toBeNull();
 
         const base = { servername: 'a.test', minVersion: version, maxVersion: version } as const;
         const challenge = await connect(port, { ...base, ALPNProtocols: ['acme-tls/1'] });
