@@ -7,6 +7,10 @@
  * Only genuine challenge certificates get in (`checkAlpnChallenge`: what a replica loads comes
  * from a store others can write), only their key and certificate reach `createSecureContext`, and
  * each is dropped once its certificate expires.
+ *
+ * It also knows the servers that answer from it, so an order does not ask the CA to validate
+ * TLS-ALPN-01 while none of them listens (the README's start-up order creates the server after
+ * the first certificate), and can go again as soon as one does.
  */
 import tls from 'node:tls';
 import { checkAlpnChallenge } from './alpn-record.js';
@@ -18,6 +22,34 @@ interface Held {
 
 export class AlpnChallengeRegistry {
   readonly #contexts = new Map<string, Held>();
+  readonly #servers = new Set<tls.Server>();
+  readonly #onListening = new Set<() => void>();
+
+  /** A server answering TLS-ALPN-01 from this registry; returns the function that forgets it. */
+  addServer(server: tls.Server): () => void {
+    const listening = () => {
+      for (const listener of this.#onListening) listener();
+    };
+    this.#servers.add(server);
+    server.on('listening', listening);
+    if (server.listening) queueMicrotask(listening);
+    return () => {
+      this.#servers.delete(server);
+      server.off('listening', listening);
+    };
+  }
+
+  /** Whether a server answering from this registry listens: a validation can reach it. */
+  get answering(): boolean {
+    for (const server of this.#servers) if (server.listening) return true;
+    return false;
+  }
+
+  /** Calls `listener` whenever such a server starts listening; returns the function that stops it. */
+  onListening(listener: () => void): () => void {
+    this.#onListening.add(listener);
+    return () => this.#onListening.delete(listener);
+  }
 
   /**
    * Holds the challenge `credentials` (`{ key, cert }` PEM) for `servername`. Throws

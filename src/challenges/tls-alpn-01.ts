@@ -14,6 +14,7 @@ import { alpnDigest, clearAlpnAcks, waitForAlpnAcks } from '../cluster/membershi
 import { createCertificate } from '../crypto/certificate-builder.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { x509 } from '../crypto/x509.js';
+import { CertkeeperError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 import { ALPN_CERT_LIFETIME_MS, alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './alpn-record.js';
 import { AlpnChallengeRegistry } from './alpn-registry.js';
@@ -75,8 +76,32 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   /** How long to wait for other replicas to hold a challenge before validating (default 10 s). */
   ackTimeoutMs = 10_000;
 
-  supports(_identifier: ChallengeTask['identifier'], wildcard: boolean): boolean {
-    return !wildcard && tlsAlpnSupported();
+  /**
+   * Not for wildcards, not on Node without ALPNCallback/setKeyCert, and, in a manager, not while
+   * no attached server listens (nothing could answer the CA): the next challenge type is used.
+   */
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: IssuerContext): boolean {
+    if (wildcard || !tlsAlpnSupported()) return false;
+    return context === undefined || this.unavailable(identifier, wildcard, context) === undefined;
+  }
+
+  /** CHALLENGE_UNAVAILABLE, naming the fix, while the manager has no attached server listening. */
+  unavailable(
+    identifier: ChallengeTask['identifier'],
+    wildcard: boolean,
+    context: IssuerContext,
+  ): CertkeeperError | undefined {
+    const registry = context.alpnChallenges;
+    // Standalone use (no manager's registry): whoever holds `this.registry` answers.
+    if (wildcard || !tlsAlpnSupported() || !registry || registry.answering) return undefined;
+    return new CertkeeperError(
+      'CHALLENGE_UNAVAILABLE',
+      `TLS-ALPN-01 cannot be answered for ${identifier.value}: no server attached to this manager is listening. ` +
+        'Create the server (createHttpsServer, createHttp2SecureServer, createTlsServer or manager.attach) and ' +
+        'call listen() before awaiting manager.ready(), or configure another challenge type (HTTP-01, DNS-01). ' +
+        'The certificate is ordered again as soon as an attached server listens.',
+      { details: { identifier: identifier.value, challenge: 'tls-alpn-01', retryable: false } },
+    );
   }
 
   async present(task: ChallengeTask, context: IssuerContext): Promise<void> {

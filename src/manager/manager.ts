@@ -114,6 +114,24 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );
     for (const cert of this.#o.certificates) this.#add(cert);
+    this.#alpn.onListening(() => this.#retryUnanswerable());
+  }
+
+  /**
+   * An attempt that found no attached server listening to answer TLS-ALPN-01 (CHALLENGE_UNAVAILABLE,
+   * not retried on the usual schedule: each retry would be an order at the CA) goes again as soon
+   * as one listens; one still under way goes again once it has ended.
+   */
+  #retryUnanswerable(): void {
+    const retry = (state: CertState) => {
+      if (state.removed || state.lastError?.code !== 'CHALLENGE_UNAVAILABLE') return;
+      state.retryAt = this.#o.clock.now();
+      this.#reschedule(state);
+    };
+    for (const state of this.#states.values()) {
+      if (state.inflight) void state.inflight.then(() => retry(state));
+      else retry(state);
+    }
   }
 
   /** Loads stored certificates (served at once), then keeps them renewed. Resolves after loading. */

@@ -162,8 +162,14 @@ export class ServerAttachment {
     if (options.clientAuth) this.#startClientAuth(options.clientAuth);
     this.#installSni();
     if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
-      this.#restoreAlpn = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
-      if (!this.#restoreAlpn) {
+      const restore = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
+      if (restore) {
+        const forget = source.alpnChallenges.addServer(server);
+        this.#restoreAlpn = () => {
+          forget();
+          restore();
+        };
+      } else {
         source.logger.warn(
           'TLS-ALPN-01 not answered on a tls.Server without ALPN; pass attach option alpnProtocols',
         );
