@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { alpnIdentifier } from '../../src/challenges/alpn-record.js';
 import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import type { ChallengeTask } from '../../src/challenges/solver.js';
 import {
@@ -92,6 +93,18 @@ describe('TLS-ALPN-01 challenge certificate (RFC 8737)', () => {
       'b.a.9.8.7.6.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa',
     );
     expect(alpnServerName({ type: 'dns', value: 'A.Test' })).toBe('a.test');
+  });
+
+  it('maps a validation’s SNI back to its identifier (what replicas check records against)', () => {
+    const identifiers = [
+      { type: 'dns', value: 'a.test' },
+      { type: 'ip', value: '192.0.2.1' },
+      { type: 'ip', value: '2001:db8::567:89ab' },
+    ] as const;
+    for (const identifier of identifiers)
+      expect(alpnIdentifier(alpnServerName(identifier))).toEqual(identifier);
+    for (const bad of ['1.2.3.in-addr.arpa', '300.2.0.192.in-addr.arpa', 'a/b', 'x.ip6.arpa'])
+      expect(alpnIdentifier(bad)).toBeNull();
   });
 
   it('is supported on this Node (>= 20.18 / 22.9)', () => {
