@@ -47,6 +47,10 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'ORDER_INVALID'
   | 'CHALLENGE_FAILED'
+  // a TLS-ALPN-01 challenge record from the store is not a genuine challenge for a name served here
+  | 'CHALLENGE_RECORD_INVALID'
+  // no configured challenge can be answered now (TLS-ALPN-01 with no attached server listening)
+  | 'CHALLENGE_UNAVAILABLE'
   // token enrollment (step-ca compatible CAs)
   | 'ROOT_FINGERPRINT_MISMATCH'
   | 'TOKEN_MISSING'

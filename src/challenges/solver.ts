@@ -4,6 +4,7 @@
  * store (or a DNS provider), never only through this process's memory, so any replica sharing
  * the store can answer a validation that lands on it.
  */
+import type { CertkeeperError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
@@ -22,8 +23,20 @@ export interface ChallengeTask {
 
 export interface ChallengeSolver {
   readonly type: ChallengeType;
-  /** Whether this solver can answer for an identifier (HTTP-01 and TLS-ALPN-01 cannot do wildcards). */
-  supports(identifier: ChallengeTask['identifier'], wildcard: boolean): boolean;
+  /**
+   * Whether this solver can answer for an identifier now (HTTP-01 and TLS-ALPN-01 cannot do
+   * wildcards; TLS-ALPN-01 needs an attached server that listens). `context` is the order's.
+   */
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: IssuerContext): boolean;
+  /**
+   * Why this solver cannot answer now although it could for this identifier: a typed error that
+   * names the fix, used when no configured solver can answer.
+   */
+  unavailable?(
+    identifier: ChallengeTask['identifier'],
+    wildcard: boolean,
+    context: IssuerContext,
+  ): CertkeeperError | undefined;
   /**
    * Makes the answer available. Resolves when the CA may start validating (for DNS-01: after the
    * record is visible at the configured resolvers). Must tolerate the CA validating several times

@@ -14,13 +14,14 @@ import { alpnDigest, clearAlpnAcks, waitForAlpnAcks } from '../cluster/membershi
 import { createCertificate } from '../crypto/certificate-builder.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { x509 } from '../crypto/x509.js';
+import { CertkeeperError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
-import { layout } from '../store/layout.js';
+import { ALPN_CERT_LIFETIME_MS, alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './alpn-record.js';
 import { AlpnChallengeRegistry } from './alpn-registry.js';
 import type { ChallengeSolver, ChallengeTask } from './solver.js';
 
+export { alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './alpn-record.js';
 export const ACME_TLS_ALPN = 'acme-tls/1';
-export const ID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 
 /** Whether this Node can answer TLS-ALPN-01 on a serving port. */
 export function tlsAlpnSupported(version = process.versions.node): boolean {
@@ -54,13 +55,15 @@ export async function createAlpnCertificate(task: ChallengeTask): Promise<{ key:
   const digest = createHash('sha256').update(task.keyAuthorization).digest();
   // extnValue is the DER of the acmeIdentifier, itself an OCTET STRING of the 32-byte digest.
   const value = Buffer.concat([Buffer.from([0x04, 0x20]), digest]);
+  // Short-lived: replicas refuse longer-lived ones (alpn-record.ts), and the CA looks at it within
+  // minutes. Wall-clock time, as for any certificate a peer checks.
   const now = Date.now();
   const cert = await createCertificate({
     publicKey: key,
     commonName: 'ACME TLS-ALPN-01 challenge',
     names: [task.identifier.value],
     notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + 7 * 24 * 3_600_000),
+    notAfter: new Date(now - 60_000 + ALPN_CERT_LIFETIME_MS),
     extensions: [new x509.Extension(ID_PE_ACME_IDENTIFIER, true, value)],
   });
   return { key: key.toPem(), cert: cert.pem };
@@ -73,16 +76,41 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   /** How long to wait for other replicas to hold a challenge before validating (default 10 s). */
   ackTimeoutMs = 10_000;
 
-  supports(_identifier: ChallengeTask['identifier'], wildcard: boolean): boolean {
-    return !wildcard && tlsAlpnSupported();
+  /**
+   * Not for wildcards, not on Node without ALPNCallback/setKeyCert, and, in a manager, not while
+   * no attached server listens (nothing could answer the CA): the next challenge type is used.
+   */
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: IssuerContext): boolean {
+    if (wildcard || !tlsAlpnSupported()) return false;
+    return context === undefined || this.unavailable(identifier, wildcard, context) === undefined;
+  }
+
+  /** CHALLENGE_UNAVAILABLE, naming the fix, while the manager has no attached server listening. */
+  unavailable(
+    identifier: ChallengeTask['identifier'],
+    wildcard: boolean,
+    context: IssuerContext,
+  ): CertkeeperError | undefined {
+    const registry = context.alpnChallenges;
+    // Standalone use (no manager's registry): whoever holds `this.registry` answers.
+    if (wildcard || !tlsAlpnSupported() || !registry || registry.answering) return undefined;
+    return new CertkeeperError(
+      'CHALLENGE_UNAVAILABLE',
+      `TLS-ALPN-01 cannot be answered for ${identifier.value}: no server attached to this manager is listening. ` +
+        'Create the server (createHttpsServer, createHttp2SecureServer, createTlsServer or manager.attach) and ' +
+        'call listen() before awaiting manager.ready(), or configure another challenge type (HTTP-01, DNS-01). ' +
+        'The certificate is ordered again as soon as an attached server listens.',
+      { details: { identifier: identifier.value, challenge: 'tls-alpn-01', retryable: false } },
+    );
   }
 
   async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
     const servername = alpnServerName(task.identifier);
     const credentials = await createAlpnCertificate(task);
-    // The store copy is for replicas; this process must hold it in memory before the CA looks.
+    // The store copy is for replicas (sealed where the store encrypts private keys); this process
+    // must hold it in memory before the CA looks.
     const record = JSON.stringify(credentials);
-    await context.store.put(layout.challenge('tls-alpn-01', servername), record);
+    await context.store.put(alpnRecordKey(servername), record);
     (context.alpnChallenges ?? this.registry).set(servername, credentials);
     if (context.replicaId) {
       // Other replicas load it from the store; wait until each holds it (membership.ts).
@@ -104,7 +132,7 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
     const servername = alpnServerName(task.identifier);
     (context.alpnChallenges ?? this.registry).delete(servername);
-    await context.store.delete(layout.challenge('tls-alpn-01', servername));
+    await context.store.delete(alpnRecordKey(servername));
     if (context.replicaId) await clearAlpnAcks(context.store, servername);
   }
 }

@@ -6,8 +6,11 @@
  *     stores without `watch`, such as a FileStore shared by processes on one host);
  *   - TLS-ALPN-01 challenge certificates written by the replica running an order are loaded into
  *     this replica's memory and acknowledged (see membership.ts), so whichever replica the CA's
- *     validation connection reaches can answer it.
+ *     validation connection reaches can answer it. Anyone who can write the store could write
+ *     such a record, so only a genuine challenge (alpn-record.ts) for a name this replica answers
+ *     TLS-ALPN-01 for is loaded; with encryption keys the record is sealed as well.
  */
+import { alpnIdentifier, alpnRecordServername, readAlpnRecord } from '../challenges/alpn-record.js';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import type { Clock } from '../clock.js';
 import { describeCause } from '../errors.js';
@@ -25,6 +28,8 @@ export interface ClusterHost {
   onPointer(key: string): void;
   /** Anything may have changed: re-read every pointer. */
   onResync(): void;
+  /** Whether this replica answers TLS-ALPN-01 for `identifier` (one of its names, ordered with it). */
+  answersTlsAlpn(identifier: { type: 'dns' | 'ip'; value: string }): boolean;
 }
 
 export interface ClusterOptions {
@@ -159,23 +164,59 @@ export class ClusterSync {
 
   /** Loads (or drops) one challenge certificate and acknowledges holding it. */
   async #syncAlpn(key: string): Promise<void> {
-    const servername = key.slice(ALPN_PREFIX.length + 1);
-    if (!servername || servername.includes('/')) return;
-    const { store, alpn, replicaId } = this.#host;
+    const servername = alpnRecordServername(key);
+    if (!servername) return;
+    const { store, alpn, replicaId, logger } = this.#host;
+    const identifier = alpnIdentifier(servername);
+    if (!identifier || !this.#host.answersTlsAlpn(identifier)) {
+      // Another fleet sharing the store, or a planted record: not ours to answer.
+      alpn.delete(servername);
+      logger.debug('ignored a TLS-ALPN-01 challenge for a name this replica does not answer', { servername });
+      return;
+    }
+    let raw: Uint8Array | null;
     try {
-      const raw = await store.get(key);
-      if (!raw) {
-        alpn.delete(servername);
+      raw = await store.get(key);
+    } catch (error) {
+      // A store error is not a refusal; a record the store refuses to open (plaintext where it
+      // must be sealed, sealed with another key) is.
+      if ((error as { code?: unknown }).code !== 'STORE_CORRUPT') {
+        logger.warn('could not read a TLS-ALPN-01 challenge from the store', {
+          servername,
+          error: describeCause(error),
+        });
         return;
       }
-      const credentials = JSON.parse(Buffer.from(raw).toString('utf8')) as { key: string; cert: string };
-      alpn.set(servername, credentials);
+      this.#refused(servername, error);
+      return;
+    }
+    if (!raw) {
+      alpn.delete(servername);
+      return;
+    }
+    try {
+      alpn.set(servername, readAlpnRecord(servername, raw));
+    } catch (error) {
+      this.#refused(servername, error);
+      return;
+    }
+    try {
       await ackAlpn(store, servername, replicaId, alpnDigest(raw));
     } catch (error) {
-      this.#host.logger.warn('could not load a TLS-ALPN-01 challenge from the store', {
+      logger.warn('could not acknowledge a TLS-ALPN-01 challenge', {
         servername,
         error: describeCause(error),
       });
     }
+  }
+
+  /** Drops what was held for `servername`: it came from a record now refused. */
+  #refused(servername: string, error: unknown): void {
+    this.#host.alpn.delete(servername);
+    this.#host.logger.warn('refused a TLS-ALPN-01 challenge from the store', {
+      servername,
+      code: (error as { code?: unknown }).code,
+      error: describeCause(error),
+    });
   }
 }

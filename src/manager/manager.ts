@@ -121,10 +121,33 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         onResync: () => {
           for (const state of this.#states.values()) this.#track(reconcile(this.#core, state));
         },
+        // TLS-ALPN-01 validates exact names: a wildcard's base name only when it is listed too.
+        answersTlsAlpn: ({ value }) => {
+          const id = this.#source.usesTlsAlpn() ? this.#index.lookup(value) : undefined;
+          return id !== undefined && this.#states.get(id)?.cert.names.includes(value) === true;
+        },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );
     for (const cert of this.#o.certificates) this.#add(cert);
+    this.#alpn.onListening(() => this.#retryUnanswerable());
+  }
+
+  /**
+   * An attempt that found no attached server listening to answer TLS-ALPN-01 (CHALLENGE_UNAVAILABLE,
+   * not retried on the usual schedule: each retry would be an order at the CA) goes again as soon
+   * as one listens; one still under way goes again once it has ended.
+   */
+  #retryUnanswerable(): void {
+    const retry = (state: CertState) => {
+      if (state.removed || state.lastError?.code !== 'CHALLENGE_UNAVAILABLE') return;
+      state.retryAt = this.#o.clock.now();
+      this.#reschedule(state);
+    };
+    for (const state of this.#states.values()) {
+      if (state.inflight) void state.inflight.then(() => retry(state));
+      else retry(state);
+    }
   }
 
   /** Loads stored certificates (served at once), then keeps them renewed. Resolves after loading. */

@@ -10,15 +10,18 @@
  * resumption (ticket keys) silently break at the first swap.
  */
 import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Generation } from '../manager/records.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
-import { alpnChallengeOf, installAlpnChallenges } from './alpn.js';
+import { installAlpnChallenges } from './alpn.js';
 import { ContextCache } from './context-cache.js';
-import { type ProbeResult, probe } from './live-verify.js';
+import { type ProbeResult, ProbeTracker, probe } from './live-verify.js';
+import { vetoServerEvents } from './server-events.js';
+import { installSniRouting, type SniCallback } from './sni-routing.js';
 
 /** The options `setSecureContext` forgets unless passed again. */
 export const CONTEXT_OPTION_KEYS = [
@@ -107,13 +110,6 @@ export interface CertificateSource {
   usesTlsAlpn(): boolean;
 }
 
-const SNI_MARK = Symbol.for('certkeeper.sniCallback');
-type SniCallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
-
-function sniSymbol(server: tls.Server): symbol | undefined {
-  return Object.getOwnPropertySymbols(server).find((s) => s.description === 'snicallback');
-}
-
 export class ServerAttachment {
   readonly server: tls.Server;
   readonly liveVerify: boolean;
@@ -129,6 +125,8 @@ export class ServerAttachment {
   #defaultServed: string | undefined;
   #restoreSni: (() => void) | undefined;
   #restoreAlpn: (() => void) | null = null;
+  readonly #probes = new ProbeTracker();
+  readonly #restoreEvents: () => void;
 
   constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
     if (!(server instanceof tls.Server)) {
@@ -156,15 +154,32 @@ export class ServerAttachment {
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
     if (options.clientAuth) this.#startClientAuth(options.clientAuth);
-    this.#installSni();
+    this.#restoreSni = installSniRouting(
+      server,
+      this.sniCallback,
+      (servername) => source.lookup(servername) !== undefined,
+      source.logger,
+    );
     if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
-      this.#restoreAlpn = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
-      if (!this.#restoreAlpn) {
+      const restore = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
+      if (restore) {
+        const forget = source.alpnChallenges.addServer(server);
+        this.#restoreAlpn = () => {
+          forget();
+          restore();
+        };
+      } else {
         source.logger.warn(
           'TLS-ALPN-01 not answered on a tls.Server without ALPN; pass attach option alpnProtocols',
         );
       }
     }
+    // A server requiring client certificates refuses the live check (it has none): that is no
+    // client error to report to the application.
+    this.#restoreEvents = vetoServerEvents(server, (event, args) => {
+      if (event === 'connection') this.#probes.noteConnection(args[0] as net.Socket);
+      return event === 'tlsClientError' && this.#probes.isProbe(args[1]);
+    });
   }
 
   /** The certificate served without SNI. */
@@ -211,7 +226,9 @@ export class ServerAttachment {
     if (!this.liveVerify || !this.serves(id) || !this.server.listening) return null;
     const servername = this.#probeName(id, generation);
     if (servername === undefined && id !== this.defaultId) return null;
-    const result = await probe(this.server, servername);
+    const result = await this.#probes.track((register) =>
+      probe(this.server, servername, undefined, register),
+    );
     if (result.fingerprint256 !== generation.info.fingerprint256) {
       throw new CertkeeperError(
         'LIVE_VERIFY_FAILED',
@@ -225,6 +242,7 @@ export class ServerAttachment {
   detach(): void {
     this.#stopTrust?.();
     this.#restoreSni?.();
+    this.#restoreEvents();
     this.#restoreAlpn?.();
     this.#contexts.clear();
   }
@@ -363,65 +381,6 @@ export class ServerAttachment {
     }
     return undefined;
   }
-
-  /**
-   * Installs our SNI handler on a server created without it. Node keeps the handler under an
-   * internal symbol read at each connection; a user's own handler is kept as the fallback for
-   * names we do not manage.
-   */
-  #installSni(): void {
-    const symbol = sniSymbol(this.server);
-    if (!symbol) {
-      this.#source.logger.warn(
-        'cannot install SNI routing on this Node version; only the default certificate is served',
-      );
-      return;
-    }
-    const fields = this.server as unknown as Record<symbol, SniCallback | undefined>;
-    const previous = fields[symbol];
-    const marked = previous as unknown as Record<symbol, unknown> | undefined;
-    if (marked?.[SNI_MARK]) {
-      // Created by certkeeper's helper: route that placeholder to this attachment.
-      marked[SNI_MARK] = this.sniCallback;
-      this.#restoreSni = () => {
-        marked[SNI_MARK] = true;
-      };
-      return;
-    }
-    const attachment = this;
-    // A regular function: Node calls it with the TLSSocket as `this`, which the TLS-ALPN-01
-    // path needs (see alpn.ts).
-    fields[symbol] = function sni(this: unknown, servername, cb) {
-      const challenge = alpnChallengeOf(this);
-      if (challenge) return cb(null, challenge);
-      if (!previous || attachment.#source.lookup(servername) !== undefined)
-        attachment.sniCallback(servername, cb);
-      else previous.call(this, servername, cb);
-    };
-    this.#restoreSni = () => {
-      fields[symbol] = previous;
-    };
-  }
-}
-
-/**
- * An SNICallback for `tls.createServer` options that forwards to whichever attachment later
- * claims the server (the setup helpers use it so the server is created already routed).
- */
-export function deferredSniCallback(): SniCallback {
-  const fn = function sni(
-    this: unknown,
-    servername: string,
-    cb: (err: Error | null, ctx?: tls.SecureContext) => void,
-  ) {
-    const challenge = alpnChallengeOf(this);
-    if (challenge) return cb(null, challenge);
-    const target = (fn as unknown as Record<symbol, unknown>)[SNI_MARK];
-    if (typeof target === 'function') (target as SniCallback)(servername, cb);
-    else cb(null);
-  } as SniCallback;
-  (fn as unknown as Record<symbol, unknown>)[SNI_MARK] = true;
-  return fn;
 }
 
 /**

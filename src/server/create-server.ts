@@ -8,12 +8,8 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { CertificateManager } from '../manager/manager.js';
-import {
-  type AttachOptions,
-  CONTEXT_OPTION_KEYS,
-  deferredSniCallback,
-  type ServerAttachment,
-} from './attachment.js';
+import { type AttachOptions, CONTEXT_OPTION_KEYS, type ServerAttachment } from './attachment.js';
+import { deferredSniCallback } from './sni-routing.js';
 
 export type ManagedServerOptions = Omit<AttachOptions, 'tls'>;
 

@@ -7,9 +7,11 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { alpnIdentifier } from '../../src/challenges/alpn-record.js';
 import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import type { ChallengeTask } from '../../src/challenges/solver.js';
 import {
+  alpnRecordKey,
   alpnServerName,
   createAlpnCertificate,
   TlsAlpn01Solver,
@@ -20,7 +22,6 @@ import { x509 } from '../../src/crypto/x509.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Generation } from '../../src/manager/records.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
-import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { selfSigned } from '../support/issuers.js';
 import { close, listen } from '../support/tls.js';
@@ -94,6 +95,18 @@ describe('TLS-ALPN-01 challenge certificate (RFC 8737)', () => {
     expect(alpnServerName({ type: 'dns', value: 'A.Test' })).toBe('a.test');
   });
 
+  it('maps a validation’s SNI back to its identifier (what replicas check records against)', () => {
+    const identifiers = [
+      { type: 'dns', value: 'a.test' },
+      { type: 'ip', value: '192.0.2.1' },
+      { type: 'ip', value: '2001:db8::567:89ab' },
+    ] as const;
+    for (const identifier of identifiers)
+      expect(alpnIdentifier(alpnServerName(identifier))).toEqual(identifier);
+    for (const bad of ['1.2.3.in-addr.arpa', '300.2.0.192.in-addr.arpa', 'a/b', 'x.ip6.arpa'])
+      expect(alpnIdentifier(bad)).toBeNull();
+  });
+
   it('is supported on this Node (>= 20.18 / 22.9)', () => {
     expect(tlsAlpnSupported()).toBe(true);
     expect(tlsAlpnSupported('20.17.0')).toBe(false);
@@ -142,7 +155,7 @@ describe('TLS-ALPN-01 on the serving port', () => {
           signal: new AbortController().signal,
           alpnChallenges: registry,
         });
-        expect(await store.get(layout.challenge('tls-alpn-01', 'a.test'))).not.toBeNull();
+        expect(await store.get(alpnRecordKey('a.test'))).not.toBeNull();
 
         const base = { servername: 'a.test', minVersion: version, maxVersion: version } as const;
         const challenge = await connect(port, { ...base, ALPNProtocols: ['acme-tls/1'] });

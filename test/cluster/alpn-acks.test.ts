@@ -31,7 +31,16 @@ const task = (token: string): ChallengeTask => ({
 async function replicaB(store: WatchedMemoryStore) {
   const alpn = new AlpnChallengeRegistry();
   const sync = new ClusterSync(
-    { store, clock: systemClock, logger: quiet, alpn, replicaId: 'b', onPointer() {}, onResync() {} },
+    {
+      store,
+      clock: systemClock,
+      logger: quiet,
+      alpn,
+      replicaId: 'b',
+      onPointer() {},
+      onResync() {},
+      answersTlsAlpn: ({ value }) => value === NAME,
+    },
     { reconcileIntervalMs: 0 },
   );
   await sync.start();

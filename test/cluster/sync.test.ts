@@ -4,7 +4,7 @@
 // held their TLS-ALPN-01 challenges, for its whole life).
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
-import { createAlpnCertificate } from '../../src/challenges/tls-alpn-01.js';
+import { alpnRecordKey, createAlpnCertificate } from '../../src/challenges/tls-alpn-01.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
 import { layout } from '../../src/store/layout.js';
 import { FakeClock } from '../../src/testing/index.js';
@@ -31,6 +31,7 @@ function setup() {
       replicaId: 'late-replica',
       onPointer: () => {},
       onResync: () => resyncs.push(clock.now()),
+      answersTlsAlpn: ({ value }) => value === 'late.test',
     },
     { reconcileIntervalMs: 0 },
   );
@@ -64,7 +65,7 @@ describe('ClusterSync when the store is unreachable at start-up', () => {
       token: 'token',
       keyAuthorization: 'token.thumbprint',
     });
-    await store.put(layout.challenge('tls-alpn-01', 'late.test'), JSON.stringify(credentials));
+    await store.put(alpnRecordKey('late.test'), JSON.stringify(credentials));
     for (let i = 0; i < 50 && !(await store.get(layout.alpnAck('late.test', 'late-replica'))); i++) {
       await new Promise((r) => setTimeout(r, 10));
     }

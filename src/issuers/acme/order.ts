@@ -92,13 +92,21 @@ export interface ChallengePlan {
 function chooseSolver(
   authz: Authorization,
   plan: ChallengePlan,
+  context: IssuerContext,
 ): { solver: ChallengeSolver; challenge: Authorization['challenges'][0] } {
   const wildcard = authz.wildcard === true;
   const offered = new Map(authz.challenges.map((c) => [c.type, c]));
-  const usable = plan.solvers.filter((s) => offered.has(s.type) && s.supports(authz.identifier, wildcard));
+  const usable = plan.solvers.filter(
+    (s) => offered.has(s.type) && s.supports(authz.identifier, wildcard, context),
+  );
   const fresh = usable.filter((s) => !plan.recentlyFailed(authz.identifier.value, s.type));
   const solver = fresh[0] ?? usable[0];
   if (!solver) {
+    // A solver that could answer but not now (TLS-ALPN-01 before a server listens) says what to do.
+    for (const s of plan.solvers) {
+      const why = offered.has(s.type) ? s.unavailable?.(authz.identifier, wildcard, context) : undefined;
+      if (why) throw why;
+    }
     throw new CertkeeperError(
       'CHALLENGE_FAILED',
       `no configured challenge solver can answer for ${wildcard ? '*.' : ''}${authz.identifier.value} (CA offers ${[...offered.keys()].join(', ')})`,
@@ -116,7 +124,7 @@ export async function solveAuthorization(
   context: IssuerContext,
   poll: PollOptions,
 ): Promise<void> {
-  const { solver, challenge } = chooseSolver(authz, plan);
+  const { solver, challenge } = chooseSolver(authz, plan, context);
   // acme-client derives the raw key authorization for http-01; TLS-ALPN-01 and DNS-01 hash it.
   const keyAuthorization = await client.getChallengeKeyAuthorization({
     ...challenge,
