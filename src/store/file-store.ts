@@ -326,7 +326,13 @@ export class FileStore implements Store {
         await chmod(dir, DIR_MODE); // mkdir's mode is filtered by the umask
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
-        if ((await lstat(dir)).isSymbolicLink()) throw linked(key);
+        // Gone again already: a concurrent delete pruned it; put's next attempt makes it anew.
+        const found = await lstat(dir).catch((e) => {
+          if (isErrno(e, 'ENOENT')) return null;
+          throw e;
+        });
+        if (found === null) return;
+        if (found.isSymbolicLink()) throw linked(key);
       }
     }
   }
