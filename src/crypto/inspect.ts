@@ -8,6 +8,7 @@ import { CertkeeperError, describeCause } from '../errors.js';
 import { LruCache } from '../lru.js';
 import { describeValue, isBytes } from './guards.js';
 import { type KeyType, keyTypeOf } from './keys.js';
+import { decodeNameConstraints, type NameConstraints } from './name-constraints.js';
 import { canonicalIp } from './names.js';
 import { parseCertificatePems, toPem } from './pem.js';
 import { x509 } from './x509.js';
@@ -61,6 +62,8 @@ export interface CertificateInfo {
   keyUsage: string[] | null;
   /** Dotted OIDs of the extensions marked critical. */
   criticalExtensions: string[];
+  /** The nameConstraints of a CA (DNS and IP subtrees matter to TLS); null when absent. */
+  nameConstraints: NameConstraints | null;
   keyType: KeyType | null;
 }
 
@@ -152,6 +155,7 @@ function facts(der: Buffer, node: X509Certificate, cert: x509.X509Certificate): 
   const usage = cert.getExtension(x509.KeyUsagesExtension);
   const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension);
   const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
+  const constraints = cert.getExtension('2.5.29.30');
   const cn = cert.subjectName.getField('CN')[0] ?? null;
   const info: CertificateInfo = {
     subject: cert.subject,
@@ -173,6 +177,7 @@ function facts(der: Buffer, node: X509Certificate, cert: x509.X509Certificate): 
     basicConstraints: basic !== null,
     keyUsage: usage ? KEY_USAGES.filter((_, bit) => (usage.usages & (1 << bit)) !== 0) : null,
     criticalExtensions: cert.extensions.filter((e) => e.critical).map((e) => e.type),
+    nameConstraints: constraints ? decodeNameConstraints(new Uint8Array(constraints.value)) : null,
     keyType: keyTypeOf(node.publicKey),
   };
   for (const list of [

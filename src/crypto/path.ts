@@ -12,6 +12,7 @@
  *   list the purpose (anyExtendedKeyUsage alone is not enough for OpenSSL); the leaf's keyUsage,
  *   when present, must allow a TLS handshake for the purpose;
  * - no critical extension OpenSSL does not understand;
+ * - the DNS and IP name constraints of every CA (name-constraints.ts);
  * - every certificate within its validity, the trust anchor included (notBefore forgiven by the
  *   caller's clock skew; expiry never).
  *
@@ -19,6 +20,7 @@
  */
 import { CertkeeperError, type ErrorCode } from '../errors.js';
 import { isSignedBy, type ParsedCertificate } from './inspect.js';
+import { commonNameAsDns, constraintViolation, ipSanHex } from './name-constraints.js';
 
 export type Purpose = 'server' | 'client' | 'both' | 'any';
 
@@ -151,6 +153,46 @@ export function checkIssuers(path: readonly ParsedCertificate[], anchor: number 
       );
     }
     if (info.subject !== info.issuer) below++;
+  });
+  problems.push(...checkNameConstraints(path, anchor));
+  return problems;
+}
+
+/**
+ * Every DNS and IP name of each certificate below a CA with name constraints must satisfy them
+ * (self-issued CAs are skipped, as OpenSSL skips them). A leaf without DNS SANs is held to the
+ * DNS constraints by its common name when that reads as a host name, as OpenSSL does.
+ */
+function checkNameConstraints(path: readonly ParsedCertificate[], anchor: number | null): CertkeeperError[] {
+  const problems: CertkeeperError[] = [];
+  path.forEach(({ info: ca }, j) => {
+    if (j === 0 || !ca.nameConstraints) return;
+    for (let i = 0; i < j; i++) {
+      const { info } = path[i]!;
+      if (i > 0 && info.subject === info.issuer) continue;
+      const cn = i === 0 && info.dnsNames.length === 0 ? commonNameAsDns(info.commonName) : null;
+      const names = [
+        ...info.dnsNames.map((value) => ({ type: 'dns' as const, value, shown: `DNS:${value}` })),
+        ...(cn ? [{ type: 'dns' as const, value: cn, shown: `CN=${cn}` }] : []),
+        ...info.ipAddresses.map((ip) => ({ type: 'ip' as const, value: ipSanHex(ip), shown: `IP:${ip}` })),
+      ];
+      for (const name of names) {
+        const why = constraintViolation(name, ca.nameConstraints);
+        if (why) {
+          problems.push(
+            problem(
+              'CHAIN_INVALID',
+              `${name.shown} of certificate ${i} is ${why} of ${which(j, anchor)}'s name constraints`,
+              {
+                index: i,
+                constrainedBy: j,
+                name: name.shown,
+              },
+            ),
+          );
+        }
+      }
+    }
   });
   return problems;
 }

@@ -10,8 +10,11 @@ import { crypto, x509 } from '../../src/crypto/x509.js';
 
 export interface RawAuthority {
   key: PrivateKey;
+  /** Parsed by certkeeper on first use (which refuses some of these certificates). */
   certificate: ParsedCertificate;
   pem: string;
+  /** As @peculiar/x509 decoded it, for signing below it whatever certkeeper thinks of it. */
+  raw: x509.X509Certificate;
 }
 
 /** One SAN entry as raw bytes under a context tag: 2 dNSName, 7 iPAddress, 1 rfc822Name, 6 URI. */
@@ -68,6 +71,40 @@ export function rawSan(names: RawName[]): Uint8Array {
   return tlv(0x30, body);
 }
 
+/**
+ * A critical nameConstraints extension. Subtrees are DNS names, `IP:addr/mask` (both dotted or
+ * both IPv6) or raw names; `maximum` adds a [1] maximum to every subtree (which RFC 5280 forbids).
+ */
+export function nameConstraints(
+  spec: { permitted?: (string | RawName)[]; excluded?: (string | RawName)[] },
+  maximum?: number,
+): x509.Extension {
+  const subtrees = (names: (string | RawName)[]) =>
+    names.map((n) => {
+      const raw: RawName =
+        typeof n === 'string' && n.startsWith('IP:')
+          ? {
+              tag: 7,
+              bytes: Uint8Array.from([
+                ...n
+                  .slice(3)
+                  .split('/')
+                  .flatMap((part) => [...ipBytes(part)]),
+              ]),
+            }
+          : toRaw(n);
+      const base = rawSan([raw]).slice(2); // the GeneralName alone
+      const max = maximum === undefined ? [] : [...tlv(0x81, Uint8Array.from([maximum]))];
+      return tlv(0x30, Uint8Array.from([...base, ...max]));
+    });
+  const parts: number[] = [];
+  if (spec.permitted)
+    parts.push(...tlv(0xa0, Uint8Array.from(subtrees(spec.permitted).flatMap((t) => [...t]))));
+  if (spec.excluded)
+    parts.push(...tlv(0xa1, Uint8Array.from(subtrees(spec.excluded).flatMap((t) => [...t]))));
+  return new x509.Extension('2.5.29.30', true, tlv(0x30, Uint8Array.from(parts)));
+}
+
 function ipBytes(ip: string): Uint8Array {
   if (ip.includes('.') && !ip.includes(':')) return Uint8Array.from(ip.split('.').map(Number));
   const [head, tail] = ip.split('::') as [string, string | undefined];
@@ -106,18 +143,15 @@ export async function rawCertificate(spec: RawSpec): Promise<RawAuthority> {
   extensions.push(
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as WebCrypto.CryptoKey, false, crypto),
   );
-  if (spec.issuer?.certificate.info.subjectKeyId) {
-    extensions.push(
-      new x509.AuthorityKeyIdentifierExtension(spec.issuer.certificate.info.subjectKeyId, false),
-    );
-  }
+  const issuerKeyId = spec.issuer?.raw.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  if (issuerKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuerKeyId, false));
   extensions.push(...(spec.extensions ?? []));
   const subject = `CN=${spec.commonName ?? (isCA ? 'Raw CA' : 'raw leaf')}`;
   const cert = await x509.X509CertificateGenerator.create(
     {
       serialNumber: randomSerial(),
       subject,
-      issuer: spec.issuer ? new x509.X509Certificate(spec.issuer.certificate.der).subjectName : subject,
+      issuer: spec.issuer ? spec.issuer.raw.subjectName : subject,
       notBefore: spec.notBefore ?? new Date(now - HOUR),
       notAfter: spec.notAfter ?? new Date(now + 24 * HOUR),
       publicKey: keys.publicKey,
@@ -134,6 +168,7 @@ export async function rawCertificate(spec: RawSpec): Promise<RawAuthority> {
   return {
     key,
     pem,
+    raw: cert,
     get certificate() {
       parsed ??= parseCertificateDer(der, 'raw certificate');
       return parsed;
