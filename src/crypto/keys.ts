@@ -11,11 +11,12 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPair as generateKeyPairCb,
-  type KeyObject,
+  KeyObject,
   webcrypto,
 } from 'node:crypto';
 import { inspect, promisify } from 'node:util';
 import { CertkeeperError, describeCause } from '../errors.js';
+import { describeValue } from './guards.js';
 import { parsePem, toPem } from './pem.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
@@ -51,8 +52,13 @@ export function isKeyType(value: unknown): value is KeyType {
   return typeof value === 'string' && (KEY_TYPES as readonly string[]).includes(value);
 }
 
+function notAKeyObject(value: unknown): CertkeeperError {
+  return new CertkeeperError('UNSUPPORTED_KEY', `expected a KeyObject, got ${describeValue(value)}`);
+}
+
 /** The key type of a public or private KeyObject, or null when certkeeper does not support it. */
 export function keyTypeOf(key: KeyObject): KeyType | null {
+  if (!(key instanceof KeyObject)) throw notAKeyObject(key);
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec':
@@ -87,7 +93,9 @@ export class PrivateKey {
 
   static async generate(type: KeyType = DEFAULT_KEY_TYPE): Promise<PrivateKey> {
     if (!isKeyType(type)) {
-      throw new CertkeeperError('UNSUPPORTED_KEY', `unknown key type "${String(type)}"`, {
+      const value: unknown = type;
+      const shown = typeof value === 'string' ? `"${value.slice(0, 40)}"` : describeValue(value);
+      throw new CertkeeperError('UNSUPPORTED_KEY', `unknown key type ${shown}`, {
         details: { supported: KEY_TYPES },
       });
     }
@@ -132,6 +140,7 @@ export class PrivateKey {
   }
 
   static fromKeyObject(key: KeyObject): PrivateKey {
+    if (!(key instanceof KeyObject)) throw notAKeyObject(key);
     if (key.type !== 'private') {
       throw new CertkeeperError('UNSUPPORTED_KEY', `expected a private key, got a ${key.type} key`);
     }
@@ -205,7 +214,12 @@ export class PrivateKey {
   }
 }
 
-/** Whether the public key inside `spkiDer` is the public half of `key`. */
+/** Whether `publicKey` (or the public half of a private KeyObject) is the public half of `key`. */
 export function publicKeyMatches(key: PrivateKey, publicKey: KeyObject): boolean {
-  return key.publicKeyDer().equals(publicKey.export({ type: 'spki', format: 'der' }));
+  if (!(key instanceof PrivateKey)) {
+    throw new CertkeeperError('UNSUPPORTED_KEY', `expected a PrivateKey, got ${describeValue(key)}`);
+  }
+  if (!(publicKey instanceof KeyObject) || publicKey.type === 'secret') throw notAKeyObject(publicKey);
+  const pub = publicKey.type === 'private' ? createPublicKey(publicKey) : publicKey;
+  return key.publicKeyDer().equals(pub.export({ type: 'spki', format: 'der' }));
 }

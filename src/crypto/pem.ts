@@ -4,6 +4,7 @@
  * `MALFORMED_PEM`. Error messages name block labels and positions, never block contents.
  */
 import { CertkeeperError } from '../errors.js';
+import { describeValue, isBytes, textOf } from './guards.js';
 
 export interface PemBlock {
   label: string;
@@ -20,7 +21,7 @@ function malformed(message: string, what: string): CertkeeperError {
 
 /** Splits PEM text into its blocks. `what` names the input in messages ("certificate chain"). */
 export function parsePem(text: string | Uint8Array, what = 'PEM input'): PemBlock[] {
-  const source = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
+  const source = textOf(text, what);
   const lines = source.split(/\r?\n/);
   const blocks: PemBlock[] = [];
   let label: string | null = null;
@@ -68,6 +69,10 @@ function decodeBase64(data: string, label: string, what: string): Buffer {
 }
 
 export function toPem(label: string, der: Uint8Array): string {
+  if (typeof label !== 'string' || !/^[A-Z0-9]+( [A-Z0-9]+)*$/.test(label) || label.length > 64) {
+    throw malformed(`${describeValue(label)} is not a PEM label`, 'PEM output');
+  }
+  if (!isBytes(der)) throw malformed(`expected bytes, got ${describeValue(der)}`, 'PEM output');
   const b64 = Buffer.from(der).toString('base64');
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;

@@ -6,6 +6,15 @@
  */
 import { canonicalIp } from '../crypto/names.js';
 
+/** The canonical IP a client sent, or null (a zone id is no address a certificate names). */
+function ipOf(name: string): string | null {
+  try {
+    return canonicalIp(name);
+  } catch {
+    return null;
+  }
+}
+
 export class NameIndex {
   readonly #names = new Map<string, string>();
   /** Every id's names as registered, in registration order: the claimants of a released name. */
@@ -43,9 +52,13 @@ export class NameIndex {
     }
   }
 
-  /** The id for a server name as sent in SNI (any case, maybe with a trailing dot). */
+  /**
+   * The id for a server name as sent in SNI (any case, maybe with a trailing dot). Anything that
+   * is not a name a certificate can carry (an IPv6 zone id such as `fe80::1%eth0`, a non-string)
+   * is an unknown name: this runs inside the SNI callback, where a throw fails the handshake.
+   */
   lookup(servername: string | undefined | null): string | undefined {
-    if (!servername) return undefined;
+    if (typeof servername !== 'string' || servername.length === 0) return undefined;
     let name = servername.toLowerCase();
     if (name.endsWith('.')) name = name.slice(0, -1);
     const exact = this.#names.get(name);
@@ -57,7 +70,7 @@ export class NameIndex {
     }
     // Clients should not send IP literals in SNI, but some do.
     if (name.includes(':') || /^[\d.]+$/.test(name)) {
-      const ip = canonicalIp(name);
+      const ip = ipOf(name);
       if (ip) return this.#names.get(ip);
     }
     return undefined;

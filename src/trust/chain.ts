@@ -7,16 +7,7 @@
  * root must not pass for its predecessor. Validity dates are not checked: a certificate being
  * served is protected whether or not it has expired (renewal is the manager's job, not trust's).
  */
-import { type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
-
-/** Whether `child` names `parent` as issuer and carries a signature by parent's key. */
-function signedBy(child: ParsedCertificate, parent: ParsedCertificate): boolean {
-  try {
-    return child.node.checkIssued(parent.node) && child.node.verify(parent.node.publicKey);
-  } catch {
-    return false;
-  }
-}
+import { isSignedBy, type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
 
 /**
  * Walks from the leaf up through the certificates of `chain` (any order after the leaf) until one
@@ -32,8 +23,8 @@ export function chainsToAnchor(
   for (let steps = 0; current && steps <= chain.length; steps++) {
     const cert: ParsedCertificate = current;
     if (anchorPrints.has(cert.info.fingerprint256)) return true;
-    if (anchors.some((anchor) => signedBy(cert, anchor))) return true;
-    const index = unused.findIndex((candidate) => signedBy(cert, candidate));
+    if (anchors.some((anchor) => isSignedBy(cert, anchor))) return true;
+    const index = unused.findIndex((candidate) => isSignedBy(cert, candidate));
     if (index < 0) return false;
     [current] = unused.splice(index, 1);
   }

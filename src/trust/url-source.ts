@@ -6,18 +6,23 @@
  *   Node's bundled public roots are not consulted (`ca` replaces them).
  * - `pins`: SHA-256 fingerprints (of the DER) of certificates the server presents, its leaf or a
  *   CA it sends. A leaf pin is the whole check, as with SSH host keys; a CA pin holds only when
- *   each link from the leaf up to it verifies by signature and the leaf names the host. Node only runs
- *   `checkServerIdentity` after a successful chain verification, so the check is made on the
- *   connected socket instead, before a single byte of the request is written.
+ *   the path from the leaf up to it is one a TLS client would accept with the pinned certificate
+ *   as its trust anchor (signatures, every issuer a CA allowed to sign, pathLen, serverAuth
+ *   along the path, every certificate within its validity, notBefore forgiven by `skewMs`) and
+ *   the leaf names the host. Node only runs `checkServerIdentity` after a successful chain
+ *   verification, so the check is made on the connected socket instead, before a single byte
+ *   of the request is written.
  *
  * With both, both must hold. Plain `http:` is refused: a trust bundle fetched in clear is whatever
  * anyone on the path wants it to be. Each fetch is a fresh connection (no agent, no resumption),
  * so a pin is checked on every fetch, not only on the first.
  */
-import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
+import { parseCertificateDer } from '../crypto/inspect.js';
+import { checkIssuers, checkLinks, checkPurpose, checkValidity, type PathOptions } from '../crypto/path.js';
+import { DEFAULT_SKEW_MS } from '../crypto/validate.js';
 import { CertkeeperError, describeCause } from '../errors.js';
 import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
 import type { TrustSource } from './source.js';
@@ -31,6 +36,11 @@ export interface UrlTrustSourceOptions {
   pins?: string[];
   /** Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Tolerated clock difference with the CA for the notBefore of the certificates a CA pin
+   * checks, in ms. Default 60 000 (as `validateBundle`). Expiry is never forgiven.
+   */
+  skewMs?: number;
   /** Re-fetch interval for `watch`; 0 (default) means only on `refresh()`. */
   refreshIntervalMs?: number;
 }
@@ -48,6 +58,7 @@ export class UrlTrustSource implements TrustSource {
   readonly #pins: ReadonlySet<string> | undefined;
   readonly #timeoutMs: number;
   readonly #intervalMs: number;
+  readonly #skewMs: number;
 
   constructor(options: UrlTrustSourceOptions) {
     this.url = new URL(options.url);
@@ -61,7 +72,10 @@ export class UrlTrustSource implements TrustSource {
     this.#ca = options.ca;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#intervalMs = options.refreshIntervalMs ?? 0;
+    this.#skewMs = options.skewMs ?? DEFAULT_SKEW_MS;
     if (!(this.#timeoutMs > 0)) throw invalid('timeoutMs', 'must be > 0');
+    if (!(this.#skewMs >= 0 && Number.isFinite(this.#skewMs)))
+      throw invalid('skewMs', 'must be a finite number >= 0');
     if (!(this.#intervalMs >= 0)) throw invalid('refreshIntervalMs', 'must be >= 0');
     this.name = options.name ?? `url:${this.url.host}${this.url.pathname}`;
   }
@@ -115,7 +129,7 @@ export class UrlTrustSource implements TrustSource {
       );
       socket.once('secureConnect', () => {
         if (this.#pins) {
-          const problem = pinProblem(socket.getPeerCertificate(true), this.#pins, host);
+          const problem = pinProblem(socket.getPeerCertificate(true), this.#pins, host, this.#skewMs);
           if (problem) {
             socket.destroy(this.#fail(problem, undefined, 'TRUST_PIN_MISMATCH'));
             return;
@@ -171,14 +185,18 @@ function isCertkeeperErrorLike(error: unknown): error is CertkeeperError {
 
 /**
  * Why the presented chain does not satisfy the pins, or null. The leaf matches by itself. A CA
- * matches only when every link from the leaf up to it is a real signature (Node links the chain
- * a server sends by names, and a man in the middle can append the public pinned CA to a leaf of
- * its own naming that CA as issuer) and the leaf is valid for the host.
+ * matches only when the path from the leaf up to it holds as a TLS client with that CA as its
+ * only trust anchor would check it: every link a real signature (Node links the chain a server
+ * sends by names, and a man in the middle can append the public pinned CA to a leaf of its own
+ * naming that CA as issuer), every issuer a CA allowed to issue (an end-entity certificate of
+ * the pinned CA signs nothing), path lengths, serverAuth, and validity, the pinned certificate's
+ * own included; then the leaf must be valid for the host.
  */
 function pinProblem(
   leaf: tls.DetailedPeerCertificate,
   pins: ReadonlySet<string>,
   host: string,
+  skewMs: number,
 ): string | null {
   const chain: tls.DetailedPeerCertificate[] = [];
   const seen = new Set<tls.DetailedPeerCertificate>();
@@ -193,13 +211,24 @@ function pinProblem(
     return `no presented certificate matches the pinned fingerprints (presented ${fingerprints.join(', ') || 'none'})`;
   }
   if (at === 0) return null;
-  const decoded = chain.slice(0, at + 1).map((c) => new X509Certificate(c.raw));
-  for (let i = 0; i < at; i++) {
-    const child = decoded[i]!;
-    const parent = decoded[i + 1]!;
-    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      return `the presented chain does not lead to the pinned certificate by signature (link ${i} → ${i + 1})`;
-    }
+  let path: ReturnType<typeof parseCertificateDer>[];
+  try {
+    path = chain.slice(0, at + 1).map((c, i) => parseCertificateDer(c.raw, `presented certificate ${i}`));
+  } catch (error) {
+    return `a presented certificate does not parse (${describeCause(error)})`;
+  }
+  const links = checkLinks(path);
+  if (links.length > 0) {
+    return `the presented chain does not lead to the pinned certificate by signature (${links[0]!.message})`;
+  }
+  const options: PathOptions = { purpose: 'server', now: Date.now(), skewMs, anchor: at };
+  const problems = [
+    ...checkIssuers(path, at),
+    ...checkValidity(path, options),
+    ...checkPurpose(path, options),
+  ];
+  if (problems.length > 0) {
+    return `the presented chain is not valid up to the pinned certificate: ${problems.map((p) => p.message).join('; ')}`;
   }
   const identity = tls.checkServerIdentity(host, leaf);
   return identity ? `the server certificate is not valid for ${host} (${identity.message})` : null;

@@ -36,6 +36,12 @@ describe('inspectCertificate', () => {
     const ca = inspectCertificate(pki.intermediate.certificate.pem);
     expect(ca.isCA).toBe(true);
     expect(ca.pathLength).toBe(0);
+    expect(ca.basicConstraints).toBe(true);
+    expect(ca.keyUsage).toEqual(['digitalSignature', 'keyCertSign', 'cRLSign']);
+    expect([...ca.criticalExtensions].sort()).toEqual(['2.5.29.15', '2.5.29.19']);
+    expect(ca.nameConstraints).toBeNull();
+    expect(info.keyUsage).toEqual(['digitalSignature']);
+    expect(openssl('-ext', 'keyUsage')).toMatch(/critical\n\s+Digital Signature\n/);
   });
 
   it('keeps the leading zero byte of a serial whose top bit is set (ARI certID)', async () => {

@@ -71,6 +71,13 @@ describe('nameCovered (RFC 6125 wildcards)', () => {
     expect(covered('127.0.0.1', ['localhost'])).toBe(false);
   });
 
+  it('a wildcard stands only for letters, digits and hyphens, over a base clients expand', () => {
+    expect(covered('un_der.a.com', ['*.a.com'])).toBe(false); // OpenSSL refuses the underscore
+    expect(covered('x.b_c.com', ['*.b_c.com'])).toBe(false); // OpenSSL takes that wildcard literally
+    expect(covered('xn--bcher-kva.a.com', ['*.a.com'])).toBe(true);
+    expect(covered('un_der.a.com', ['un_der.a.com'])).toBe(true);
+  });
+
   it('hostMatches never throws on junk SNI', () => {
     expect(hostMatches('*.a.com', 'b.a.com')).toBe(true);
     expect(hostMatches('*.a.com', '../../etc')).toBe(false);

@@ -73,6 +73,26 @@ describe('NameIndex', () => {
     expect(names.lookup('10.0.7')).toBeUndefined();
   });
 
+  it('an IPv6 zone id or a non-string is an unknown name, never a throw (it runs in the SNI callback)', () => {
+    const names = index({ v6: ['fe80::1', '::1'], web: ['a.test'] });
+    for (const hostile of [
+      'fe80::1%eth0',
+      '::1%1',
+      '[fe80::1%25eth0]',
+      'FE80::1%lo',
+      '1.2.3.4%0',
+      '%',
+      'a.test%x',
+    ]) {
+      expect(names.lookup(hostile)).toBeUndefined();
+    }
+    for (const wrong of [42, {}, [], true, Symbol('x')]) {
+      expect(names.lookup(wrong as unknown as string)).toBeUndefined();
+    }
+    expect(names.lookup('x'.repeat(100_000))).toBeUndefined();
+    expect(names.lookup('fe80::1')).toBe('v6');
+  });
+
   it('gives a name claimed twice to the first claimer', () => {
     const names = index({ first: ['shared.test', 'one.test'], second: ['shared.test', 'two.test'] });
     expect(names.lookup('shared.test')).toBe('first');

@@ -7,11 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PrivateKey } from '../../src/crypto/keys.js';
+import { x509 } from '../../src/crypto/x509.js';
 import { CertkeeperError } from '../../src/errors.js';
 import { BootstrapTrustSource } from '../../src/trust/bootstrap-source.js';
 import { FileTrustSource } from '../../src/trust/file-source.js';
 import { TrustStore } from '../../src/trust/trust-store.js';
 import { UrlTrustSource } from '../../src/trust/url-source.js';
+import { OID, type RawAuthority, type RawSpec, rawCertificate } from '../crypto/raw-certificates.js';
 import { makeLeaf, makePki, makeRoot } from '../support/pki.js';
 import { FakeStepCa } from '../support/step-ca/ca.js';
 import { listen } from '../support/tls.js';
@@ -215,6 +217,112 @@ describe('UrlTrustSource', () => {
       pins: [genuine.pki.intermediate.certificate.info.fingerprint256],
     });
     await expect(pinned.load(signal())).resolves.toEqual([anchor.certificate.pem]);
+  });
+
+  describe('a CA pin checks every link up to the pinned certificate, as a TLS client would', () => {
+    const HOUR = 3_600_000;
+    /** An HTTPS server presenting `chain` (leaf first) with `key`, answering a bundle. */
+    async function presenting(chain: RawAuthority[]) {
+      const anchor = await makeRoot('Published');
+      const server = https.createServer(
+        { key: chain[0]!.key.toPem(), cert: chain.map((c) => c.pem).join('') },
+        (_req, res) => res.end(anchor.certificate.pem),
+      );
+      const port = await listen(server);
+      cleanups.push(() => new Promise((r) => server.close(r)));
+      return `https://127.0.0.1:${port}/bundle.pem`;
+    }
+    /** root → intermediate → leaf for 127.0.0.1, with twists; the server sends all three. */
+    async function pinnedChain(twist: { root?: RawSpec; int?: RawSpec; leaf?: RawSpec } = {}) {
+      const root = await rawCertificate({ basic: { ca: true }, commonName: 'Pinned Root', ...twist.root });
+      const int = await rawCertificate({
+        issuer: root,
+        basic: { ca: true },
+        commonName: 'Pinned CA',
+        ...twist.int,
+      });
+      const leaf = await rawCertificate({
+        issuer: int,
+        san: ['IP:127.0.0.1'],
+        eku: [OID.serverAuth],
+        ...twist.leaf,
+      });
+      return { root, int, leaf, url: await presenting([leaf, int, root]) };
+    }
+    const pinTo = (url: string, pinned: RawAuthority, skewMs?: number) =>
+      new UrlTrustSource({
+        url,
+        pins: [pinned.certificate.info.fingerprint256],
+        ...(skewMs === undefined ? {} : { skewMs }),
+      });
+    const refused = (message: RegExp) => ({
+      code: 'TRUST_PIN_MISMATCH',
+      message: expect.stringMatching(message),
+    });
+
+    it('a sound chain is accepted, pinned at the root or at the intermediate', async () => {
+      const { root, int, url } = await pinnedChain();
+      await expect(pinTo(url, root).load(signal())).resolves.toHaveLength(1);
+      await expect(pinTo(url, int).load(signal())).resolves.toHaveLength(1);
+    });
+
+    it('refuses a leaf signed by an end-entity certificate of the pinned CA (basicConstraints)', async () => {
+      const root = await rawCertificate({ basic: { ca: true }, commonName: 'Pinned Root' });
+      // An ordinary server certificate of the pinned CA, without keyUsage: its key signs a leaf.
+      const endEntity = await rawCertificate({
+        issuer: root,
+        basic: { ca: false },
+        keyUsage: null,
+        commonName: 'www',
+      });
+      const leaf = await rawCertificate({ issuer: endEntity, san: ['IP:127.0.0.1'], eku: [OID.serverAuth] });
+      const url = await presenting([leaf, endEntity, root]);
+      await expect(pinTo(url, root).load(signal())).rejects.toMatchObject(refused(/not a CA/));
+    });
+
+    it('refuses an expired intermediate, an expired pinned root and an expired leaf (validity)', async () => {
+      const expired = { notBefore: new Date(Date.now() - 48 * HOUR), notAfter: new Date(Date.now() - HOUR) };
+      const a = await pinnedChain({ int: expired });
+      await expect(pinTo(a.url, a.root).load(signal())).rejects.toMatchObject(refused(/expired/));
+      const b = await pinnedChain({ root: expired });
+      await expect(pinTo(b.url, b.root).load(signal())).rejects.toMatchObject(refused(/expired/));
+      const c = await pinnedChain({ leaf: expired });
+      await expect(pinTo(c.url, c.int).load(signal())).rejects.toMatchObject(refused(/expired/));
+    });
+
+    it('refuses a CA below a pathLen 0 intermediate (pathLen)', async () => {
+      const root = await rawCertificate({ basic: { ca: true }, commonName: 'Pinned Root' });
+      const int = await rawCertificate({
+        issuer: root,
+        basic: { ca: true, pathLength: 0 },
+        commonName: 'Pinned CA',
+      });
+      const sub = await rawCertificate({ issuer: int, basic: { ca: true }, commonName: 'Sub CA' });
+      const leaf = await rawCertificate({ issuer: sub, san: ['IP:127.0.0.1'], eku: [OID.serverAuth] });
+      const url = await presenting([leaf, sub, int, root]);
+      await expect(pinTo(url, root).load(signal())).rejects.toMatchObject(refused(/allows 0 CA/));
+    });
+
+    it('refuses an intermediate whose keyUsage does not allow certificate signing (keyUsage)', async () => {
+      const { root, url } = await pinnedChain({ int: { keyUsage: x509.KeyUsageFlags.digitalSignature } });
+      // Node does not even link the leaf to such an issuer in getPeerCertificate(true).
+      await expect(pinTo(url, root).load(signal())).rejects.toMatchObject(
+        refused(/keyCertSign|no presented certificate matches/),
+      );
+    });
+
+    it('refuses a chain whose intermediate is restricted to client authentication (EKU)', async () => {
+      const { root, url } = await pinnedChain({ int: { eku: [OID.clientAuth] } });
+      await expect(pinTo(url, root).load(signal())).rejects.toMatchObject(refused(/serverAuth/));
+    });
+
+    it('forgives a notBefore inside the configured skew, and only inside it', async () => {
+      const soon = { notBefore: new Date(Date.now() + 30_000), notAfter: new Date(Date.now() + 24 * HOUR) };
+      const { root, url } = await pinnedChain({ int: soon });
+      await expect(pinTo(url, root).load(signal())).resolves.toHaveLength(1); // default skew: 60 s
+      await expect(pinTo(url, root, 0).load(signal())).rejects.toMatchObject(refused(/not valid before/));
+      expect(() => pinTo(url, root, -1)).toThrow(/skewMs/);
+    });
   });
 
   it('an error status or an HTML page is a source failure, never an empty bundle', async () => {
