@@ -27,6 +27,7 @@ export async function attempt(
   const attemptNo = state.failures + 1;
   const started = options.clock.now();
   core.emit('obtaining', { id: cert.id, names: [...cert.names], reason, attempt: attemptNo });
+  state.blocked = undefined;
   try {
     // The current certificate matters for renewal (ARI `replaces`, mTLS renew, rollback).
     if (!state.current && state.stored) await core.materialize(state);
@@ -75,6 +76,7 @@ export async function attempt(
 export function succeeded(state: CertState): void {
   state.failures = 0;
   state.lastError = undefined;
+  state.blocked = undefined;
   state.retryAt = undefined;
   state.retryFor = undefined;
 }
@@ -109,6 +111,7 @@ function recordFailure(
   const { options } = core;
   state.failures++;
   state.lastError = failure;
+  state.blocked = isRetryable(failure) ? undefined : failure;
   const now = options.clock.now();
   const facts = servedFacts(state);
   // A CA's Retry-After (rate limits, maintenance) is a floor: never come back sooner. An error

@@ -141,6 +141,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   #retryUnanswerable(): void {
     const retry = (state: CertState) => {
       if (state.removed || state.lastError?.code !== 'CHALLENGE_UNAVAILABLE') return;
+      state.blocked = undefined; // what blocked it changed: ready() waits for the next attempt
       state.retryAt = this.#o.clock.now();
       this.#reschedule(state);
     };

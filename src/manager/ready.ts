@@ -7,13 +7,14 @@
  *     its first retry fit; `Infinity` waits without limit),
  *   - the caller's `signal`,
  *   - a certificate not ready whose attempt failed with an error retrying cannot fix
- *     (`details.retryable === false`: a spent enrollment token, …),
+ *     (`isRetryable(error)` false: a spent enrollment token, …), also one that failed so before
+ *     the call (during `start()`) with nothing changed since,
  *   - `stop()` (MANAGER_STOPPED, as every call on a stopped manager).
  * Giving up is about the wait only: the manager keeps trying on its schedule, and a later
  * `ready()` waits again.
  */
 import type { EventEmitter } from 'eventemitter3';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, isRetryable } from '../errors.js';
 import type { ManagerEvents } from './events.js';
 import { optionError } from './options.js';
 import type { CertState } from './state.js';
@@ -107,8 +108,11 @@ export function waitReady(
       );
       undo.push(() => clearTimeout(timer));
     }
+    // Already failed for good before this call (during start(), say): waiting cannot help.
+    if (states.some((s) => !s.ready.done && s.blocked))
+      return finish(notReady(states, 'not-retryable', options.timeoutMs));
     const onFailure = ({ id, error }: ManagerEvents['renewalFailed'][0]) => {
-      if (error.details.retryable !== false) return;
+      if (isRetryable(error)) return;
       if (states.some((s) => s.cert.id === id && !s.ready.done))
         finish(notReady(states, 'not-retryable', options.timeoutMs));
     };

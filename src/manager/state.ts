@@ -45,6 +45,11 @@ export interface CertState {
   windowRefreshAt?: number;
   failures: number;
   lastError?: CertkeeperError;
+  /**
+   * The last attempt failed with an error retrying cannot fix, and nothing has changed since
+   * (no new attempt, no server started listening): `ready()` gives up on it at once.
+   */
+  blocked?: CertkeeperError;
   warned: Set<number>;
   inflight?: Promise<CertkeeperError | undefined>;
   queuedForced?: Promise<CertkeeperError | undefined>;

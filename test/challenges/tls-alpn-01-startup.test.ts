@@ -125,19 +125,25 @@ describePebble('TLS-ALPN-01 and the README start-up order', () => {
     const failed = nextEvent(manager, 'renewalFailed', 20_000);
 
     await manager.start();
-    const ready = manager.ready();
-    ready.catch(() => {}); // awaited below; a failure before that must not go unhandled
+    // ready() before any server listens: refused at once with the typed cause (retrying cannot
+    // help until the application listens), instead of hanging.
+    const refused = await manager.ready().then(
+      () => null,
+      (e: unknown) => e as CertkeeperError,
+    );
     const { error, retryAt } = await failed;
     expect(error.code).toBe('CHALLENGE_UNAVAILABLE');
     expect(error.message).toMatch(/listen/);
     expect(error.message).toMatch(/ready\(\)/);
     expect(error.details).toMatchObject({ challenge: 'tls-alpn-01', retryable: false });
+    expect(refused?.code).toBe('NOT_READY');
+    expect(refused?.details.failed).toEqual({ [name]: 'CHALLENGE_UNAVAILABLE' });
     // Not the minute-by-minute schedule: each retry would be one more order at the CA.
     expect(retryAt.getTime() - Date.now()).toBeGreaterThan(3_600_000);
 
-    // The README's next step: the server is created and listens. The order goes again at once.
+    // The server is created and listens: the order goes again at once, and ready() resolves.
     await serve(manager);
-    await within(ready, 20_000, 'ready() after the server started listening');
+    await within(manager.ready(), 20_000, 'ready() after the server started listening');
     expect(await served(pebble.tlsPort, name, root)).toBe(
       manager.certificate(manager.status()[0]!.id)!.serial,
     );

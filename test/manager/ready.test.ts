@@ -101,6 +101,24 @@ describe('ready()', () => {
     });
   });
 
+  it('rejects at once when that failure came before the call (during start): nothing will change it', async () => {
+    const spent = {
+      id: 'spent',
+      async issue(): Promise<never> {
+        // TOKEN_ALREADY_USED is not retryable by its code alone (no details.retryable).
+        throw new CertkeeperError('TOKEN_ALREADY_USED', 'the enrollment token was used already');
+      },
+    };
+    const manager = make({ issuer: spent });
+    const failed = new Promise((resolve) => manager.once('renewalFailed', resolve));
+    await manager.start();
+    await failed;
+    await expect(manager.ready({ timeoutMs: 60_000 })).rejects.toMatchObject({
+      code: 'NOT_READY',
+      details: { reason: 'not-retryable', failed: { web: 'TOKEN_ALREADY_USED' } },
+    });
+  });
+
   it('rejects when its signal aborts, with the errors known so far', async () => {
     const manager = make({ issuer: unreachableIssuer });
     await manager.start();
