@@ -4,7 +4,7 @@
  * (deploy.ts). Its outcome is recorded on the state — failures count, back off and are reported
  * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
  */
-import { CertkeeperError, isRetryable } from '../errors.js';
+import { CertkeeperError, describeCause, isRetryable } from '../errors.js';
 import type { Issuer } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
@@ -58,7 +58,17 @@ export async function attempt(
         );
         await deployGeneration(core, state, generation, started, lockSignal);
       },
-      { ttlMs: options.lockTtlMs, signal },
+      {
+        ttlMs: options.lockTtlMs,
+        signal,
+        // The certificate is deployed and announced: a store failing only at the release (its
+        // directory deleted, say) must not turn that into a renewalFailed after `obtained`.
+        onReleaseError: (error) =>
+          options.logger.warn('releasing the issue lock failed; it lapses by itself', {
+            id: cert.id,
+            error: describeCause(error),
+          }),
+      },
     );
     succeeded(state);
     // Only now: the swap is verified and announced (deploy.ts), which is what ready() promises.

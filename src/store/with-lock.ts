@@ -11,6 +11,11 @@ export interface WithLockOptions {
   ttlMs?: number;
   /** Cancels waiting for the lock (rejects with `LOCK_ABORTED`) and is passed on to `fn`. */
   signal?: AbortSignal;
+  /**
+   * Receives an unlock error after `fn` succeeded, instead of it being thrown: for work whose
+   * success must stand (a certificate already deployed) when the store fails only at the release.
+   */
+  onReleaseError?: (error: unknown) => void;
 }
 
 /**
@@ -21,8 +26,8 @@ export interface WithLockOptions {
  *
  * As the `Store` contract says, re-check inside `fn` whether the work is still needed.
  *
- * `fn`'s error wins over an unlock error; if `fn` succeeds, an unlock error is thrown (the lease
- * then lapses by itself after its TTL).
+ * `fn`'s error wins over an unlock error; if `fn` succeeds, an unlock error is thrown, or given to
+ * `onReleaseError` (the lease then lapses by itself after its TTL).
  */
 export async function withLock<T>(
   store: Store,
@@ -110,6 +115,7 @@ export async function withLock<T>(
     await release().catch(() => {});
     throw err;
   }
-  await release();
+  if (options.onReleaseError) await release().catch(options.onReleaseError);
+  else await release();
   return result;
 }

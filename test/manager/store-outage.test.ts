@@ -5,7 +5,7 @@ import { afterEach, expect, it } from 'vitest';
 import { CertkeeperError } from '../../src/errors.js';
 import { createCertificateManager } from '../../src/manager/manager.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { Store } from '../../src/store/store.js';
+import type { LockLease, Store } from '../../src/store/store.js';
 import { SwitchableIssuer } from '../support/issuers.js';
 import { eventually } from '../support/services.js';
 
@@ -64,4 +64,37 @@ it('a replica starting during a read outage orders nothing and serves the stored
   await second.ready();
   await eventually(() => second.certificate('web')?.serial === stored || null, 10_000);
   expect(issuer.calls).toBe(1);
+});
+
+it('a store that fails only at releasing the issue lock costs nothing: obtained, and no renewalFailed after it', async () => {
+  // The store directory deleted while a renewal runs failed the release of the issue lock after
+  // the certificate was deployed and announced: `renewalFailed(STORE_IO)` followed `obtained`.
+  const memory = new MemoryStore();
+  const issuer = new SwitchableIssuer({ lifetimeMs: 3_600_000 });
+  const manager = createCertificateManager({
+    store: new Proxy(memory, {
+      get(target, prop) {
+        if (prop === 'unlock') {
+          return async (lease: LockLease) => {
+            if (lease.name.startsWith('issue/')) throw new CertkeeperError('STORE_IO', 'the store is gone');
+            return target.unlock(lease);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }),
+    issuer,
+    logger: quiet,
+    certificates: [{ id: 'web', names: ['localhost'] }],
+    reconcileIntervalMs: 0,
+  });
+  stops.push(() => manager.stop());
+  const events: string[] = [];
+  manager.on('obtained', () => events.push('obtained'));
+  manager.on('renewalFailed', (e) => events.push(`renewalFailed:${e.error.code}`));
+  await manager.start();
+  await manager.ready({ timeoutMs: 10_000 });
+  expect(events).toEqual(['obtained']);
+  expect(manager.status()[0]).toMatchObject({ failures: 0, lastError: null });
 });

@@ -176,6 +176,16 @@ describe('withLock', () => {
     ).rejects.toBe(own);
   });
 
+  it('gives an unlock failure after success to onReleaseError instead of throwing it', async () => {
+    const store = new MemoryStore();
+    vi.spyOn(store, 'unlock').mockRejectedValue(new CertkeeperError('STORE_IO', 'unlock failed'));
+    const seen: unknown[] = [];
+    await expect(withLock(store, 'a', async () => 7, { onReleaseError: (e) => seen.push(e) })).resolves.toBe(
+      7,
+    );
+    expect(seen).toMatchObject([{ code: 'STORE_IO' }]);
+  });
+
   it('validates ttlMs before touching the store', async () => {
     const store = new MemoryStore();
     await expect(withLock(store, 'a', async () => 1, { ttlMs: 0 })).rejects.toMatchObject({
