@@ -131,7 +131,45 @@ export function scrubSecrets(text: string): string {
 }
 
 function redactRun(run: string): string {
-  return looksLikeSecret(run) ? '[redacted]' : run;
+  return isSecretRun(run) ? '[redacted]' : run;
+}
+
+/**
+ * A run with `/` is a file path or a store key, or standard base64 of key bytes (base64url has no
+ * `/`). Judged as one string, a path with a temp directory's random suffix or a host name in it
+ * mixes upper case, lower case and digits like key bytes do, so such a run is judged by its parts:
+ * real base64 (a `+` or padding) stays one run; a segment that is a secret alone (base64url in a
+ * URL path, long hex) makes the whole run one; and so does a stretch of segments without `-` or
+ * `_` (standard base64 has neither) that holds a long mixed segment or looks random as a whole.
+ */
+function isSecretRun(run: string): boolean {
+  if (!run.includes('/') || /[+=]/.test(run)) return looksLikeSecret(run);
+  const segments = run.split('/');
+  if (segments.some((s) => s.length >= 40 && looksLikeSecret(s))) return true;
+  let stretch = '';
+  for (const s of [...segments, '-']) {
+    if (!/[-_]/.test(s)) {
+      if (s.length >= 20 && looksLikeSecret(s)) return true;
+      stretch += s;
+      continue;
+    }
+    if (stretch.length >= 30 && looksLikeSecret(stretch) && looksRandom(stretch)) return true;
+    stretch = '';
+  }
+  return false;
+}
+
+/**
+ * Random base64 changes class (upper, lower, digit) at ~62% of its neighbouring characters and
+ * half its letters are upper case; words, names and serials are far below either.
+ */
+function looksRandom(text: string): boolean {
+  const letters = text.replace(/[^A-Za-z]/g, '');
+  const upper = letters.replace(/[^A-Z]/g, '').length / Math.max(1, letters.length);
+  let changes = 0;
+  const kind = (c: string) => (c >= 'a' && c <= 'z' ? 0 : c >= 'A' && c <= 'Z' ? 1 : 2);
+  for (let i = 1; i < text.length; i++) if (kind(text[i]!) !== kind(text[i - 1]!)) changes++;
+  return changes / (text.length - 1) >= 0.4 || upper >= 0.3;
 }
 
 /**

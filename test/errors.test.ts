@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PrivateKey } from '../src/crypto/keys.js';
@@ -174,6 +174,60 @@ describe('scrubbing the forms key bytes take in foreign errors', () => {
     // Key text glued to a scheme is no host: it is scrubbed like any other run.
     const b64 = randomBytes(60).toString('base64').replace(/[+/]/g, 'A');
     expect(scrubSecrets(`https://${b64}`)).not.toContain(b64.slice(0, 12));
+  });
+});
+
+describe('paths and store keys are no secrets; key material in any encoding is', () => {
+  // Runs of base64-alphabet characters that are file paths or store keys, as errors print them.
+  const kept = [
+    "EACCES: permission denied, lstat '/tmp/certkeeper-race-YFEHkR/store/challenges'",
+    "ENOENT: no such file or directory, lstat '/tmp/certkeeper-race-Y3FHk9/store/challenges/http-01'",
+    'writing store key "accounts/Pebble_14000-dir/acct-0123456789abcdef/key" failed',
+    'writing store key "cluster/members/Build-Server-01-48213-9f3a01bc" failed',
+    'reading store key "challenges/tls-alpn-01-acks/api/Web01-4821-9f3a01bc" failed',
+    "open '/home/Alice/Projects2024/certkeeper/store/certificates/internal'",
+    'store key certificates/internal/@api/2b51048a3632752aad057edc0df959a4/cert',
+    "mkdir '/var/lib/certkeeper/ca/ProdCA2/Intermediate2/next'",
+  ];
+  it.each(kept)('keeps %s', (text) => {
+    expect(scrubSecrets(text)).toBe(text);
+  });
+
+  it('redacts key material as base64 (with and without padding or "+"), base64url and hex', async () => {
+    // Deterministic "random" bytes, so the table is the same on every run.
+    const bytesOf = (i: number, n: number) =>
+      Buffer.concat([0, 1].map((j) => createHash('sha512').update(`secret-${i}-${j}`).digest())).subarray(
+        0,
+        n,
+      );
+    const secrets: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const bytes = bytesOf(i, 30 + (i % 35));
+      secrets.push(
+        bytes.toString('base64'),
+        bytes.toString('base64').replace(/=+$/, ''),
+        bytes.toString('base64url'),
+        // standard base64 with no "+" and no padding: only '/' splits it, as in a path
+        bytes.toString('base64').replaceAll('+', '/').replace(/=+$/, ''),
+      );
+      if (bytes.length > 32) secrets.push(bytes.toString('hex'));
+    }
+    for (const type of ['ec-p256', 'ec-p384', 'rsa-2048'] as const) {
+      const der = (await PrivateKey.generate(type)).keyObject.export({ type: 'pkcs8', format: 'der' });
+      secrets.push(der.toString('base64'), der.toString('base64url'), der.toString('hex'));
+    }
+    for (const secret of secrets) {
+      for (const text of [
+        `key ${secret} rejected`,
+        `lstat '/tmp/x/${secret}'`,
+        `store key "a/${secret}/b"`,
+      ]) {
+        const scrubbed = scrubSecrets(text);
+        expect(scrubbed, text).toContain('[redacted]');
+        expect(scrubbed, text).not.toContain(secret.slice(0, 12));
+        expect(scrubbed, text).not.toContain(secret.slice(-12));
+      }
+    }
   });
 });
 

@@ -4,6 +4,12 @@
  * request lands on can answer it; the handler reads the store on every request (the CA's
  * validation attempts, three concurrent ones with Pebble, are the only traffic it sees).
  *
+ * An answer is trust: served, it lets whoever ordered that token at a CA pass validation for the
+ * fleet's names. It is stored at `layout.http01Answer` (`challenges/http-01/<token>.key`), which
+ * stores with encryption keys seal like a private key and refuse in plaintext, so a writer of the
+ * store without the keys cannot plant one. Answers at the key of earlier versions (no `.key`) are
+ * never read.
+ *
  * The handler plugs into any Node HTTP server:
  *   plain http  `http.createServer((req, res) => handler(req, res, () => app(req, res)))`
  *   Express     `app.use(handler)`                       (it calls `next()` for what it does not answer)
@@ -13,6 +19,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isCertkeeperError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
@@ -20,6 +27,7 @@ import type { ChallengeSolver, ChallengeTask } from './solver.js';
 
 const PREFIX = '/.well-known/acme-challenge/';
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const ANSWER = /^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$/;
 
 export class Http01Solver implements ChallengeSolver {
   readonly type = 'http-01' as const;
@@ -29,11 +37,11 @@ export class Http01Solver implements ChallengeSolver {
   }
 
   async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
-    await context.store.put(layout.challenge('http-01', task.token), task.keyAuthorization);
+    await context.store.put(layout.http01Answer(task.token), task.keyAuthorization);
   }
 
   async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
-    await context.store.delete(layout.challenge('http-01', task.token));
+    await context.store.delete(layout.http01Answer(task.token));
   }
 }
 
@@ -70,9 +78,16 @@ export function createHttp01Handler(store: Store): Http01Handler {
       pass();
       return;
     }
-    store.get(layout.challenge('http-01', token)).then(
-      (value) => (value ? answer(200, Buffer.from(value).toString('utf8')) : pass()),
-      () => pass(503),
+    store.get(layout.http01Answer(token)).then(
+      (value) => {
+        // Only a key authorization for this very token (`<token>.<thumbprint>`) is an answer.
+        const text = value ? Buffer.from(value).toString('utf8') : '';
+        if (text.startsWith(`${token}.`) && ANSWER.test(text)) answer(200, text);
+        else pass();
+      },
+      // A value that is not sealed where it must be (planted without the keys) is no answer of
+      // ours; a store that cannot be read is unavailable.
+      (error) => (isCertkeeperError(error, 'STORE_CORRUPT') ? pass() : pass(503)),
     );
   }) as Http01Handler;
   handler.matches = (req) => tokenOf(req) !== null;

@@ -9,12 +9,12 @@ import { resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
 import { parseNames } from '../crypto/names.js';
-import { CertkeeperError, isCertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
 import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
-import { certificateSegment } from '../store/layout.js';
+import { certificateSegment, issuerKey } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import { type RenewalPolicy, validatePolicy } from './policy.js';
 
@@ -197,6 +197,36 @@ function refuseUnknown(input: object, known: readonly string[], path: string): v
   }
 }
 
+/**
+ * Each issuer's accounts and certificates live under `issuerKey(id)`, which folds case, spaces and
+ * URLs (and cannot change without moving every stored record): two ids naming one directory
+ * ("Internal CA", "internal_ca") would share certificates, pointers and accounts.
+ */
+function refuseSharedDirectories(issuers: Issuer[], list: boolean): void {
+  const seen = new Map<string, number>();
+  issuers.forEach((issuer, i) => {
+    const path = list ? `issuer[${i}]` : 'issuer';
+    let key: string;
+    try {
+      key = issuerKey(issuer.id);
+    } catch (error) {
+      throw optionError(
+        path,
+        `id ${JSON.stringify(issuer.id.slice(0, 80))} names no store directory (${describeCause(error)})`,
+      );
+    }
+    const other = seen.get(key);
+    if (other !== undefined) {
+      throw optionError(
+        path,
+        `id ${JSON.stringify(issuer.id)} is stored in the same directory ("${key}") as issuer[${other}] ` +
+          `(${JSON.stringify(issuers[other]!.id)}): they would share certificates and accounts; give them ids that differ in more than case or punctuation`,
+      );
+    }
+    seen.set(key, i);
+  });
+}
+
 export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw optionError('', 'must be an object');
   refuseUnknown(options, MANAGER_OPTIONS, '');
@@ -222,6 +252,7 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   });
   if (new Set(issuers.map((i) => i.id)).size !== issuers.length)
     throw optionError('issuer', 'ids must be unique');
+  refuseSharedDirectories(issuers, Array.isArray(options.issuer));
 
   if (!Array.isArray(options.certificates)) throw optionError('certificates', 'must be an array');
   const certificates = options.certificates.map((c, i) =>

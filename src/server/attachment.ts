@@ -92,6 +92,8 @@ export interface ClientAuthOptions {
 
 /** Default session lifetime (s) when client certificates are verified. */
 export const CLIENT_AUTH_SESSION_TIMEOUT = 300;
+/** How long a handshake waits for the default certificate's first load before going on without it. */
+const DEFAULT_LOAD_WAIT_MS = 5_000;
 
 /** What an attachment needs from the manager. */
 export interface CertificateSource {
@@ -321,7 +323,7 @@ export class ServerAttachment {
     const id = this.#source.lookup(servername);
     if (id === undefined || !this.serves(id)) {
       if (this.#unknown === 'reject' && servername) cb(new Error(`no certificate for ${servername}`));
-      else cb(null);
+      else this.#serveDefault(cb);
       return;
     }
     const generation = this.#source.current(id);
@@ -340,7 +342,7 @@ export class ServerAttachment {
       (loaded) => {
         if (loaded) return this.#serve(id, loaded, cb);
         this.#source.logger.debug('no usable certificate yet; serving the default', { id, servername });
-        cb(null);
+        this.#serveDefault(cb);
       },
       (error: unknown) => {
         this.#source.logger.debug('loading a certificate for a handshake failed; serving the default', {
@@ -348,16 +350,54 @@ export class ServerAttachment {
           servername,
           code: (error as { code?: unknown })?.code,
         });
-        cb(null);
+        this.#serveDefault(cb);
       },
     );
   };
 
+  /**
+   * Answers with the default certificate. Not in memory yet (lazy loading: its first load starts
+   * at attach), the server's own context has no certificate: the handshake waits for that load
+   * (bounded) and is answered with the context it installed.
+   */
+  #serveDefault(cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+    const id = this.defaultId;
+    const generation = id === undefined ? undefined : this.#source.current(id);
+    if (generation) {
+      this.#serve(id!, generation, cb);
+      return;
+    }
+    if (id === undefined || !this.serves(id) || !this.#source.load) {
+      cb(null, this.#ownContext());
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, DEFAULT_LOAD_WAIT_MS, undefined);
+    });
+    Promise.race([this.#source.load(id), bounded])
+      .catch(() => undefined)
+      .then((loaded) => {
+        clearTimeout(timer);
+        if (loaded) this.#serve(id, loaded, cb);
+        else cb(null, this.#ownContext());
+      });
+  }
+
+  /**
+   * The server's own context as it is now. A connection keeps the one the server had when it was
+   * accepted, which lacks the default certificate when that was installed after (a lazy first
+   * load): answering with the current one, not "the server's own" (`cb(null)`), serves it.
+   */
+  #ownContext(): tls.SecureContext | undefined {
+    return (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
+  }
+
   #serve(id: string, generation: Generation, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
     const fp = generation.info.fingerprint256;
-    // The default certificate is already the server's own context: nothing to build or pass.
+    // The default certificate is the server's own context: nothing to build.
     if (fp === this.#defaultServed) {
-      cb(null);
+      cb(null, this.#ownContext());
       return;
     }
     try {

@@ -13,7 +13,8 @@
  * its first name (`certificateName`, no `@`); `legacyCertificate` finds those directories.
  *   accounts/<issuer>/<account>/account.json     ACME account URL and contact
  *   accounts/<issuer>/<account>/key.pem          account private key (sensitive)
- *   challenges/<type>/<token or name>              pending challenge answers, shared by replicas
+ *   challenges/http-01/<token>.key               an HTTP-01 answer (sealed like a private key)
+ *   challenges/tls-alpn-01/<name>.key            a TLS-ALPN-01 challenge certificate and key (sealed)
  *   ca/<ca-name>/...                             the embedded CA's root and intermediate
  *   locks/<name>                                 lock records (stores may keep them elsewhere)
  *   issue/@<id>                                  (lock name) obtaining one certificate
@@ -231,9 +232,18 @@ export const layout = {
     const dir = joinKey('accounts', issuerKey(issuer), segment(account));
     return { dir, record: `${dir}/account.json`, key: `${dir}/key.pem` };
   },
-  /** A challenge answer, e.g. `challenges/http-01/<token>`; any replica sharing the store can serve it. */
+  /** A challenge record, e.g. `challenges/tls-alpn-01/<name>.key`; any replica sharing the store can serve it. */
   challenge(type: string, id: string): string {
     return joinKey('challenges', type, id);
+  },
+  /**
+   * Where the HTTP-01 answer for `token` lives. The `.key` suffix makes it sensitive: stores with
+   * encryption keys seal it and refuse a plaintext value there, so a writer without the keys cannot
+   * plant an answer that passes a CA's validation for the fleet's names. A token has no `.`, so no
+   * token's key is another's.
+   */
+  http01Answer(token: string): string {
+    return joinKey('challenges', 'http-01', `${segment(token)}.key`);
   },
   ca(name: string, file: string): string {
     return joinKey('ca', segment(name), file);

@@ -75,6 +75,8 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
   readonly #exportPath: string | undefined;
   #exporting: Promise<void> | undefined;
   #exportAgain = false;
+  /** Every write of a bundle file, in order: two at once could rename an older bundle last. */
+  #writes: Promise<unknown> = Promise.resolve();
   readonly #pollMs: number;
   readonly #abort = new AbortController();
   #bundle: TrustBundle = EMPTY;
@@ -212,9 +214,19 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
     }
   }
 
-  /** Writes the current bundle to `path` atomically (temp file, fsync, rename). */
-  async exportPem(path: string, mode?: number): Promise<void> {
-    await writeBundleFile(path, this.#bundle, mode);
+  /**
+   * Writes the current bundle to `path` atomically (temp file, fsync, rename), after any write of
+   * a bundle file under way (the automatic export of a change): when it resolves, the file holds
+   * the bundle current when the write began and no write of it is in progress.
+   */
+  exportPem(path: string, mode?: number): Promise<void> {
+    return this.#write(path, mode);
+  }
+
+  #write(path: string, mode?: number): Promise<void> {
+    const run = this.#writes.then(() => writeBundleFile(path, this.#bundle, mode));
+    this.#writes = run.catch(() => {});
+    return run;
   }
 
   async #update(force: boolean): Promise<TrustBundle> {
@@ -287,7 +299,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
       do {
         this.#exportAgain = false;
         try {
-          await writeBundleFile(path, this.#bundle);
+          await this.#write(path);
         } catch (error) {
           this.emit('exportFailed', { path, error: error as CertkeeperError });
         }

@@ -1,15 +1,25 @@
 // HTTP-01 answers from the store, in every server shape users have: plain http, Express,
-// Fastify, and the standalone listener that redirects everything else to HTTPS.
+// Fastify, and the standalone listener that redirects everything else to HTTPS. Answers are sealed
+// like private keys, so a writer of a shared store without the encryption keys cannot plant one
+// (planted in a real Redis, own prefix).
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttp01Handler, Http01Solver, startHttp01Server } from '../../src/challenges/http-01.js';
 import { systemClock } from '../../src/clock.js';
 import type { IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { RedisStore } from '../../src/store/redis-store.js';
+import type { Store } from '../../src/store/store.js';
+import { redisPeer } from '../support/services.js';
+
+const redisUrl = await redisPeer();
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,7 +34,7 @@ const task = {
   keyAuthorization: 'tok_EN-123.thumb',
 };
 
-function context(store: MemoryStore): IssuerContext {
+function context(store: Store): IssuerContext {
   return { store, clock: systemClock, logger: silentLogger, signal: new AbortController().signal };
 }
 
@@ -175,4 +185,73 @@ describe('HTTP-01', () => {
     expect(new Http01Solver().supports({ type: 'dns', value: 'a.test' }, true)).toBe(false);
     expect(new Http01Solver().supports({ type: 'ip', value: '127.0.0.1' }, false)).toBe(true);
   });
+});
+
+describe('HTTP-01 answers are sealed in the store', () => {
+  // Where a writer of the store would plant an answer: the key earlier versions used, and the one
+  // the answer lives at now.
+  const plantKeys = (token: string) => [`challenges/http-01/${token}`, `challenges/http-01/${token}.key`];
+
+  it('an answer in the format of earlier versions is ignored', async () => {
+    const store = new MemoryStore();
+    const handler = createHttp01Handler(store);
+    const port = await listen(http.createServer((req, res) => handler(req, res)));
+    await store.put(`challenges/http-01/${task.token}`, task.keyAuthorization);
+    expect(await get(port, `/.well-known/acme-challenge/${task.token}`)).toMatchObject({ status: 404 });
+    // What the solver writes is answered.
+    await new Http01Solver().present(task, context(store));
+    expect(await get(port, `/.well-known/acme-challenge/${task.token}`)).toMatchObject({
+      status: 200,
+      body: task.keyAuthorization,
+    });
+  });
+
+  it.skipIf(!redisUrl)(
+    'Redis with encryption keys: the answer is sealed at rest, and a writer without the keys cannot plant one',
+    async () => {
+      const prefix = `certkeeper-test-http01-${randomUUID()}`;
+      const randomKey = randomBytes(32).toString('base64');
+      const open = (keys: boolean) =>
+        new RedisStore({
+          url: redisUrl!,
+          prefix,
+          encryption: keys ? { keys: [randomKey] } : 'none',
+          logger: quiet,
+        });
+      const store = open(true);
+      const writer = open(false);
+      const admin = new Redis(redisUrl!, { lazyConnect: true });
+      closers.push(async () => {
+        await store.close();
+        await writer.close();
+        const keys = await admin.keys(`${prefix}:*`);
+        if (keys.length > 0) await admin.del(...keys);
+        await admin.quit();
+      });
+      const handler = createHttp01Handler(store);
+      const port = await listen(http.createServer((req, res) => handler(req, res)));
+
+      // The fleet's own answer: served, and sealed at rest.
+      await new Http01Solver().present(task, context(store));
+      expect(await get(port, `/.well-known/acme-challenge/${task.token}`)).toMatchObject({
+        status: 200,
+        body: task.keyAuthorization,
+      });
+      const stored = await admin.keys(`${prefix}:v:challenges/http-01/*`);
+      expect(stored).toHaveLength(1);
+      const raw = (await admin.hgetBuffer(stored[0]!, 'd'))!;
+      expect(raw.subarray(0, 3).toString('latin1')).toBe('CKE');
+      expect(raw.toString('latin1')).not.toContain(task.keyAuthorization);
+
+      // The attack: a token of the attacker's own order at a CA, answered by the fleet's listener.
+      const planted = {
+        token: 'attacker-order-token',
+        keyAuthorization: 'attacker-order-token.attacker-thumb',
+      };
+      for (const key of plantKeys(planted.token)) await writer.put(key, planted.keyAuthorization);
+      const answer = await get(port, `/.well-known/acme-challenge/${planted.token}`);
+      expect(answer.body).not.toContain(planted.keyAuthorization);
+      expect(answer.status).toBe(404);
+    },
+  );
 });

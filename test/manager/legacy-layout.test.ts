@@ -27,18 +27,26 @@ function app(
   certificates: ManagedCertificateOptions[],
   eager = true,
 ) {
+  // Repairs run in the background of a lazy load; the log line is when one is done.
+  const repaired = new Map<string, () => void>();
   const m = createCertificateManager({
     store,
     issuer,
     certificates,
-    logger: quiet,
+    logger: {
+      ...quiet,
+      info(message: string, fields?: Record<string, unknown>) {
+        if (message === 'stored certificate repaired') repaired.get(String(fields?.id))?.();
+      },
+    },
     reconcileIntervalMs: 0,
     ...(eager ? {} : { eagerLoadLimit: 0 }),
   });
   const invalid: string[] = [];
   m.on('storedInvalid', (e) => invalid.push(`${e.id}:${e.error.code}`));
   cleanup.push(() => m.stop());
-  return { m, invalid };
+  const repairOf = (id: string) => new Promise<void>((resolve) => repaired.set(id, resolve));
+  return { m, invalid, repairOf };
 }
 
 /**
@@ -126,8 +134,22 @@ describe('a store laid out by the previous version (first-name directories)', ()
     lazy.m.on('loaded', (e) => loaded.set(e.id, e.serial));
     await lazy.m.start();
     expect(Object.fromEntries(loaded)).toEqual(Object.fromEntries(serials));
+    // The move runs after the first handshake, in the background (a handshake never waits for
+    // store writes): held here until the handshake is done, as a loaded CPU may delay it.
+    let handshakeDone!: () => void;
+    const held = new Promise<void>((resolve) => {
+      handshakeDone = resolve;
+    });
+    const tryLock = store.tryLock.bind(store);
+    store.tryLock = async (name, options) => {
+      if (name === layout.issueLock('*.example.com')) await held;
+      return tryLock(name, options);
+    };
+    const moved = lazy.repairOf('*.example.com');
     // A certificate other than the server's default, loaded by its first handshake.
     expect(await served(lazy.m, 'a.example.com')).toBe(serials.get('*.example.com'));
+    handshakeDone();
+    await moved;
     expect((await readPointer(store, issuer.id, '*.example.com'))?.serial).toBe(serials.get('*.example.com'));
     expect(await store.list(layout.legacyCertificate(issuer.id, '*.example.com').dir)).toEqual([]);
   });
