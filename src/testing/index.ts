@@ -2,6 +2,12 @@
 
 export { FakeClock } from './fake-clock.js';
 export {
+  type IssuerConformanceOptions,
+  type IssuerFactory,
+  type IssuerUnderTest,
+  runIssuerConformance,
+} from './issuer-conformance.js';
+export {
   runStoreConformance,
   type StoreConformanceOptions,
   type StoreFactory,
