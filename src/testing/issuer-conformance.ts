@@ -29,6 +29,7 @@ import type {
 } from '../issuers/issuer.js';
 import { silentLogger } from '../logger.js';
 import { MemoryStore } from '../store/memory-store.js';
+import type { Store } from '../store/store.js';
 import { anchorProblems, issuedKey, issuedProblems, makeRequest, withBrokenCsr } from './issuer-checks.js';
 import { abortedSignal, failureProblems, freshLabel, within } from './kit-support.js';
 
@@ -44,6 +45,8 @@ export interface IssuerUnderTest {
   keyTypes?: KeyType[];
   /** What the issuer gets in its context. Default: a fresh MemoryStore, the system clock, no logs. */
   context?: Partial<Omit<IssuerContext, 'signal'>>;
+  /** One issuer may run several issuances at once. Default true (false skips that test). */
+  concurrent?: boolean;
   /** Runs before each `issue` / `renew` of the suite (mint a one-time token for `request.names`). */
   prepare?(request: CertificateRequest): void | Promise<void>;
   /** Whether the CA lists this serial (lowercase hex) as revoked: enables that check after `revoke`. */
@@ -62,6 +65,24 @@ export interface IssuerConformanceOptions {
   promptMs?: number;
   /** Timeout of each test. Default 60 000 ms (an ACME order validates challenges). */
   timeoutMs?: number;
+}
+
+/** `store`, calling `trip` once, at the first call of any of its methods. */
+function onFirstCall(store: Store, trip: () => void): Store {
+  let tripped = false;
+  return new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (!tripped) {
+          tripped = true;
+          trip();
+        }
+        return value.apply(target, args);
+      };
+    },
+  });
 }
 
 type Renewal = CertificateRequest & { current: NonNullable<CertificateRequest['current']> };
@@ -151,23 +172,37 @@ export async function runIssuerConformance(
       });
     }
 
-    test('issue() with an already aborted signal rejects promptly with a CertkeeperError', async () => {
+    test('issue() with an already aborted signal rejects promptly with a CertkeeperError; the issuer works afterwards', async () => {
       const request = await makeRequest([dnsName()]);
       const outcome = await within(() => issue(request, abortedSignal()), prompt);
       expect(outcome.settled, `issue() did not settle within ${prompt} ms`).toBe(true);
       expect(outcome.rejected, 'issue() resolved although its signal was aborted').toBe(true);
       expectTypedFailure(outcome.error, request);
+      await issueChecked(await makeRequest([dnsName()]));
     });
 
-    test('issue() whose signal is aborted while it works settles promptly, a rejection typed', async () => {
+    test('issue() whose signal is aborted at its first store access settles promptly; the issuer works afterwards', async () => {
       const request = await makeRequest([dnsName()]);
       await sut.prepare?.(request);
       const controller = new AbortController();
-      const running = sut.issuer.issue(request, context(controller.signal));
-      setImmediate(() => controller.abort());
+      const store = onFirstCall(base.store, () => controller.abort());
+      const running = sut.issuer.issue(request, { ...context(controller.signal), store });
       const outcome = await within(() => running, prompt + 1_000);
       expect(outcome.settled, 'issue() did not settle after its signal was aborted').toBe(true);
       if (outcome.rejected) expectTypedFailure(outcome.error, request);
+      await issueChecked(await makeRequest([dnsName()]));
+    });
+
+    test('concurrent issue() calls for different names each get their own certificate', async (t) => {
+      if (sut.concurrent === false) return t.skip('the factory says one issuance at a time');
+      const requests = await Promise.all([0, 1, 2].map(() => makeRequest([dnsName()])));
+      for (const request of requests) await sut.prepare?.(request);
+      const issued = await Promise.all(requests.map((r) => sut.issuer.issue(r, context())));
+      const now = clock.now();
+      const trusted = await anchors();
+      for (const [i, request] of requests.entries()) {
+        expect(issuedProblems(request, issued[i]!, trusted, now).problems, request.names[0]).toEqual([]);
+      }
     });
 
     // Some CAs (Pebble) do not check a CSR's signature: they may issue, for the CSR's key only.
