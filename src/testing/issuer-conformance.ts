@@ -172,13 +172,17 @@ export async function runIssuerConformance(
       });
     }
 
-    test('issue() with an already aborted signal rejects promptly with a CertkeeperError; the issuer works afterwards', async () => {
-      const request = await makeRequest([dnsName()]);
-      const outcome = await within(() => issue(request, abortedSignal()), prompt);
-      expect(outcome.settled, `issue() did not settle within ${prompt} ms`).toBe(true);
-      expect(outcome.rejected, 'issue() resolved although its signal was aborted').toBe(true);
-      expectTypedFailure(outcome.error, request);
-      await issueChecked(await makeRequest([dnsName()]));
+    test('issue() with an already aborted signal rejects promptly with a CertkeeperError, before and after a first issuance', async () => {
+      // First on a cold issuer (no account, no CA state yet), then on a warm one: a cached state
+      // must not let an aborted call through.
+      for (const round of ['cold', 'warm']) {
+        const request = await makeRequest([dnsName()]);
+        const outcome = await within(() => issue(request, abortedSignal()), prompt);
+        expect(outcome.settled, `${round}: issue() did not settle within ${prompt} ms`).toBe(true);
+        expect(outcome.rejected, `${round}: issue() resolved although its signal was aborted`).toBe(true);
+        expectTypedFailure(outcome.error, request);
+        await issueChecked(await makeRequest([dnsName()])); // it works afterwards
+      }
     });
 
     test('issue() whose signal is aborted at its first store access settles promptly; the issuer works afterwards', async () => {
