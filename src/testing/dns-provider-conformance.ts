@@ -19,7 +19,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { TestContext } from 'vitest';
 import type { DnsProvider } from '../challenges/dns-01.js';
-import { eventually, failureProblems, freshLabel, freshToken, within } from './kit-support.js';
+import { eventually, expectNone, failureProblems, freshLabel, freshToken, within } from './kit-support.js';
 
 export interface DnsProviderUnderTest {
   provider: DnsProvider;
@@ -167,7 +167,7 @@ export async function runDnsProviderConformance(
         const outcome = await within(call, prompt);
         expect(outcome.settled, `the call did not settle within ${prompt} ms`).toBe(true);
         expect(outcome.rejected, 'a failing API call resolved').toBe(true);
-        expect(failureProblems(outcome.error), 'the failure').toEqual([]);
+        expectNone('the failure', failureProblems(outcome.error));
       }
     });
   });

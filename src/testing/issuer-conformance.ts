@@ -31,7 +31,7 @@ import { silentLogger } from '../logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { Store } from '../store/store.js';
 import { anchorProblems, issuedKey, issuedProblems, makeRequest, withBrokenCsr } from './issuer-checks.js';
-import { abortedSignal, failureProblems, freshLabel, within } from './kit-support.js';
+import { abortedSignal, expectNone, failureProblems, freshLabel, within } from './kit-support.js';
 
 export interface IssuerUnderTest {
   issuer: Issuer;
@@ -128,7 +128,7 @@ export async function runIssuerConformance(
     async function issueChecked(request: CertificateRequest) {
       const issued = await issue(request);
       const { problems, leaf } = issuedProblems(request, issued, await anchors(), clock.now());
-      expect(problems, 'the issued certificate').toEqual([]);
+      expectNone('the issued certificate', problems);
       return { issued, info: leaf!, key: issuedKey(request, issued) };
     }
 
@@ -139,7 +139,7 @@ export async function runIssuerConformance(
     }
 
     function expectTypedFailure(error: unknown, request?: CertificateRequest): void {
-      expect(failureProblems(error, request ? [request.key] : []), 'the failure').toEqual([]);
+      expectNone('the failure', failureProblems(error, request ? [request.key] : []));
     }
 
     // ---- issue --------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ export async function runIssuerConformance(
       const now = clock.now();
       const trusted = await anchors();
       for (const [i, request] of requests.entries()) {
-        expect(issuedProblems(request, issued[i]!, trusted, now).problems, request.names[0]).toEqual([]);
+        expectNone(request.names[0]!, issuedProblems(request, issued[i]!, trusted, now).problems);
       }
     });
 
@@ -217,7 +217,10 @@ export async function runIssuerConformance(
       if (outcome.rejected) return expectTypedFailure(outcome.error, request);
       const issued = outcome.value!;
       expect(issued.key, 'a key returned for a CSR the issuer could not trust').toBeUndefined();
-      expect(issuedProblems(request, issued, await anchors(), clock.now()).problems).toEqual([]);
+      expectNone(
+        'the issued certificate',
+        issuedProblems(request, issued, await anchors(), clock.now()).problems,
+      );
     });
 
     test('an unreachable CA: issue() rejects promptly with a CertkeeperError without key material', async (t) => {
@@ -240,7 +243,7 @@ export async function runIssuerConformance(
     test('issue() of a renewal (request.current set) gives a new serial for the same names', async () => {
       const renewal = await renewalOf([dnsName()]);
       const { info } = await issueChecked(renewal);
-      expect(info.serialNumber).not.toBe(renewal.current.info.serialNumber);
+      expect(info.serialNumber, 'the renewed serial').not.toBe(renewal.current.info.serialNumber);
     });
 
     test('renew() gives a new serial for the same names, for the key it certifies', async (t) => {
@@ -249,8 +252,8 @@ export async function runIssuerConformance(
       await sut.prepare?.(renewal);
       const renewed = await sut.issuer.renew(renewal, context());
       const { problems, leaf } = issuedProblems(renewal, renewed, await anchors(), clock.now());
-      expect(problems, 'the renewed certificate').toEqual([]);
-      expect(leaf!.serialNumber).not.toBe(renewal.current.info.serialNumber);
+      expectNone('the renewed certificate', problems);
+      expect(leaf!.serialNumber, 'the renewed serial').not.toBe(renewal.current.info.serialNumber);
       const key = issuedKey(renewal, renewed);
       expect([renewal.key, renewal.current.key]).toContain(key);
     });
@@ -292,7 +295,7 @@ export async function runIssuerConformance(
     test('trustAnchors() lists CA certificates only, the same ones each time', async (t) => {
       if (!sut.issuer.trustAnchors) return t.skip('the issuer has no trustAnchors()');
       const first = await sut.issuer.trustAnchors(context());
-      expect(anchorProblems(first)).toEqual([]);
+      expectNone('the anchors', anchorProblems(first));
       expect(await sut.issuer.trustAnchors(context())).toEqual(first);
     });
 

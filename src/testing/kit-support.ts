@@ -3,6 +3,7 @@
  * look (a CertkeeperError with a documented code and no key material), what "promptly" means,
  * and fresh names and tokens for each test.
  */
+import { fail } from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { PrivateKey } from '../crypto/keys.js';
@@ -74,6 +75,11 @@ const KNOWN_CODES: Record<ErrorCode, true> = {
   AGENT_CLOSED: true,
   INVALID_OPTION: true,
 };
+
+/** Fails the test listing every problem, in full (an assertion diff would cut them short). */
+export function expectNone(what: string, problems: readonly string[]): void {
+  if (problems.length > 0) fail(`${what}: ${problems.join('; ')}`);
+}
 
 /** Private keys as text: a PEM block, a JWK's private member. */
 const KEY_MATERIAL = /PRIVATE KEY|"d"\s*:\s*"|\bd:\s*'/;
