@@ -35,7 +35,7 @@ it.each([
   [
     'renew() hands back the current certificate',
     'renew() gives a new serial for the same names, for the key it certifies',
-    'serial',
+    'the renewed serial',
   ],
   [
     'revoke() revokes nothing',
