@@ -171,7 +171,7 @@ export async function runChallengeSolverConformance(
       await expectAnswered(t);
       await sut.solver.cleanup(t, context());
       await expectGone(t);
-      expect(await snapshot(base.store)).toEqual(before);
+      expect(await snapshot(base.store), 'the store after cleanup()').toEqual(before);
     });
 
     test('cleanup() of a challenge never presented resolves and touches no other answer', async () => {
@@ -179,7 +179,7 @@ export async function runChallengeSolverConformance(
       await sut.solver.present(kept, context());
       const during = await snapshot(base.store);
       await sut.solver.cleanup(task(first()), context());
-      expect(await snapshot(base.store)).toEqual(during);
+      expect(await snapshot(base.store), 'the store after cleanup() of a stranger').toEqual(during);
       await expectAnswered(kept);
       await sut.solver.cleanup(kept, context());
       await sut.solver.cleanup(kept, context()); // twice is harmless too
@@ -208,7 +208,7 @@ export async function runChallengeSolverConformance(
       if (outcome.rejected) expectNone('the failure', failureProblems(outcome.error));
       await sut.solver.cleanup(t, context());
       await expectGone(t);
-      expect(await snapshot(base.store)).toEqual(before);
+      expect(await snapshot(base.store), 'the store after cleanup()').toEqual(before);
     });
   });
 }
