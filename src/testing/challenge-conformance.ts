@@ -151,6 +151,21 @@ export async function runChallengeSolverConformance(
       }
     });
 
+    test('unavailable() agrees with supports(): nothing where the solver answers, else a typed error', (t) => {
+      const unavailable = sut.solver.unavailable?.bind(sut.solver);
+      if (!unavailable) return t.skip('the solver has no unavailable()');
+      for (const kind of ['dns', 'wildcard', 'ip'] as const) {
+        const probe = task(kind === 'ip' && !sut.ip ? 'dns' : kind);
+        const ctx = context();
+        const why = unavailable(probe.identifier, probe.wildcard, ctx);
+        if (sut.solver.supports(probe.identifier, probe.wildcard, ctx)) {
+          expect(why, `unavailable() for a ${kind} the solver answers`).toBeUndefined();
+        } else if (why !== undefined) {
+          expectNone(`unavailable() for a ${kind}`, failureProblems(why));
+        }
+      }
+    });
+
     test('present() makes each kind of answer reachable the way a CA reaches it; cleanup() takes it away and leaves the store as it was', async () => {
       const before = await snapshot(base.store);
       for (const kind of answeredKinds()) {

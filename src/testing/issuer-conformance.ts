@@ -18,6 +18,7 @@
  * Like `runStoreConformance`, it registers vitest tests (vitest is loaded with a dynamic `import()`).
  */
 import type { TestContext } from 'vitest';
+import { CHALLENGE_TYPES } from '../challenges/solver.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { KeyType } from '../crypto/keys.js';
 import type {
@@ -148,6 +149,13 @@ export async function runIssuerConformance(
       expect(typeof sut.issuer.id).toBe('string');
       expect(sut.issuer.id.length).toBeGreaterThan(0);
       expect(sut.issuer.id).toBe(sut.issuer.id);
+    });
+
+    test('challengeTypes, when listed, names challenge types only', (t) => {
+      const types = sut.issuer.challengeTypes;
+      if (types === undefined) return t.skip('the issuer lists no challengeTypes');
+      expect(Array.isArray(types)).toBe(true);
+      for (const type of types) expect(CHALLENGE_TYPES).toContain(type);
     });
 
     test('issue(): a chain, leaf first, for exactly the requested name and the request key, valid now', async () => {
