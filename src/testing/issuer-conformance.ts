@@ -286,6 +286,32 @@ export async function runIssuerConformance(
       await issueChecked(await makeRequest([dnsName()]));
     });
 
+    test('revoke() with an already aborted signal rejects promptly with a CertkeeperError and revokes nothing', async (t) => {
+      if (!sut.issuer.revoke) return t.skip('the issuer has no revoke()');
+      const request = await makeRequest([dnsName()]);
+      const { issued, info, key } = await issueChecked(request);
+      const outcome = await within(
+        () => sut.issuer.revoke!({ chainPem: issued.chainPem, key }, 'superseded', context(abortedSignal())),
+        prompt,
+      );
+      expect(outcome.settled, `revoke() did not settle within ${prompt} ms`).toBe(true);
+      expect(outcome.rejected, 'revoke() resolved although its signal was aborted').toBe(true);
+      expectTypedFailure(outcome.error, request);
+      if (sut.isRevoked) expect(await sut.isRevoked(info.serialNumber), 'serial revoked').toBe(false);
+    });
+
+    test('renewalWindow() with an already aborted signal settles promptly, a rejection typed', async (t) => {
+      if (!sut.issuer.renewalWindow) return t.skip('the issuer has no renewalWindow()');
+      const request = await makeRequest([dnsName()]);
+      const { issued, info } = await issueChecked(request);
+      const outcome = await within(
+        () => sut.issuer.renewalWindow!({ ...info, chainPem: issued.chainPem }, context(abortedSignal())),
+        prompt,
+      );
+      expect(outcome.settled, `renewalWindow() did not settle within ${prompt} ms`).toBe(true);
+      if (outcome.rejected) expectTypedFailure(outcome.error, request);
+    });
+
     test('renewalWindow() is null or a window whose start is before its end', async (t) => {
       if (!sut.issuer.renewalWindow) return t.skip('the issuer has no renewalWindow()');
       const { issued, info } = await issueChecked(await makeRequest([dnsName()]));

@@ -23,8 +23,8 @@ const task: ChallengeTask = {
   () => {
     let pebble: Pebble;
     beforeAll(async () => {
-      pebble = await startPebble();
-    }, 30_000);
+      pebble = await startPebble({ startTimeoutMs: 30_000 }); // slow to start on a loaded machine
+    }, 60_000);
     afterAll(() => pebble?.stop());
 
     it('an attempt aborted while the record is not visible rejects at once with a CertkeeperError', async () => {

@@ -22,10 +22,10 @@ if (!pebbleAvailable() && process.env.CI !== 'true') {
   const answering = http.createServer((req, res) => createHttp01Handler(store)(req, res));
 
   beforeAll(async () => {
-    pebble = await startPebble();
+    pebble = await startPebble({ startTimeoutMs: 30_000 }); // slow to start on a loaded machine
     root = await pebble.roots();
     await new Promise<void>((resolve) => answering.listen(pebble.httpPort, '127.0.0.1', resolve));
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     answering.closeAllConnections();
     await new Promise((resolve) => answering.close(resolve));
