@@ -20,7 +20,6 @@ import type { TestContext } from 'vitest';
 import { CHALLENGE_TYPES, type ChallengeSolver, type ChallengeTask } from '../challenges/solver.js';
 import { systemClock } from '../clock.js';
 import type { IssuerContext } from '../issuers/issuer.js';
-import { silentLogger } from '../logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { Store } from '../store/store.js';
 import { type ChallengeReach, look } from './challenge-reach.js';
@@ -31,6 +30,8 @@ import {
   failureProblems,
   freshLabel,
   freshToken,
+  keyMaterialProblems,
+  recordingLogger,
   within,
 } from './kit-support.js';
 
@@ -46,7 +47,10 @@ export interface ChallengeSolverUnderTest {
   supports: { dns: boolean; wildcard: boolean; ip: boolean };
   /** Where the CA looks for the answers. */
   reach: ChallengeReach;
-  /** What the solver's context holds. Default: a fresh MemoryStore, the system clock, no logs. */
+  /**
+   * What the solver's context holds. Default: a fresh MemoryStore and the system clock. The logger
+   * is wrapped: the suite reads every line (no key material) and passes it on.
+   */
   context?: Partial<Omit<IssuerContext, 'signal'>>;
   /** Runs after the test (close listeners). */
   cleanup?(): void | Promise<void>;
@@ -90,12 +94,16 @@ export async function runChallengeSolverConformance(
     let sut: ChallengeSolverUnderTest;
     let base: Omit<IssuerContext, 'signal'>;
 
+    let log: ReturnType<typeof recordingLogger>;
+
     beforeEach(async () => {
       sut = await factory();
-      base = { store: new MemoryStore(), clock: systemClock, logger: silentLogger, ...sut.context };
+      log = recordingLogger(sut.context?.logger);
+      base = { store: new MemoryStore(), clock: systemClock, ...sut.context, logger: log };
     });
     afterEach(async () => {
       await sut?.cleanup?.();
+      expectNone('the solver logged', keyMaterialProblems('a log line', log.text()));
     });
 
     const test = (title: string, body: (t: TestContext) => unknown) => it(title, { timeout }, body);

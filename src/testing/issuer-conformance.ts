@@ -20,7 +20,7 @@
 import type { TestContext } from 'vitest';
 import { CHALLENGE_TYPES } from '../challenges/solver.js';
 import { type Clock, systemClock } from '../clock.js';
-import type { KeyType } from '../crypto/keys.js';
+import type { KeyType, PrivateKey } from '../crypto/keys.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -28,11 +28,24 @@ import type {
   Issuer,
   IssuerContext,
 } from '../issuers/issuer.js';
-import { silentLogger } from '../logger.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { Store } from '../store/store.js';
-import { anchorProblems, issuedKey, issuedProblems, makeRequest, withBrokenCsr } from './issuer-checks.js';
-import { abortedSignal, expectNone, failureProblems, freshLabel, within } from './kit-support.js';
+import {
+  anchorProblems,
+  issuedKey,
+  issuedProblems,
+  makeRequest as newRequest,
+  withBrokenCsr,
+} from './issuer-checks.js';
+import {
+  abortedSignal,
+  expectNone,
+  failureProblems,
+  freshLabel,
+  keyMaterialProblems,
+  recordingLogger,
+  within,
+} from './kit-support.js';
 
 export interface IssuerUnderTest {
   issuer: Issuer;
@@ -44,7 +57,10 @@ export interface IssuerUnderTest {
   ip?: string;
   /** Key types to ask for. Default `['ec-p256']`. */
   keyTypes?: KeyType[];
-  /** What the issuer gets in its context. Default: a fresh MemoryStore, the system clock, no logs. */
+  /**
+   * What the issuer gets in its context. Default: a fresh MemoryStore and the system clock. The
+   * logger is wrapped: the suite reads every line (no key material) and passes it on.
+   */
   context?: Partial<Omit<IssuerContext, 'signal'>>;
   /** One issuer may run several issuances at once. Default true (false skips that test). */
   concurrent?: boolean;
@@ -101,16 +117,28 @@ export async function runIssuerConformance(
     let sut: IssuerUnderTest;
     let base: Omit<IssuerContext, 'signal'>;
     let clock: Clock;
+    let log: ReturnType<typeof recordingLogger>;
+    /** Every key of the test's requests: none may show in a log line. */
+    let keys: PrivateKey[];
 
     beforeEach(async () => {
       sut = await factory();
       clock = sut.context?.clock ?? systemClock;
-      base = { store: new MemoryStore(), clock, logger: silentLogger, ...sut.context };
+      log = recordingLogger(sut.context?.logger);
+      keys = [];
+      base = { store: new MemoryStore(), clock, ...sut.context, logger: log };
     });
     afterEach(async () => {
       await sut?.issuer.close?.();
       await sut?.cleanup?.();
+      expectNone('the issuer logged', keyMaterialProblems('a log line', log.text(), keys));
     });
+
+    const makeRequest: typeof newRequest = async (...args) => {
+      const request = await newRequest(...args);
+      keys.push(request.key);
+      return request;
+    };
 
     const test = (title: string, body: (t: TestContext) => unknown) => it(title, { timeout }, body);
     const context = (signal = new AbortController().signal): IssuerContext => ({ ...base, signal });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { PrivateKey } from '../crypto/keys.js';
 import { type ErrorCode, isCertkeeperError } from '../errors.js';
+import type { Logger } from '../logger.js';
 
 /**
  * Every documented code. Typed as a record over `ErrorCode` so that a code added to the union
@@ -108,19 +109,43 @@ export function failureProblems(error: unknown, keys: readonly PrivateKey[] = []
   } else if (!Object.hasOwn(KNOWN_CODES, error.code)) {
     problems.push(`undocumented error code ${JSON.stringify(error.code)}`);
   }
-  const text = errorText(error);
-  if (KEY_MATERIAL.test(text)) problems.push('the error shows private key material');
+  problems.push(...keyMaterialProblems('the error', errorText(error), keys));
+  return problems;
+}
+
+/** Whether `text` shows key material: any PEM private key, or the bytes of one of `keys`. */
+export function keyMaterialProblems(what: string, text: string, keys: readonly PrivateKey[] = []): string[] {
+  const problems: string[] = [];
+  if (KEY_MATERIAL.test(text)) problems.push(`${what} shows private key material`);
   for (const key of keys) {
     const body = key.toPem().replace(/-----[^-]+-----|\s/g, '');
     // Any 48-character stretch of the key's base64 (a line and a half of PEM) counts.
     for (let i = 0; i + 48 <= body.length; i += 16) {
       if (text.includes(body.slice(i, i + 48))) {
-        problems.push('the error shows the bytes of a private key');
+        problems.push(`${what} shows the bytes of a private key`);
         break;
       }
     }
   }
   return problems;
+}
+
+/** A logger that keeps every line (message and fields), passing each on to `next` if given. */
+export function recordingLogger(next?: Logger): Logger & { text(): string } {
+  const lines: string[] = [];
+  const level =
+    (name: keyof Logger) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      lines.push(`${name} ${message} ${inspect(fields ?? {}, { depth: 8 })}`);
+      next?.[name](message, fields);
+    };
+  return {
+    debug: level('debug'),
+    info: level('info'),
+    warn: level('warn'),
+    error: level('error'),
+    text: () => lines.join('\n'),
+  };
 }
 
 function describe(value: unknown): string {

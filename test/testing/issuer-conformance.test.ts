@@ -52,6 +52,7 @@ it.each([
     'trustAnchors() lists CA certificates only, the same ones each time',
     'not a CA certificate',
   ],
+  ['logs the request key', ISSUE, 'the issuer logged: a log line shows private key material'],
   ['close() throws the second time', 'close() is asynchronous and may be called twice', 'already closed'],
 ])('fails "%s" at: %s', (fault, title, why) => {
   const test = tests.get(`${suite(fault)} > ${title}`);
