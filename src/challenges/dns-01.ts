@@ -81,24 +81,39 @@ export class Dns01Solver implements ChallengeSolver {
   async #waitVisible(fqdn: string, value: string, signal: AbortSignal): Promise<void> {
     const resolver = new Resolver({ timeout: 2_000, tries: 1 });
     if (this.#o.resolvers) resolver.setServers(this.#o.resolvers);
+    const servers = () => (this.#o.resolvers ?? resolver.getServers()).join(', ');
+    // A given-up attempt ends the wait at once, with a typed error: a query in flight is cancelled.
+    const cancel = () => resolver.cancel();
+    signal.addEventListener('abort', cancel, { once: true });
     const deadline = Date.now() + this.#o.propagationTimeoutMs;
     let last = 'no answer';
-    for (;;) {
-      try {
-        const records = await resolver.resolveTxt(fqdn);
-        if (records.some((chunks) => chunks.join('') === value)) return;
-        last = `${records.length} other TXT value(s)`;
-      } catch (error) {
-        last = (error as NodeJS.ErrnoException).code ?? describeCause(error);
+    try {
+      for (;;) {
+        if (signal.aborted) break;
+        try {
+          const records = await resolver.resolveTxt(fqdn);
+          if (records.some((chunks) => chunks.join('') === value)) return;
+          last = `${records.length} other TXT value(s)`;
+        } catch (error) {
+          last = (error as NodeJS.ErrnoException).code ?? describeCause(error);
+        }
+        if (signal.aborted) break;
+        if (Date.now() + this.#o.pollIntervalMs > deadline) {
+          throw new CertkeeperError(
+            'CHALLENGE_FAILED',
+            `dns-01: TXT ${fqdn} not visible at ${servers()} after ${this.#o.propagationTimeoutMs} ms (${last})`,
+            { details: { fqdn, last } },
+          );
+        }
+        await sleep(this.#o.pollIntervalMs, undefined, { signal }).catch(() => {});
       }
-      if (Date.now() + this.#o.pollIntervalMs > deadline) {
-        throw new CertkeeperError(
-          'CHALLENGE_FAILED',
-          `dns-01: TXT ${fqdn} not visible at ${(this.#o.resolvers ?? resolver.getServers()).join(', ')} after ${this.#o.propagationTimeoutMs} ms (${last})`,
-          { details: { fqdn, last } },
-        );
-      }
-      await sleep(this.#o.pollIntervalMs, undefined, { signal });
+    } finally {
+      signal.removeEventListener('abort', cancel);
     }
+    throw new CertkeeperError(
+      'CHALLENGE_FAILED',
+      `dns-01: gave up waiting for TXT ${fqdn} to be visible at ${servers()}: the attempt was aborted (${last})`,
+      { details: { fqdn, last, aborted: true } },
+    );
   }
 }

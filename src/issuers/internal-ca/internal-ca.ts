@@ -173,6 +173,12 @@ export class InternalCA implements Issuer {
       throw new CertkeeperError('ISSUER_FAILED', 'internal CA: CSR signature is invalid');
     const now = context.clock.now();
     const { intermediate } = await this.#record.ready(store, now, context.signal);
+    // A warm CA needs no lock (which would see the signal): a given-up attempt gets no certificate.
+    if (context.signal.aborted) {
+      throw new CertkeeperError('ISSUER_UNAVAILABLE', `${this.id}: the issuance was aborted`, {
+        details: { issuer: this.id, aborted: true },
+      });
+    }
     const notBefore = new Date(now - leafBackdateMs(this.lifetimeMs));
     const notAfter = new Date(
       Math.min(notBefore.getTime() + this.lifetimeMs, intermediate.certificate.info.notAfter.getTime()),
