@@ -101,7 +101,20 @@ export {
 export { StepCaIssuer, type StepCaIssuerOptions } from './issuers/step-ca/step-ca-issuer.js';
 export { readToken, type TokenClaims, tokenId } from './issuers/step-ca/token.js';
 export { type TokenOption, TokenSource } from './issuers/step-ca/token-source.js';
-export { defaultLogger, type Logger, silentLogger } from './logger.js';
+export {
+  type ConsoleLoggerOptions,
+  createConsoleLogger,
+  defaultLogger,
+  LOG_FORMAT_ENV,
+  LOG_LEVEL_ENV,
+  type LogFormat,
+  type Logger,
+  type LoggerStyle,
+  type LogLevel,
+  loggerKind,
+  silentLogger,
+  toLogger,
+} from './logger.js';
 export type { ManagerEventName, ManagerEvents, ObtainReason } from './manager/events.js';
 export {
   CertificateManager,
