@@ -146,7 +146,7 @@ describe('diagnostics channels', () => {
     await expect(manager.renewNow('web')).rejects.toMatchObject({ code: 'LIVE_VERIFY_FAILED' });
     const failed = seen.find((s) => s.channel === 'live-check' && !(s.message as LiveCheckMessage).ok);
     expect(failed?.message).toMatchObject({ id: 'web', ok: false, error: { code: 'LIVE_VERIFY_FAILED' } });
-    expect((failed?.message as LiveCheckMessage).expected).toMatch(/^[0-9a-f]{64}$/);
+    expect((failed!.message as LiveCheckMessage).expected).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('publishes nothing after the bridge is stopped', async () => {
