@@ -49,6 +49,14 @@ export {
   type Purpose,
   validateBundle,
 } from './crypto/validate.js';
+// Operations: health, the status page, diagnostics channels (metrics: `certkeeper/metrics`).
+export { publishDiagnostics } from './diagnostics/bridge.js';
+export {
+  CHANNELS as DIAGNOSTIC_CHANNELS,
+  type DeployMessage,
+  type LiveCheckMessage,
+  type RenewalContext,
+} from './diagnostics/channels.js';
 export { CertkeeperError, type ErrorCode, isCertkeeperError, isRetryable } from './errors.js';
 export {
   type CaCertificateUpdate,
@@ -132,6 +140,22 @@ export {
   type RotatingDispatcherOptions,
 } from './mtls/rotating-dispatcher.js';
 export {
+  type CertificateHealth,
+  DEFAULT_EXPIRY_MARGIN_MS,
+  type HealthOptions,
+  type HealthReport,
+  health,
+  type NotReadyReason,
+} from './ops/health.js';
+export { createHealthHandler, type HealthHandler, type HealthHandlerOptions } from './ops/health-handler.js';
+export type { OpsResponse } from './ops/http.js';
+export {
+  createStatusPage,
+  type PageCertificate,
+  type StatusPage,
+  type StatusPageOptions,
+} from './ops/status-page.js';
+export {
   type AttachOptions,
   CLIENT_AUTH_SESSION_TIMEOUT,
   type ClientAuthOptions,
@@ -190,3 +214,4 @@ export {
   type TrustStoreOptions,
 } from './trust/trust-store.js';
 export { UrlTrustSource, type UrlTrustSourceOptions } from './trust/url-source.js';
+export { VERSION } from './version.js';
