@@ -20,4 +20,5 @@ export {
   createPrometheusCollector,
   type PrometheusCollector,
   type PrometheusCollectorOptions,
+  type PromRegistryLike,
 } from './prometheus.js';

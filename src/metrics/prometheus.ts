@@ -21,13 +21,24 @@ import { DURATION_BUCKETS, METRICS, type MetricKey } from './names.js';
 import { loadOptional } from './peer.js';
 
 type PromClient = typeof import('prom-client');
-type Registry = import('prom-client').Registry;
+
+/**
+ * A prom-client `Registry`, structurally (so the types of certkeeper/metrics do not need
+ * prom-client installed where only the OpenTelemetry collector is used).
+ */
+export interface PromRegistryLike {
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+type Registry = PromRegistryLike;
 
 export interface PrometheusCollectorOptions extends MetricsOptions {
   /** The registry to register in. Default: prom-client's global `register`. */
   registry?: Registry;
   /** The prom-client module, when it is not to be imported by name (bundlers, several copies). */
-  client?: PromClient;
+  client?: unknown;
 }
 
 export interface PrometheusCollector {
@@ -46,8 +57,10 @@ export async function createPrometheusCollector(
 ): Promise<PrometheusCollector> {
   const { registry: given, client: givenClient, ...rest } = options;
   const o = resolveMetricsOptions(rest);
-  const client = givenClient ?? (await loadOptional<PromClient>('prom-client', () => import('prom-client')));
-  const registry = given ?? client.register;
+  const client =
+    (givenClient as PromClient | undefined) ??
+    (await loadOptional<PromClient>('prom-client', () => import('prom-client')));
+  const registry: Registry = given ?? client.register;
   const taken = Object.values(METRICS).filter((m) => registry.getSingleMetric(m.prometheus));
   if (taken.length > 0) {
     throw new CertkeeperError(
@@ -69,7 +82,7 @@ export async function createPrometheusCollector(
     return cached;
   };
 
-  const registers = [registry];
+  const registers = [registry as import('prom-client').Registry];
   const def = (key: MetricKey) => ({
     name: METRICS[key].prometheus,
     help: METRICS[key].help,
