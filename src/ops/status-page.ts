@@ -39,7 +39,7 @@ export interface StatusPageOptions extends Omit<HealthOptions, 'certificates'> {
   title?: string;
   /** At most this many certificates are listed, the most urgent first (default 500). */
   limit?: number;
-  /** How often the page polls besides the event stream, in ms (default 30 s). */
+  /** How often the page polls besides the event stream, in ms (default 30 s, at least 1 s). */
   refreshMs?: number;
   /** Open event streams at most (default 32); more are refused with 503 and the page polls. */
   maxStreams?: number;
@@ -65,10 +65,10 @@ export interface PageCertificate extends Omit<CertificateHealth, 'notBefore' | '
   liveCheck: { ok: boolean; at: string; code: string | null } | null;
 }
 
-function positiveInteger(option: string, value: unknown, fallback: number): number {
+function integer(option: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || (value as number) < 1)
-    throw new CertkeeperError('INVALID_OPTION', `options.${option} must be a positive integer`, {
+  if (!Number.isInteger(value) || (value as number) < min)
+    throw new CertkeeperError('INVALID_OPTION', `options.${option} must be an integer of at least ${min}`, {
       details: { option },
     });
   return value as number;
@@ -82,9 +82,10 @@ export function createStatusPage(manager: ObservedManager, options: StatusPageOp
     throw new CertkeeperError('INVALID_OPTION', 'options.title must be a string of at most 200 characters', {
       details: { option: 'title' },
     });
-  const limit = positiveInteger('limit', l, 500);
-  const refreshMs = positiveInteger('refreshMs', r, 30_000);
-  const maxStreams = positiveInteger('maxStreams', m, 32);
+  const limit = integer('limit', l, 500);
+  // Every open page polls at this pace besides its event stream: not a busy loop.
+  const refreshMs = integer('refreshMs', r, 30_000, 1_000);
+  const maxStreams = integer('maxStreams', m, 32);
   const o = resolveHealthOptions(health);
   const observer = observe(manager, o.now);
   const html = pageHtml(title, refreshMs);
