@@ -126,17 +126,19 @@ describe('createOpenTelemetryMetrics', () => {
     const otel = await createOpenTelemetryMetrics(manager);
     await manager.start();
     await manager.ready();
-    const value = (data: MetricData[], name: string) =>
-      data.find((m) => m.descriptor.name === name)?.dataPoints.map((p) => p.value);
-    const first = manager.status()[0]!.notAfter!.getTime() / 1000;
-    expect(value(await collected(reader), 'certkeeper.certificate.expiration_timestamp')).toEqual([first]);
-    expect(value(await collected(reader), 'certkeeper.renewals')).toContain(1);
+    const serials = (data: MetricData[]) =>
+      data
+        .find((m) => m.descriptor.name === 'certkeeper.certificate.info')
+        ?.dataPoints.map((p) => p.attributes.serial) ?? [];
+    const first = manager.status()[0]!.serial;
+    expect(serials(await collected(reader))).toEqual([first]);
     otel.close();
     await manager.renewNow('a');
-    const renewed = manager.status()[0]!.notAfter!.getTime() / 1000;
+    const renewed = manager.status()[0]!.serial;
+    expect(renewed).not.toBe(first);
     const after = await collected(reader);
     // Neither observed nor counted any more: the renewal after close() is not seen.
-    expect(value(after, 'certkeeper.certificate.expiration_timestamp') ?? []).not.toContain(renewed);
+    expect(serials(after)).not.toContain(renewed);
     expect(after.find((m) => m.descriptor.name === 'certkeeper.renewals')!.dataPoints).toContainEqual(
       expect.objectContaining({ attributes: { result: 'renewed' }, value: 0 }),
     );
