@@ -4,6 +4,8 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
+    // certkeeper/metrics: the prom-client and OpenTelemetry collectors (optional peers).
+    'metrics/index': 'src/metrics/index.ts',
     // The `certkeeper` command (package.json `bin`).
     'cli/index': 'src/cli/index.ts',
   },

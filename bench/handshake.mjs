@@ -14,7 +14,9 @@
 // and medians are compared, so drift on a shared machine hits all of them alike.
 //
 // Environment: BENCH_ROUNDS (default 6), BENCH_ROUND_MS (default 3000), BENCH_CONCURRENCY
-// (connections in flight, default 16), BENCH_WARMUP_MS (per variant, default 1000).
+// (connections in flight, default 16), BENCH_WARMUP_MS (per variant, default 1000), BENCH_METRICS=1
+// (the prom-client collector and the diagnostics channels on, with a subscriber, and a scrape
+// every second, as a monitored production process has them).
 // Last line: `handshake ratio managed/bare: <median sni / median bare>` (goal >= 0.97).
 
 import { once } from 'node:events';
@@ -69,6 +71,18 @@ await runBenchmark(async (onCleanup) => {
     ],
     logger: silentLogger,
   });
+  if (process.env.BENCH_METRICS === '1') {
+    const { createPrometheusCollector } = await import('certkeeper/metrics');
+    const { publishDiagnostics, DIAGNOSTIC_CHANNELS } = await import('certkeeper');
+    const { Registry } = await import('prom-client');
+    const { subscribe } = await import('node:diagnostics_channel');
+    const collector = await createPrometheusCollector(manager, { registry: new Registry() });
+    publishDiagnostics(manager);
+    subscribe(DIAGNOSTIC_CHANNELS.deploy, () => {});
+    const scrape = setInterval(() => void collector.registry.metrics(), 1000);
+    onCleanup(() => clearInterval(scrape));
+    console.log('metrics on: prom-client collector, diagnostics channels, a scrape every second');
+  }
   await manager.start();
   onCleanup(() => manager.stop());
   await readyOrFail(manager);

@@ -84,6 +84,8 @@ export type ErrorCode =
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
   | 'CERTIFICATE_UNAVAILABLE'
   | 'AGENT_CLOSED'
+  // operations (the CLI): a system tool certkeeper ran failed (update-ca-certificates, certutil)
+  | 'TOOL_FAILED'
   // configuration
   | 'INVALID_OPTION';
 

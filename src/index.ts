@@ -49,6 +49,14 @@ export {
   type Purpose,
   validateBundle,
 } from './crypto/validate.js';
+// Operations: health, the status page, diagnostics channels (metrics: `certkeeper/metrics`).
+export { publishDiagnostics } from './diagnostics/bridge.js';
+export {
+  CHANNELS as DIAGNOSTIC_CHANNELS,
+  type DeployMessage,
+  type LiveCheckMessage,
+  type RenewalContext,
+} from './diagnostics/channels.js';
 export { CertkeeperError, type ErrorCode, isCertkeeperError, isRetryable } from './errors.js';
 export {
   type CaCertificateUpdate,
@@ -101,7 +109,20 @@ export {
 export { StepCaIssuer, type StepCaIssuerOptions } from './issuers/step-ca/step-ca-issuer.js';
 export { readToken, type TokenClaims, tokenId } from './issuers/step-ca/token.js';
 export { type TokenOption, TokenSource } from './issuers/step-ca/token-source.js';
-export { defaultLogger, type Logger, silentLogger } from './logger.js';
+export {
+  type ConsoleLoggerOptions,
+  createConsoleLogger,
+  defaultLogger,
+  LOG_FORMAT_ENV,
+  LOG_LEVEL_ENV,
+  type LogFormat,
+  type Logger,
+  type LoggerStyle,
+  type LogLevel,
+  loggerKind,
+  silentLogger,
+  toLogger,
+} from './logger.js';
 export type { ManagerEventName, ManagerEvents, ObtainReason } from './manager/events.js';
 export {
   CertificateManager,
@@ -118,6 +139,22 @@ export {
   type RotatingDispatcher,
   type RotatingDispatcherOptions,
 } from './mtls/rotating-dispatcher.js';
+export {
+  type CertificateHealth,
+  DEFAULT_EXPIRY_MARGIN_MS,
+  type HealthOptions,
+  type HealthReport,
+  health,
+  type NotReadyReason,
+} from './ops/health.js';
+export { createHealthHandler, type HealthHandler, type HealthHandlerOptions } from './ops/health-handler.js';
+export type { OpsResponse } from './ops/http.js';
+export {
+  createStatusPage,
+  type PageCertificate,
+  type StatusPage,
+  type StatusPageOptions,
+} from './ops/status-page.js';
 export {
   type AttachOptions,
   CLIENT_AUTH_SESSION_TIMEOUT,
@@ -177,3 +214,4 @@ export {
   type TrustStoreOptions,
 } from './trust/trust-store.js';
 export { UrlTrustSource, type UrlTrustSourceOptions } from './trust/url-source.js';
+export { VERSION } from './version.js';

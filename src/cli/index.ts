@@ -1,37 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `certkeeper` command (package.json `bin`). One subcommand so far: `token`.
- * Each subcommand returns its output instead of printing, so it can be tested in-process; this
- * file only writes it out and sets the exit code.
+ * The `certkeeper` executable (package.json `bin`): runs main.ts with the process's arguments and
+ * environment, prints what it returns, and sets the exit code.
  */
-import { TOKEN_USAGE, tokenCommand } from './token-command.js';
+import { runCli } from './main.js';
 
-const USAGE = `Usage: certkeeper <command> [options]
-
-Commands:
-  token   mint a one-time enrollment token for a step-ca compatible CA
-
-${TOKEN_USAGE}`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === 'token') {
-    const result = await tokenCommand(rest);
+runCli(process.argv.slice(2), { env: process.env, cwd: process.cwd(), now: Date.now }).then(
+  (result) => {
     process.stdout.write(result.stdout);
     process.stderr.write(result.stderr);
-    return result.code;
-  }
-  if (command === undefined || command === '-h' || command === '--help') {
-    process.stdout.write(USAGE);
-    return command === undefined ? 2 : 0;
-  }
-  process.stderr.write(`certkeeper: unknown command "${command}"\n\n${USAGE}`);
-  return 2;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
+    process.exitCode = result.code;
   },
   () => {
     process.stderr.write('certkeeper: unexpected failure\n');

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { CertkeeperError, isCertkeeperError, scrubSecrets } from '../errors.js';
 import { normalizeFingerprint, rootFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { mintRevokeToken, mintToken } from '../issuers/step-ca/mint.js';
+import type { CommandResult } from './command.js';
 
 export const TOKEN_USAGE = `Usage: certkeeper token [options] <name> [<name>...]
 
@@ -31,11 +32,7 @@ Options:
   -h, --help              this help
 `;
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { CommandResult } from './command.js';
 
 function usage(message: string): CommandResult {
   return { code: 2, stdout: '', stderr: `certkeeper token: ${message}\n\n${TOKEN_USAGE}` };
