@@ -8,86 +8,90 @@
  */
 
 /** Stable error codes, grouped by the part that raises them. */
-export type ErrorCode =
+export const ERROR_CODES = [
   // toolkit: parsing and bundle validation
-  | 'MALFORMED_PEM'
-  | 'UNSUPPORTED_KEY'
-  | 'KEY_MISMATCH'
-  | 'CHAIN_INVALID'
-  | 'UNTRUSTED_ROOT'
-  | 'NAME_NOT_COVERED'
-  | 'INVALID_NAME'
-  | 'EXPIRED'
-  | 'NOT_YET_VALID'
-  | 'WRONG_PURPOSE'
+  'MALFORMED_PEM',
+  'UNSUPPORTED_KEY',
+  'KEY_MISMATCH',
+  'CHAIN_INVALID',
+  'UNTRUSTED_ROOT',
+  'NAME_NOT_COVERED',
+  'INVALID_NAME',
+  'EXPIRED',
+  'NOT_YET_VALID',
+  'WRONG_PURPOSE',
   // stores and locks
-  | 'INVALID_STORE_KEY'
-  | 'STORE_CORRUPT'
-  | 'STORE_IO'
-  | 'STORE_NO_SPACE'
-  | 'STORE_READ_ONLY'
-  | 'STORE_CLOSED'
+  'INVALID_STORE_KEY',
+  'STORE_CORRUPT',
+  'STORE_IO',
+  'STORE_NO_SPACE',
+  'STORE_READ_ONLY',
+  'STORE_CLOSED',
   // a FileStore directory that others could change (foreign owner, group/world-writable, or below
   // a directory another user can write): refused before anything in it is read
-  | 'STORE_UNSAFE'
+  'STORE_UNSAFE',
   // a stored value exists but this process may not read it (permissions): neither absent nor damaged
-  | 'STORE_UNREADABLE'
-  | 'LOCK_ABORTED'
-  | 'LOCK_LOST'
+  'STORE_UNREADABLE',
+  'LOCK_ABORTED',
+  'LOCK_LOST',
   // issuers
-  | 'ISSUER_FAILED'
-  | 'ISSUER_UNAVAILABLE'
-  | 'CA_CORRUPT'
+  'ISSUER_FAILED',
+  'ISSUER_UNAVAILABLE',
+  'CA_CORRUPT',
   // internal CA: its state (root) is gone after it existed, or an older copy of it was replayed
-  | 'CA_ROOT_MISSING'
-  | 'CA_STATE_ROLLBACK'
-  | 'NOT_SUPPORTED'
+  'CA_ROOT_MISSING',
+  'CA_STATE_ROLLBACK',
+  'NOT_SUPPORTED',
   // ACME
-  | 'ACME_PROBLEM'
-  | 'RATE_LIMITED'
-  | 'ORDER_INVALID'
-  | 'CHALLENGE_FAILED'
+  'ACME_PROBLEM',
+  'RATE_LIMITED',
+  'ORDER_INVALID',
+  'CHALLENGE_FAILED',
   // a TLS-ALPN-01 challenge record from the store is not a genuine challenge for a name served here
-  | 'CHALLENGE_RECORD_INVALID'
+  'CHALLENGE_RECORD_INVALID',
   // no configured challenge can be answered now (TLS-ALPN-01 with no attached server listening)
-  | 'CHALLENGE_UNAVAILABLE'
+  'CHALLENGE_UNAVAILABLE',
   // token enrollment (step-ca compatible CAs)
-  | 'ROOT_FINGERPRINT_MISMATCH'
-  | 'TOKEN_MISSING'
-  | 'TOKEN_MALFORMED'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_NOT_YET_VALID'
-  | 'TOKEN_AUDIENCE_MISMATCH'
-  | 'TOKEN_ROOT_MISMATCH'
-  | 'TOKEN_NAMES_MISMATCH'
-  | 'TOKEN_ALREADY_USED'
-  | 'TOKEN_REJECTED'
-  | 'NEW_TOKEN_REQUIRED'
-  | 'CA_REFUSED'
-  | 'PROVISIONER_KEY_INVALID'
+  'ROOT_FINGERPRINT_MISMATCH',
+  'TOKEN_MISSING',
+  'TOKEN_MALFORMED',
+  'TOKEN_EXPIRED',
+  'TOKEN_NOT_YET_VALID',
+  'TOKEN_AUDIENCE_MISMATCH',
+  'TOKEN_ROOT_MISMATCH',
+  'TOKEN_NAMES_MISMATCH',
+  'TOKEN_ALREADY_USED',
+  'TOKEN_REJECTED',
+  'NEW_TOKEN_REQUIRED',
+  'CA_REFUSED',
+  'PROVISIONER_KEY_INVALID',
   // trust stores and CA rotation
-  | 'TRUST_SOURCE_FAILED'
-  | 'TRUST_UPDATE_REFUSED'
-  | 'TRUST_EMPTY'
-  | 'TRUST_PIN_MISMATCH'
-  | 'CA_ROTATION_STATE'
+  'TRUST_SOURCE_FAILED',
+  'TRUST_UPDATE_REFUSED',
+  'TRUST_EMPTY',
+  'TRUST_PIN_MISMATCH',
+  'CA_ROTATION_STATE',
   // lifecycle
-  | 'LIVE_VERIFY_FAILED'
-  | 'UNKNOWN_CERTIFICATE'
-  | 'MANAGER_STOPPED'
-  | 'RENEWAL_FAILED'
+  'LIVE_VERIFY_FAILED',
+  'UNKNOWN_CERTIFICATE',
+  'MANAGER_STOPPED',
+  'RENEWAL_FAILED',
   // another configuration (names, key type, purpose) claims this certificate id in a shared store
-  | 'CERTIFICATE_CONFLICT'
+  'CERTIFICATE_CONFLICT',
   // ready() gave up waiting (time limit, signal, a failure retrying cannot fix): names each
   // certificate not ready with its typed error (`details.failed`, `details.errors`, `cause`)
-  | 'NOT_READY'
+  'NOT_READY',
   // outbound mTLS: the client certificate is not obtained yet; the agent or dispatcher is closed
-  | 'CERTIFICATE_UNAVAILABLE'
-  | 'AGENT_CLOSED'
+  'CERTIFICATE_UNAVAILABLE',
+  'AGENT_CLOSED',
   // operations (the CLI): a system tool certkeeper ran failed (update-ca-certificates, certutil)
-  | 'TOOL_FAILED'
+  'TOOL_FAILED',
   // configuration
-  | 'INVALID_OPTION';
+  'INVALID_OPTION',
+] as const;
+
+/** Stable error codes: match on these, never on messages. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const BRAND = Symbol.for('certkeeper.error');
 
