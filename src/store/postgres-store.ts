@@ -19,9 +19,11 @@
  * single clock (replicas' clocks do not matter), renewal from any pooled connection, takeover by
  * one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now` (the row lock serialises
  * contenders), and a per-lock fencing counter (`token = token + 1` on that same row, never
- * deleted, so tokens strictly increase). Operators can read the table to see who holds what; a
- * row set by hand to expire at 'infinity' (or otherwise later than its own TTL allows) is garbage:
- * it gets the next contender's lease and then lapses.
+ * deleted, so tokens strictly increase). A fenced write locks the lease's row in the writing
+ * statement itself, so no takeover falls between its check and its write (see `putFenced`).
+ * Operators can read the table to see who holds what; a row set by hand to expire at 'infinity'
+ * (or otherwise later than its own TTL allows) is garbage: it gets the next contender's lease and
+ * then lapses.
  *
  * Values: one UPSERT statement, so readers see the old or the new row (MVCC). `list` matches
  * `key = prefix OR key LIKE prefix || '/%'`, with `\`, `%` and `_` in the prefix escaped; the "C"
@@ -152,6 +154,19 @@ export class PostgresStore extends SharedStore {
 
   protected async removeValue(key: string): Promise<boolean> {
     return (await this.#query(this.#sql.delete, [key, this.#channel])).rowCount === 1;
+  }
+
+  protected async writeFenced(key: string, value: Uint8Array, fence: LockLease): Promise<boolean> {
+    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const lease = [fence.name, fence.token, fence.owner];
+    return (await this.#query(this.#sql.putFenced, [key, bytes, this.#channel, ...lease])).rowCount === 1;
+  }
+
+  protected async removeFenced(key: string, fence: LockLease): Promise<boolean | 'lost'> {
+    const lease = [fence.name, fence.token, fence.owner];
+    const { rows } = await this.#query(this.#sql.deleteFenced, [key, this.#channel, ...lease]);
+    const found = rows[0] as { held: boolean; removed: boolean };
+    return found.held ? found.removed : 'lost';
   }
 
   protected async listKeys(prefix: string): Promise<string[]> {
@@ -360,6 +375,11 @@ export class PostgresStore extends SharedStore {
 const GARBAGE_LEASE = `(NOT (ttl_ms > 0 AND ttl_ms < 1e12)
   OR expires_at > clock_timestamp() + ttl_ms * interval '1 millisecond')`;
 
+/** The row of a lease that is still current (same token and owner, not lapsed), locked FOR SHARE. */
+const HELD_LEASE = (locks: string, name: string, token: string, owner: string) =>
+  `SELECT 1 FROM ${locks} WHERE name = ${name} AND token = ${token} AND owner = ${owner}
+        AND expires_at > clock_timestamp() FOR SHARE`;
+
 function statements(values: string, locks: string) {
   return {
     createTables: (schema: string, table: string) => `
@@ -383,6 +403,23 @@ function statements(values: string, locks: string) {
       SELECT pg_notify($3, key) FROM written`,
     delete: `WITH removed AS (DELETE FROM ${values} WHERE key = $1 RETURNING key)
       SELECT pg_notify($2, key) FROM removed`,
+    // Fenced writes: the lease's row is read FOR SHARE in the writing statement. A takeover
+    // (acquire's upsert) must wait for that lock until the write commits; a write that comes
+    // while a takeover holds the row waits for it, then re-checks the row as the takeover left it
+    // (READ COMMITTED re-evaluates a locked row) and finds the lease gone. So no acquisition falls
+    // between the check and the write.
+    putFenced: `WITH held AS (${HELD_LEASE(locks, '$4', '$5', '$6')}),
+      written AS (
+        INSERT INTO ${values} (key, value, modified)
+        SELECT $1, $2, clock_timestamp() WHERE EXISTS (SELECT 1 FROM held)
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified
+        RETURNING key)
+      SELECT pg_notify($3, key) FROM written`,
+    deleteFenced: `WITH held AS (${HELD_LEASE(locks, '$3', '$4', '$5')}),
+      removed AS (
+        DELETE FROM ${values} WHERE key = $1 AND EXISTS (SELECT 1 FROM held) RETURNING key),
+      notified AS (SELECT pg_notify($2, key) FROM removed)
+      SELECT EXISTS (SELECT 1 FROM held) AS held, (SELECT count(*) FROM notified) > 0 AS removed`,
     listAll: `SELECT key FROM ${values}`,
     list: `SELECT key FROM ${values} WHERE key = $1 OR key LIKE $2 ESCAPE '\\'`,
     // The main query sees the table as it was before the CTE's write: when the attempt lost, it

@@ -18,9 +18,9 @@
  *   of a Redis shared with other applications, and glob patterns would need escaping of `*?[]\`
  *   in keys; a lexicographic range over "p/" .. "p0" is exact, segment-wise and cheap.
  * - Locks: SET NX PX in a script that INCRements the per-lock fencing counter only when the SET
- *   won; renewal and release compare "token:owner" first. A lock or counter this script cannot
- *   have written (no expiry, wrong type, not a number) is garbage and is repaired, never obeyed
- *   forever (see `ACQUIRE`). Leases expire on the Redis clock, so
+ *   won; renewal, release and fenced writes compare "token:owner" first, in the same script as
+ *   what they then do. A lock or counter this script cannot have written (no expiry, wrong type,
+ *   not a number) is garbage and is repaired, never obeyed forever (see `ACQUIRE`). Leases expire on the Redis clock, so
  *   replicas' clocks do not matter; `expiresAt` is measured locally from before the request, so it
  *   errs early. Redis keeps nothing without persistence: after a restart of a Redis without AOF,
  *   values and fencing counters start over. Give a Redis that holds certificates persistence and
@@ -38,7 +38,18 @@ import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { describeCause } from '../errors.js';
 import { invalidOption, leaseExpiry, loadPeer } from './peer.js';
-import { ACQUIRE, DELETE, LIST, PUT, RELEASE, RENEW, run, STAT } from './redis-scripts.js';
+import {
+  ACQUIRE,
+  DELETE,
+  DELETE_FENCED,
+  LIST,
+  PUT,
+  PUT_FENCED,
+  RELEASE,
+  RENEW,
+  run,
+  STAT,
+} from './redis-scripts.js';
 import { closedError, lockLostError } from './shared.js';
 import { type LockAttempt, SharedStore, type SharedStoreOptions } from './shared-store.js';
 import type { LockLease } from './store.js';
@@ -187,6 +198,29 @@ export class RedisStore extends SharedStore {
     const keys = [this.#valueKey(key), this.#index];
     const args = [key, this.#channel, this.#valueKey('')];
     return (await run(await this.#redis(signal), DELETE, keys, args)) === 1;
+  }
+
+  protected async writeFenced(
+    key: string,
+    value: Uint8Array,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const keys = [this.#valueKey(key), this.#index, this.#lockKeys(fence.name)[0]];
+    const args = [bytes, key, this.#channel, this.#valueKey(''), `${fence.token}:${fence.owner}:`];
+    return (await run(await this.#redis(signal), PUT_FENCED, keys, args)) !== 0;
+  }
+
+  protected async removeFenced(
+    key: string,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean | 'lost'> {
+    const keys = [this.#valueKey(key), this.#index, this.#lockKeys(fence.name)[0]];
+    const args = [key, this.#channel, this.#valueKey(''), `${fence.token}:${fence.owner}:`];
+    const removed = await run(await this.#redis(signal), DELETE_FENCED, keys, args);
+    return removed === -1 ? 'lost' : removed === 1;
   }
 
   protected async listKeys(prefix: string, signal: AbortSignal): Promise<string[]> {
