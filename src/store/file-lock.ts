@@ -39,7 +39,19 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { chmod, link, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DIR_MODE, ensureDirectory, isErrno, storeError, writeTemp } from './file-io.js';
@@ -296,8 +308,13 @@ export class FileLocks {
     try {
       await mkdir(slot, { mode: DIR_MODE });
     } catch (err) {
-      // Left by an earlier life of this directory (tokens restarting after a power loss): ours now.
       if (!isErrno(err, 'EEXIST')) throw err;
+      // A directory left by an earlier life of this lock (tokens restarting after a power loss) is
+      // ours now; anything else there (a file, a link) is junk, never followed.
+      if (!(await lstat(slot)).isDirectory()) {
+        await rm(slot, { force: true });
+        await mkdir(slot, { mode: DIR_MODE });
+      }
     }
     await chmod(slot, DIR_MODE); // mkdir's mode is filtered by the umask
   }
@@ -316,6 +333,10 @@ export class FileLocks {
           continue;
         } catch (err) {
           if (isErrno(err, 'ENOENT')) continue; // retired by another process meanwhile
+          if (isErrno(err, 'ENOTDIR')) {
+            await unlink(path).catch(() => {}); // junk under a slot's name: it never was one
+            continue;
+          }
           if (!isErrno(err, 'ENOTEMPTY', 'EEXIST')) throw err;
         }
         // A write is in flight through it: moving the slot away fails that write's rename.

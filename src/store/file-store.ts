@@ -16,6 +16,9 @@
  *   before the first operation; otherwise every call fails with `STORE_UNSAFE`. Symbolic links in
  *   the store are never followed: a value behind one is `STORE_CORRUPT` (`reason: 'symlink'`),
  *   `list` skips them, `put` and `delete` replace or remove the link itself.
+ * - Fenced writes (`put` / `delete` with `{ fence }`) go through their lease's write slot in the
+ *   lock area, which the next holder of the lock removes before its lease exists: a write that
+ *   was still in flight then fails instead of landing (see "Fencing" in `./file-lock.ts`).
  * - Temp files left by a writer killed mid-write are removed (`./file-sweep.ts`): when the root
  *   is first opened, then at most hourly on writes, or on demand with `sweep()`.
  */

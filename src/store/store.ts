@@ -69,13 +69,15 @@
  *
  * The store does not know which keys a lock protects: the caller fences the writes that commit
  * (certkeeper fences the pointer that makes a certificate generation current, under the
- * certificate's issuance lock). Unfenced writes are not checked against any lock.
+ * certificate's issuance lock). Unfenced writes are not checked against any lock. A store that
+ * wraps another must pass `options` on to it: one that drops them turns fenced writes into
+ * unfenced ones without a word (the conformance suite catches that).
  *
  * How each store does it: `MemoryStore` checks and writes in one synchronous step; `RedisStore` in
  * one Lua script; `PostgresStore` in one statement that takes a share lock on the lock's row, which
  * a takeover must wait for (and a write waiting on a takeover re-checks and finds it lost);
  * `FileStore` writes through a directory that belongs to the lease and that the next holder
- * renames away before its acquisition returns, so the write's final rename fails once it is gone
+ * removes before its acquisition returns, so the write's final rename fails once it is gone
  * (details in `./file-lock.ts`). Whether a lease has lapsed is judged on the server's clock
  * (Redis, PostgreSQL) or the writer's (memory, file); takeover is what the one-step check guards,
  * and it is exact everywhere.
