@@ -5,8 +5,8 @@
  * fails; every value read from or written to the primary is mirrored locally.
  *
  * Only availability failures fall back (`STORE_IO`, `STORE_CLOSED`): a primary that answers is
- * the truth, including "not found". Locks and `watch` are the primary's alone — a replica that
- * cannot reach the shared store must not believe it holds a fleet-wide lock. Private keys in the
+ * the truth, including "not found". Locks, fences and `watch` are the primary's alone — a replica
+ * that cannot reach the shared store must not believe it holds a fleet-wide lock. Private keys in the
  * local copy are protected like any FileStore file (0600 in 0700 directories); wrap the cache in
  * an EncryptedStore for more.
  */
@@ -20,6 +20,7 @@ import type {
   Store,
   StoreChangeListener,
   StoreStat,
+  WriteOptions,
 } from './store.js';
 
 export interface CachedStoreOptions {
@@ -79,14 +80,15 @@ export class CachedStore implements Store {
     }
   }
 
-  async put(key: string, value: Uint8Array | string): Promise<void> {
-    await this.#primary.put(key, value);
+  /** A fence is checked by the primary, whose locks these are; the local copy follows what landed. */
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
+    await this.#primary.put(key, value, options);
     this.#recovered();
     await this.#mirror(key, typeof value === 'string' ? new TextEncoder().encode(value) : value);
   }
 
-  async delete(key: string): Promise<boolean> {
-    const existed = await this.#primary.delete(key);
+  async delete(key: string, options?: WriteOptions): Promise<boolean> {
+    const existed = await this.#primary.delete(key, options);
     this.#recovered();
     this.#mirrored.delete(key);
     await this.#cache.delete(key).catch(() => false);

@@ -2,7 +2,7 @@
  * `EncryptedStore`: wraps any `Store` so that the values of sensitive keys (private keys, by
  * `layout.isSensitive`) are AES-256-GCM envelopes at rest (format and guarantees in
  * `./envelope.ts`). Everything else passes through unchanged: certificates are public, and
- * `list`, locks and `watch` never see values.
+ * `list`, locks, fences and `watch` never see values.
  *
  * `RedisStore` and `PostgresStore` have the same encryption built in (their `encryption`
  * option); use this wrapper for any other store that several hosts share, such as a `FileStore`
@@ -28,6 +28,7 @@ import type {
   Store,
   StoreChangeListener,
   StoreStat,
+  WriteOptions,
 } from './store.js';
 
 export interface EncryptedStoreOptions extends EncryptionOptions {
@@ -72,13 +73,14 @@ export class EncryptedStore implements Store {
     return this.#sealer.open(key, await this.#inner.get(key));
   }
 
-  async put(key: string, value: Uint8Array | string): Promise<void> {
+  /** A fence is checked by the wrapped store, whose locks these are. */
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     assertStoreKey(key);
-    await this.#inner.put(key, this.#sealer.seal(key, toBytes(value)));
+    await this.#inner.put(key, this.#sealer.seal(key, toBytes(value)), options);
   }
 
-  async delete(key: string): Promise<boolean> {
-    return this.#inner.delete(key);
+  async delete(key: string, options?: WriteOptions): Promise<boolean> {
+    return this.#inner.delete(key, options);
   }
 
   async list(prefix: string): Promise<string[]> {

@@ -25,7 +25,7 @@ export const PROCESS_TAG = randomUUID().slice(0, 8);
  * `.tmp-<pid>.<host tag>.<process tag>.<uuid>`: a sweeper on the same host can tell a live
  * writer's temp file from one a killed process left behind (`./file-sweep.ts`).
  */
-function tempName(): string {
+export function tempName(): string {
   return `${TMP_PREFIX}${process.pid}.${HOST_TAG}.${PROCESS_TAG}.${randomUUID()}`;
 }
 

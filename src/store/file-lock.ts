@@ -18,6 +18,18 @@
  * LOCK_LOST, which is why holders renew well inside the TTL. Clock skew between hosts shortens or
  * stretches leases by the skew; keep TTLs well above it.
  *
+ * **Fencing.** Each lease has a *write slot*, a directory `w<ticket number>` next to its ticket,
+ * made by the winner before its lease is returned. A fenced write checks the ticket, then writes
+ * its temp file into the slot and renames it from there onto the key (`FileStore.put`); a fenced
+ * delete renames the value into the slot. A winner removes every older slot (renaming it away
+ * first when a write left something in it) before its lease is returned; a released lease's slot waits for it (a write fenced by a
+ * released lease is already refused when it checks the ticket). The kernel resolves
+ * a rename's source path when the rename happens, so once a slot is gone, any write still in
+ * flight through it fails (ENOENT) instead of landing: a holder that stalled between its check
+ * and its rename cannot overwrite what the next holder writes, for that holder's lease only
+ * exists after the slot is gone. A slot is never re-created. A lapse that nobody took over yet
+ * is judged by the writer's clock when it checks the ticket.
+ *
  * Tickets are not fsync-ed. Processes see each other's tickets through the page cache (and NFS
  * through close-to-open consistency) without it; fsync only matters across a power loss, after
  * which every holder is gone, so a lost or torn ticket cannot let two live holders in (a torn one
@@ -27,16 +39,33 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ensureDirectory, isErrno, storeError, writeTemp } from './file-io.js';
+import { DIR_MODE, ensureDirectory, isErrno, storeError, writeTemp } from './file-io.js';
 import { assertStoreKey } from './layout.js';
 import { abortedError, lockLostError, Waiters } from './shared.js';
 import { DEFAULT_LOCK_TTL_MS, type LockLease } from './store.js';
 
 const TICKET = /^\d{16}$/;
 const ticketName = (seq: number) => String(seq).padStart(16, '0');
+/** The write slot of the lease with this token (see "Fencing" above). */
+const SLOT = /^w(\d{16})$/;
+const slotName = (seq: number) => `w${ticketName(seq)}`;
+/** A slot renamed away, waiting to be removed (by the renamer, or by the next winner if it died). */
+const RETIRED = /^x\d{16}\./;
 
 const FIRST_POLL_MS = 10;
 const MAX_POLL_MS = 250;
@@ -77,6 +106,22 @@ function parseTicket(text: string, seq: number): Ticket | null {
     return ok ? (t as Ticket) : null;
   } catch {
     return null;
+  }
+}
+
+function ticketsIn(entries: Dirent[]): number[] {
+  return entries
+    .filter((entry) => entry.isFile() && TICKET.test(entry.name))
+    .map((entry) => Number(entry.name))
+    .sort((a, b) => a - b);
+}
+
+/** Removes a retired slot: usually empty (one rmdir), else with the temp files it still held. */
+async function discard(path: string): Promise<void> {
+  try {
+    await rmdir(path);
+  } catch {
+    await rm(path, { recursive: true, force: true }).catch(() => {});
   }
 }
 
@@ -165,6 +210,23 @@ export class FileLocks {
   }
 
   /**
+   * The write slot of `lease` if it is still the current, unlapsed lease of its lock (by this
+   * process's clock), else null. A fenced write goes through the slot (see "Fencing" above).
+   */
+  async slot(lease: LockLease): Promise<string | null> {
+    const dir = this.#dir(lease.name);
+    try {
+      const read = await this.#read(dir, lease.token);
+      if (read.kind !== 'ticket' || read.ticket.owner !== lease.owner || read.ticket.released) return null;
+      if (read.ticket.expiresAt <= Date.now()) return null;
+      if ((await this.#highest(dir)) > lease.token) return null;
+      return join(dir, slotName(lease.token));
+    } catch (err) {
+      throw storeError(err, `cannot check lock "${lease.name}"`, { lock: lease.name });
+    }
+  }
+
+  /**
    * One flat directory per lock name, its name percent-encoded: nesting `a/b` under `a` would put
    * lock directories among `a`'s tickets. Long names are shortened with a hash to fit NAME_MAX.
    */
@@ -217,7 +279,8 @@ export class FileLocks {
       }
       // A contender working from an old listing can re-create a number whose ticket was already
       // cleaned up, below the real highest. Such a ticket must not win.
-      const tickets = await this.#tickets(dir);
+      const entries = await this.#entries(dir);
+      const tickets = ticketsIn(entries);
       if ((tickets.at(-1) ?? 0) > token) {
         await unlink(join(dir, ticketName(token))).catch(() => {});
         return { kind: 'changed' };
@@ -225,26 +288,86 @@ export class FileLocks {
       for (const old of tickets) {
         if (old < token) await unlink(join(dir, ticketName(old))).catch(() => {});
       }
+      try {
+        await this.#openSlot(dir, token);
+        // Before the lease exists: no earlier holder's fenced write can land after this.
+        await this.#retireSlots(dir, entries, token);
+      } catch (err) {
+        // Not fenced, so not handed out: give the lock back rather than leave it held for a lease.
+        await this.#rewrite(dir, { ...ticket, released: true }, name).catch(() => {});
+        throw err;
+      }
       return { kind: 'acquired', lease: leaseOf(name, ticket) };
     } catch (err) {
       throw storeError(err, what, { lock: name });
     }
   }
 
-  /** Ticket numbers in ascending order. */
-  async #tickets(dir: string, create = false): Promise<number[]> {
-    let entries: Dirent[];
+  async #openSlot(dir: string, token: number): Promise<void> {
+    const slot = join(dir, slotName(token));
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      await mkdir(slot, { mode: DIR_MODE });
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      // A directory left by an earlier life of this lock (tokens restarting after a power loss) is
+      // ours now; anything else there (a file, a link) is junk, never followed.
+      if (!(await lstat(slot)).isDirectory()) {
+        await rm(slot, { force: true });
+        await mkdir(slot, { mode: DIR_MODE });
+      }
+    }
+    await chmod(slot, DIR_MODE); // mkdir's mode is filtered by the umask
+  }
+
+  /**
+   * Renames away, then removes, every write slot below `token` in `entries` (listed after our
+   * ticket was linked, so every slot older than it is there), and what earlier retirers left.
+   */
+  async #retireSlots(dir: string, entries: Dirent[], token: number): Promise<void> {
+    for (const { name } of entries) {
+      const slot = SLOT.exec(name);
+      if (slot && Number(slot[1]) < token) {
+        const path = join(dir, name);
+        try {
+          await rmdir(path); // empty, the usual case: gone, and that is the fence
+          continue;
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) continue; // retired by another process meanwhile
+          if (isErrno(err, 'ENOTDIR')) {
+            await unlink(path).catch(() => {}); // junk under a slot's name: it never was one
+            continue;
+          }
+          if (!isErrno(err, 'ENOTEMPTY', 'EEXIST')) throw err;
+        }
+        // A write is in flight through it: moving the slot away fails that write's rename.
+        const retired = join(dir, `x${slot[1]}.${randomUUID()}`);
+        try {
+          await rename(path, retired);
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) continue;
+          throw err;
+        }
+        await discard(retired);
+      } else if (RETIRED.test(name)) {
+        await discard(join(dir, name));
+      }
+    }
+  }
+
+  /** What is in a lock's directory; empty (and, with `create`, made) when there is none. */
+  async #entries(dir: string, create = false): Promise<Dirent[]> {
+    try {
+      return await readdir(dir, { withFileTypes: true });
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
       if (create) await ensureDirectory(dir);
       return [];
     }
-    return entries
-      .filter((entry) => entry.isFile() && TICKET.test(entry.name))
-      .map((entry) => Number(entry.name))
-      .sort((a, b) => a - b);
+  }
+
+  /** Ticket numbers in ascending order. */
+  async #tickets(dir: string, create = false): Promise<number[]> {
+    return ticketsIn(await this.#entries(dir, create));
   }
 
   async #highest(dir: string, create = false): Promise<number> {

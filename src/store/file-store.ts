@@ -16,28 +16,32 @@
  *   before the first operation; otherwise every call fails with `STORE_UNSAFE`. Symbolic links in
  *   the store are never followed: a value behind one is `STORE_CORRUPT` (`reason: 'symlink'`),
  *   `list` skips them, `put` and `delete` replace or remove the link itself.
+ * - Fenced writes (`put` / `delete` with `{ fence }`) go through their lease's write slot in the
+ *   lock area, which the next holder of the lock removes before its lease exists: a write that
+ *   was still in flight then fails instead of landing (see "Fencing" in `./file-lock.ts`).
  * - Temp files left by a writer killed mid-write are removed (`./file-sweep.ts`): when the root
  *   is first opened, then at most hourly on writes, or on demand with `sweep()`.
  */
 import { constants, type Dirent } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { CertkeeperError } from '../errors.js';
 import {
-  DIR_MODE,
   ensureDirectory,
   fsyncDirectory,
   isErrno,
   storeError,
   TMP_PREFIX,
+  tempName,
   writeTemp,
 } from './file-io.js';
 import { FileLocks } from './file-lock.js';
+import { corrupt, exists, linked, makeParents, prune, quote, realParent } from './file-paths.js';
 import { trustedRoot } from './file-root.js';
 import { SWEEP_INTERVAL_MS, sweepTempFiles } from './file-sweep.js';
 import { assertStoreKey } from './layout.js';
-import { closedError, leaseTtl, toBytes } from './shared.js';
-import type { LockLease, LockOptions, Store, StoreStat } from './store.js';
+import { closedError, fencedOut, fenceOf, leaseTtl, toBytes } from './shared.js';
+import type { LockLease, LockOptions, Store, StoreStat, WriteOptions } from './store.js';
 
 export interface FileStoreOptions {
   /**
@@ -58,19 +62,6 @@ const LOCK_AREA = '.locks';
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0);
 /** Retries of a write whose directory a concurrent `delete` pruned between mkdir and create. */
 const PUT_ATTEMPTS = 4;
-
-function quote(key: string): string {
-  return JSON.stringify(key);
-}
-
-function corrupt(key: string, why: string, reason?: string): CertkeeperError {
-  return new CertkeeperError('STORE_CORRUPT', `store key ${quote(key)} is ${why}`, {
-    details: reason === undefined ? { key } : { key, reason },
-  });
-}
-
-const linked = (key: string) =>
-  corrupt(key, 'behind a symbolic link, which the store never follows', 'symlink');
 
 export class FileStore implements Store {
   /** Absolute path of the root directory. */
@@ -109,7 +100,7 @@ export class FileStore implements Store {
     const file = join(root, ...parts);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
-      await this.#realParent(file, key);
+      await realParent(file, key);
       handle = await open(file, READ_FLAGS);
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
@@ -129,51 +120,72 @@ export class FileStore implements Store {
     }
   }
 
-  async put(key: string, value: Uint8Array | string): Promise<void> {
+  /**
+   * A fenced write's temp file is written into its lease's write slot and renamed from there, so
+   * it cannot land once the lease was taken over (see "Fencing" in `./file-lock.ts`).
+   */
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     this.#open();
     const parts = this.#parts(key);
+    const fence = fenceOf(options);
     const data = toBytes(value);
     const root = await this.#trusted(true);
     const file = join(root, ...parts);
     const dir = dirname(file);
+    const slot = fence && (await this.#slot(fence, key));
+    let temp: string | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
-        let temp: string;
         try {
-          await this.#realParent(file, key);
-          temp = await writeTemp(dir, data);
-        } catch (err) {
-          if (!isErrno(err, 'ENOENT') || attempt >= PUT_ATTEMPTS) throw err;
-          await this.#makeParents(root, parts, key);
-          continue;
-        }
-        try {
+          await realParent(file, key);
+          temp ??= await writeTemp(slot ?? dir, data);
           await rename(temp, file);
+          temp = undefined;
+          break;
         } catch (err) {
-          await unlink(temp).catch(() => {});
-          throw err;
+          if (!isErrno(err, 'ENOENT')) throw err;
+          if (fence && slot && !(await exists(slot))) throw fencedOut(fence, key);
+          if (attempt >= PUT_ATTEMPTS) throw err;
+          // The key's directory is missing (or a concurrent delete pruned it): make it again.
+          if (temp && !(await exists(temp))) temp = undefined;
+          await makeParents(root, parts, key);
         }
-        break;
       }
       await fsyncDirectory(dir);
     } catch (err) {
+      if (temp) await unlink(temp).catch(() => {});
       throw storeError(err, `writing store key ${quote(key)}`, { key });
     }
     if (Date.now() - this.#lastSweep >= SWEEP_INTERVAL_MS) this.#sweepInBackground(root);
   }
 
-  async delete(key: string): Promise<boolean> {
+  /** A fenced delete moves the value into its lease's write slot, as `put` renames from there. */
+  async delete(key: string, options?: WriteOptions): Promise<boolean> {
     this.#open();
     const parts = this.#parts(key);
+    const fence = fenceOf(options);
     const root = await this.#trusted(false);
-    if (root === null) return false;
+    if (root === null) {
+      if (fence) throw fencedOut(fence, key); // no directory, no lock
+      return false;
+    }
     const file = join(root, ...parts);
+    const slot = fence && (await this.#slot(fence, key));
     try {
-      await this.#realParent(file, key);
-      await unlink(file);
+      await realParent(file, key);
+      // A directory at the key is refused below as in an unfenced delete: it holds no value.
+      if (!slot || (await lstat(file)).isDirectory()) await unlink(file);
+      else {
+        const moved = join(slot, tempName());
+        await rename(file, moved);
+        await unlink(moved).catch(() => {});
+      }
       await fsyncDirectory(dirname(file));
     } catch (err) {
-      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false;
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) {
+        if (fence && slot && !(await exists(slot))) throw fencedOut(fence, key);
+        return false;
+      }
       // An empty directory where a value should be holds nothing: removing it frees the key.
       if (
         isErrno(err, 'EISDIR', 'EPERM') &&
@@ -186,7 +198,7 @@ export class FileStore implements Store {
       if (isErrno(err, 'EISDIR')) throw corrupt(key, 'a directory, not a value');
       throw storeError(err, `deleting store key ${quote(key)}`, { key });
     }
-    await this.#prune(root, dirname(file));
+    await prune(root, dirname(file));
     return true;
   }
 
@@ -218,7 +230,7 @@ export class FileStore implements Store {
     if (root === null) return null;
     const file = join(root, ...parts);
     try {
-      await this.#realParent(file, key);
+      await realParent(file, key);
       const info = await lstat(file);
       if (info.isSymbolicLink()) throw linked(key);
       if (!info.isFile()) throw corrupt(key, 'not a regular file');
@@ -303,38 +315,17 @@ export class FileStore implements Store {
     }
   }
 
+  /** The write slot of `fence`, or `LOCK_LOST` when it is no longer the current lease. */
+  async #slot(fence: LockLease, key: string): Promise<string> {
+    const slot = await (await this.#lockArea()).slot(fence);
+    if (slot === null) throw fencedOut(fence, key);
+    return slot;
+  }
+
   async #lockArea(): Promise<FileLocks> {
     const root = await this.#trusted(true);
     this.#locks ??= new FileLocks(join(root, LOCK_AREA), () => this.#open(), this.#closing.signal);
     return this.#locks;
-  }
-
-  /** Refuses a key whose directory is reached through a symbolic link (ENOENT passes through). */
-  async #realParent(file: string, key: string): Promise<void> {
-    const dir = dirname(file);
-    if ((await realpath(dir)) !== dir) throw linked(key);
-  }
-
-  /** `mkdir -p` below the root that refuses to create anything through a symbolic link. */
-  async #makeParents(root: string, parts: string[], key: string): Promise<void> {
-    await ensureDirectory(root); // the root itself may have been removed while we ran
-    let dir = root;
-    for (const part of parts.slice(0, -1)) {
-      dir = join(dir, part);
-      try {
-        await mkdir(dir, { mode: DIR_MODE });
-        await chmod(dir, DIR_MODE); // mkdir's mode is filtered by the umask
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err;
-        // Gone again already: a concurrent delete pruned it; put's next attempt makes it anew.
-        const found = await lstat(dir).catch((e) => {
-          if (isErrno(e, 'ENOENT')) return null;
-          throw e;
-        });
-        if (found === null) return;
-        if (found.isSymbolicLink()) throw linked(key);
-      }
-    }
   }
 
   #sweepInBackground(root: string): void {
@@ -386,19 +377,6 @@ export class FileStore implements Store {
       const key = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
       if (entry.isDirectory()) await this.#walk(join(dir, entry.name), key, keys);
       else if (entry.isFile() && isValidKey(key)) keys.push(key);
-    }
-  }
-
-  /** Removes directories emptied by a delete, up to (not including) the root. Best effort. */
-  async #prune(root: string, dir: string): Promise<void> {
-    let current = dir;
-    while (current !== root && current.startsWith(root + sep)) {
-      try {
-        await rmdir(current);
-      } catch {
-        return; // not empty (or gone): stop
-      }
-      current = dirname(current);
     }
   }
 }

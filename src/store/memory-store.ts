@@ -7,8 +7,17 @@
 import { randomUUID } from 'node:crypto';
 import { CertkeeperError } from '../errors.js';
 import { assertStoreKey, keyHasPrefix } from './layout.js';
-import { abortedError, closedError, leaseTtl, lockLostError, toBytes, Waiters } from './shared.js';
-import type { LockLease, LockOptions, Store, StoreStat } from './store.js';
+import {
+  abortedError,
+  closedError,
+  fencedOut,
+  fenceOf,
+  leaseTtl,
+  lockLostError,
+  toBytes,
+  Waiters,
+} from './shared.js';
+import type { LockLease, LockOptions, Store, StoreStat, WriteOptions } from './store.js';
 
 export interface MemoryStoreOptions {
   /**
@@ -66,15 +75,22 @@ export class MemoryStore implements Store {
     return entry ? new Uint8Array(entry.value) : null;
   }
 
-  async put(key: string, value: Uint8Array | string): Promise<void> {
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     this.#open();
     assertStoreKey(key);
-    this.#entries.set(key, { value: toBytes(value), modified: this.#clock() });
+    const fence = fenceOf(options);
+    const entry = { value: toBytes(value), modified: this.#clock() };
+    // Check and write in one synchronous step: nothing can take the lock in between.
+    if (fence && !this.#holds(fence)) throw fencedOut(fence, key);
+    this.#entries.set(key, entry);
   }
 
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, options?: WriteOptions): Promise<boolean> {
     this.#open();
-    return this.#entries.delete(assertStoreKey(key));
+    assertStoreKey(key);
+    const fence = fenceOf(options);
+    if (fence && !this.#holds(fence)) throw fencedOut(fence, key);
+    return this.#entries.delete(key);
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -143,6 +159,17 @@ export class MemoryStore implements Store {
     this.#closed = true;
     // Waiting lock() calls wake up and reject with STORE_CLOSED.
     this.#waiters.notifyAll();
+  }
+
+  /** Whether `lease` is the current, unlapsed lease of its lock. */
+  #holds(lease: LockLease): boolean {
+    const held = this.#held.get(lease.name);
+    return (
+      held !== undefined &&
+      held.owner === lease.owner &&
+      held.token === lease.token &&
+      held.expiresAt > this.#clock()
+    );
   }
 
   #acquire(name: string, ttlMs: number): LockLease | null {

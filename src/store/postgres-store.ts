@@ -19,9 +19,11 @@
  * single clock (replicas' clocks do not matter), renewal from any pooled connection, takeover by
  * one atomic `INSERT … ON CONFLICT DO UPDATE … WHERE expires_at <= now` (the row lock serialises
  * contenders), and a per-lock fencing counter (`token = token + 1` on that same row, never
- * deleted, so tokens strictly increase). Operators can read the table to see who holds what; a
- * row set by hand to expire at 'infinity' (or otherwise later than its own TTL allows) is garbage:
- * it gets the next contender's lease and then lapses.
+ * deleted, so tokens strictly increase). A fenced write locks the lease's row in the writing
+ * statement itself, so no takeover falls between its check and its write (see `putFenced`).
+ * Operators can read the table to see who holds what; a row set by hand to expire at 'infinity'
+ * (or otherwise later than its own TTL allows) is garbage: it gets the next contender's lease and
+ * then lapses.
  *
  * Values: one UPSERT statement, so readers see the old or the new row (MVCC). `list` matches
  * `key = prefix OR key LIKE prefix || '/%'`, with `\`, `%` and `_` in the prefix escaped; the "C"
@@ -40,6 +42,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClientBase, Pool, PoolConfig } from 'pg';
 import { describeCause } from '../errors.js';
 import { invalidOption, leaseExpiry, loadPeer, pause } from './peer.js';
+import { statements } from './postgres-sql.js';
 import { closedError, lockLostError } from './shared.js';
 import { type LockAttempt, SharedStore, type SharedStoreOptions } from './shared-store.js';
 import type { LockLease } from './store.js';
@@ -152,6 +155,19 @@ export class PostgresStore extends SharedStore {
 
   protected async removeValue(key: string): Promise<boolean> {
     return (await this.#query(this.#sql.delete, [key, this.#channel])).rowCount === 1;
+  }
+
+  protected async writeFenced(key: string, value: Uint8Array, fence: LockLease): Promise<boolean> {
+    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const lease = [fence.name, fence.token, fence.owner];
+    return (await this.#query(this.#sql.putFenced, [key, bytes, this.#channel, ...lease])).rowCount === 1;
+  }
+
+  protected async removeFenced(key: string, fence: LockLease): Promise<boolean | 'lost'> {
+    const lease = [fence.name, fence.token, fence.owner];
+    const { rows } = await this.#query(this.#sql.deleteFenced, [key, this.#channel, ...lease]);
+    const found = rows[0] as { held: boolean; removed: boolean };
+    return found.held ? found.removed : 'lost';
   }
 
   protected async listKeys(prefix: string): Promise<string[]> {
@@ -349,70 +365,4 @@ export class PostgresStore extends SharedStore {
       }
     }
   }
-}
-
-/**
- * A lease row this store cannot have written: `renew` and `acquire` always set `expires_at` to
- * now + `ttl_ms` with a positive, finite `ttl_ms`, so a row expiring later than that (`'infinity'`,
- * a date years ahead) or with a `ttl_ms` that is not a sane number (NaN sorts above every number
- * in PostgreSQL) was planted or damaged. It would otherwise hold the lock forever.
- */
-const GARBAGE_LEASE = `(NOT (ttl_ms > 0 AND ttl_ms < 1e12)
-  OR expires_at > clock_timestamp() + ttl_ms * interval '1 millisecond')`;
-
-function statements(values: string, locks: string) {
-  return {
-    createTables: (schema: string, table: string) => `
-      SELECT pg_advisory_xact_lock(hashtext('certkeeper ${schema}.${table}'));
-      CREATE TABLE IF NOT EXISTS ${values} (
-        key text COLLATE "C" PRIMARY KEY,
-        value bytea NOT NULL,
-        modified timestamptz NOT NULL);
-      CREATE TABLE IF NOT EXISTS ${locks} (
-        name text COLLATE "C" PRIMARY KEY,
-        token bigint NOT NULL,
-        owner text NOT NULL,
-        expires_at timestamptz NOT NULL,
-        ttl_ms double precision NOT NULL);`,
-    get: `SELECT value FROM ${values} WHERE key = $1`,
-    stat: `SELECT octet_length(value) AS size, modified FROM ${values} WHERE key = $1`,
-    put: `WITH written AS (
-        INSERT INTO ${values} (key, value, modified) VALUES ($1, $2, clock_timestamp())
-        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, modified = EXCLUDED.modified
-        RETURNING key)
-      SELECT pg_notify($3, key) FROM written`,
-    delete: `WITH removed AS (DELETE FROM ${values} WHERE key = $1 RETURNING key)
-      SELECT pg_notify($2, key) FROM removed`,
-    listAll: `SELECT key FROM ${values}`,
-    list: `SELECT key FROM ${values} WHERE key = $1 OR key LIKE $2 ESCAPE '\\'`,
-    // The main query sees the table as it was before the CTE's write: when the attempt lost, it
-    // reports how long the current lease has left.
-    acquire: `WITH won AS (
-        INSERT INTO ${locks} AS l (name, token, owner, expires_at, ttl_ms)
-        VALUES ($1, 1, $2, clock_timestamp() + $3::float8 * interval '1 millisecond', $3::float8)
-        ON CONFLICT (name) DO UPDATE
-          SET token = l.token + 1, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at,
-              ttl_ms = EXCLUDED.ttl_ms
-          WHERE l.expires_at <= clock_timestamp()
-        RETURNING token)
-      SELECT (SELECT token FROM won) AS token,
-        (SELECT greatest(0, (extract(epoch FROM expires_at) - extract(epoch FROM clock_timestamp())) * 1000)::float8
-           FROM ${locks} WHERE name = $1) AS wait_ms,
-        (SELECT ${GARBAGE_LEASE} FROM ${locks} WHERE name = $1) AS garbage`,
-    // Gives a garbage lease the caller's TTL ($2) from now, never lengthening it.
-    repair: `UPDATE ${locks}
-        SET expires_at = least(expires_at, clock_timestamp() + $2::float8 * interval '1 millisecond'),
-            ttl_ms = $2::float8
-        WHERE name = $1 AND ${GARBAGE_LEASE}
-        RETURNING greatest(0, (extract(epoch FROM expires_at) - extract(epoch FROM clock_timestamp())) * 1000)::float8
-          AS wait_ms`,
-    renew: `UPDATE ${locks}
-        SET ttl_ms = coalesce($4::float8, ttl_ms),
-            expires_at = clock_timestamp() + coalesce($4::float8, ttl_ms) * interval '1 millisecond'
-        WHERE name = $1 AND token = $2 AND owner = $3 AND expires_at > clock_timestamp()
-        RETURNING ttl_ms`,
-    // '-infinity' marks "released" (distinct from "lapsed"), so a second unlock returns false.
-    release: `UPDATE ${locks} SET expires_at = '-infinity'
-        WHERE name = $1 AND token = $2 AND owner = $3 AND expires_at > '-infinity'`,
-  };
 }

@@ -36,22 +36,54 @@ const INDEX_READY = `local function index_ready(index, values)
   until cursor == '0'
 end`;
 
-/** KEYS: value hash, index. ARGV: bytes, store key, channel, value-key prefix. */
-export const PUT = script(`${NOW_MS}
-${INDEX_READY}
+/**
+ * Whether the lock key holds the lease "token:owner:". A lapsed lease has expired
+ * away, a released one is deleted, a taken-over one holds another value; anything but a string
+ * there is not a lease either. Checked in the script that writes, so nothing can acquire the lock
+ * between the check and the write: this is what fences a write.
+ */
+const HELD = `local function held(lock, lease)
+  if redis.call('TYPE', lock)['ok'] ~= 'string' then return false end
+  return string.sub(redis.call('GET', lock), 1, #lease) == lease
+end`;
+
+const WRITE = `${INDEX_READY}
 index_ready(KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'm', now)
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
-return now`);
+return now`;
 
-/** KEYS: value hash, index. ARGV: store key, channel, value-key prefix. Returns 1 when the key existed. */
-export const DELETE = script(`${INDEX_READY}
+const REMOVE = `${INDEX_READY}
 index_ready(KEYS[2], ARGV[3])
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if n > 0 then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
-return n`);
+return n`;
+
+/** KEYS: value hash, index. ARGV: bytes, store key, channel, value-key prefix. */
+export const PUT = script(`${NOW_MS}
+${WRITE}`);
+
+/**
+ * `PUT` under a fence: KEYS[3] is the lock, ARGV[5] "token:owner:". Returns 0, having written
+ * (and announced) nothing, when that lease is not held.
+ */
+export const PUT_FENCED = script(`${NOW_MS}
+${HELD}
+if not held(KEYS[3], ARGV[5]) then return 0 end
+${WRITE}`);
+
+/** KEYS: value hash, index. ARGV: store key, channel, value-key prefix. Returns 1 when the key existed. */
+export const DELETE = script(REMOVE);
+
+/**
+ * `DELETE` under a fence: KEYS[3] is the lock, ARGV[4] "token:owner:". Returns -1, having
+ * deleted nothing, when that lease is not held.
+ */
+export const DELETE_FENCED = script(`${HELD}
+if not held(KEYS[3], ARGV[4]) then return -1 end
+${REMOVE}`);
 
 /** KEYS: value hash. Returns { size, modified ms } or nil. */
 export const STAT = script(`local m = redis.call('HGET', KEYS[1], 'm')

@@ -18,9 +18,9 @@
  *   of a Redis shared with other applications, and glob patterns would need escaping of `*?[]\`
  *   in keys; a lexicographic range over "p/" .. "p0" is exact, segment-wise and cheap.
  * - Locks: SET NX PX in a script that INCRements the per-lock fencing counter only when the SET
- *   won; renewal and release compare "token:owner" first. A lock or counter this script cannot
- *   have written (no expiry, wrong type, not a number) is garbage and is repaired, never obeyed
- *   forever (see `ACQUIRE`). Leases expire on the Redis clock, so
+ *   won; renewal, release and fenced writes compare "token:owner" first, in the same script as
+ *   what they then do. A lock or counter this script cannot have written (no expiry, wrong type,
+ *   not a number) is garbage and is repaired, never obeyed forever (see `ACQUIRE`). Leases expire on the Redis clock, so
  *   replicas' clocks do not matter; `expiresAt` is measured locally from before the request, so it
  *   errs early. Redis keeps nothing without persistence: after a restart of a Redis without AOF,
  *   values and fencing counters start over. Give a Redis that holds certificates persistence and
@@ -37,8 +37,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { describeCause } from '../errors.js';
-import { invalidOption, leaseExpiry, loadPeer } from './peer.js';
-import { ACQUIRE, DELETE, LIST, PUT, RELEASE, RENEW, run, STAT } from './redis-scripts.js';
+import { leaseExpiry, loadPeer } from './peer.js';
+import { reconnectDelay, type Source, validate, whenReady } from './redis-connection.js';
+import {
+  ACQUIRE,
+  DELETE,
+  DELETE_FENCED,
+  LIST,
+  PUT,
+  PUT_FENCED,
+  RELEASE,
+  RENEW,
+  run,
+  STAT,
+} from './redis-scripts.js';
 import { closedError, lockLostError } from './shared.js';
 import { type LockAttempt, SharedStore, type SharedStoreOptions } from './shared-store.js';
 import type { LockLease } from './store.js';
@@ -64,88 +76,6 @@ export interface RedisStoreOptions extends SharedStoreOptions {
   client?: RedisClientLike;
   /** Namespace of every Redis key and channel: `[A-Za-z0-9_.-]{1,64}`. Default `certkeeper`. */
   prefix?: string;
-}
-
-type Source = { url: string } | { connection: Record<string, unknown> } | { client: Redis };
-
-const PREFIX = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Reconnect forever: quickly at first, then every 2 s. A store outlives a Redis restart. */
-const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 6), 2_000);
-
-function validate(options: RedisStoreOptions): { source: Source; prefix: string } {
-  if (options === null || typeof options !== 'object') {
-    throw invalidOption('options', 'must be an object with url, connection or client');
-  }
-  const { url, connection, client, prefix = 'certkeeper' } = options;
-  const given = [url, connection, client].filter((v) => v !== undefined).length;
-  if (given !== 1) throw invalidOption('url', `(or connection, or client): give exactly one, got ${given}`);
-  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw invalidOption('prefix', 'must match [A-Za-z0-9_.-]{1,64} (no ":" so prefixes cannot overlap)');
-  }
-  let source: Source;
-  if (url !== undefined) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(String(url));
-    } catch {
-      // reported below
-    }
-    if (typeof url !== 'string' || !parsed || !/^rediss?:$/.test(parsed.protocol)) {
-      throw invalidOption('url', 'must be a redis:// or rediss:// URL');
-    }
-    source = { url };
-  } else if (connection !== undefined) {
-    if (connection === null || typeof connection !== 'object')
-      throw invalidOption('connection', 'must be an object');
-    source = { connection };
-  } else {
-    const c = client as Partial<RedisClientLike> | null;
-    if (
-      !c ||
-      typeof c !== 'object' ||
-      typeof c.callBuffer !== 'function' ||
-      typeof c.duplicate !== 'function'
-    ) {
-      throw invalidOption('client', 'must be an ioredis client');
-    }
-    source = { client: client as unknown as Redis };
-  }
-  return { source, prefix };
-}
-
-/** Resolves when `client` is ready; rejects when it ends, when `signal` aborts, or (if `failFast`) on an error. */
-function whenReady(
-  client: Redis,
-  signal: AbortSignal,
-  failFast: boolean,
-  lastError: () => unknown,
-): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  if (client.status === 'wait') client.connect().catch(() => {});
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      client.off('ready', onReady);
-      client.off('end', onEnd);
-      client.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const fail = (why: unknown) => {
-      cleanup();
-      reject(new Error(`Redis is not reachable: ${describeCause(why)}`));
-    };
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const onEnd = () => fail(lastError() ?? 'connection closed');
-    const onError = (err: unknown) => failFast && fail(err);
-    const onAbort = () => fail(lastError() ?? signal.reason);
-    if (client.status === 'end') return fail(lastError() ?? 'connection closed');
-    client.on('ready', onReady);
-    client.on('end', onEnd);
-    client.on('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 export class RedisStore extends SharedStore {
@@ -187,6 +117,29 @@ export class RedisStore extends SharedStore {
     const keys = [this.#valueKey(key), this.#index];
     const args = [key, this.#channel, this.#valueKey('')];
     return (await run(await this.#redis(signal), DELETE, keys, args)) === 1;
+  }
+
+  protected async writeFenced(
+    key: string,
+    value: Uint8Array,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    const keys = [this.#valueKey(key), this.#index, this.#lockKeys(fence.name)[0]];
+    const args = [bytes, key, this.#channel, this.#valueKey(''), `${fence.token}:${fence.owner}:`];
+    return (await run(await this.#redis(signal), PUT_FENCED, keys, args)) !== 0;
+  }
+
+  protected async removeFenced(
+    key: string,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean | 'lost'> {
+    const keys = [this.#valueKey(key), this.#index, this.#lockKeys(fence.name)[0]];
+    const args = [key, this.#channel, this.#valueKey(''), `${fence.token}:${fence.owner}:`];
+    const removed = await run(await this.#redis(signal), DELETE_FENCED, keys, args);
+    return removed === -1 ? 'lost' : removed === 1;
   }
 
   protected async listKeys(prefix: string, signal: AbortSignal): Promise<string[]> {

@@ -16,7 +16,7 @@ import {
   positiveMs,
 } from './peer.js';
 import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './sealer.js';
-import { abortedError, closedError, leaseTtl, toBytes, Waiters } from './shared.js';
+import { abortedError, closedError, fencedOut, fenceOf, leaseTtl, toBytes, Waiters } from './shared.js';
 import type {
   LockLease,
   LockOptions,
@@ -24,6 +24,7 @@ import type {
   Store,
   StoreChangeListener,
   StoreStat,
+  WriteOptions,
 } from './store.js';
 import { WatchHub } from './watch.js';
 
@@ -89,6 +90,22 @@ export abstract class SharedStore implements Store {
   protected abstract writeValue(key: string, value: Uint8Array, signal: AbortSignal): Promise<void>;
   /** Also announces the key to watchers when it existed. */
   protected abstract removeValue(key: string, signal: AbortSignal): Promise<boolean>;
+  /**
+   * `writeValue` only while `fence` is the current, unlapsed lease of its lock, checked in the
+   * same atomic step as the write. Returns false, having written nothing, when it is not.
+   */
+  protected abstract writeFenced(
+    key: string,
+    value: Uint8Array,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean>;
+  /** `removeValue` under a fence, as `writeFenced`: `'lost'` when the lease is not current. */
+  protected abstract removeFenced(
+    key: string,
+    fence: LockLease,
+    signal: AbortSignal,
+  ): Promise<boolean | 'lost'>;
   protected abstract listKeys(prefix: string, signal: AbortSignal): Promise<string[]>;
   protected abstract statValue(
     key: string,
@@ -117,15 +134,28 @@ export abstract class SharedStore implements Store {
     return this.#sealer.open(key, stored);
   }
 
-  async put(key: string, value: Uint8Array | string): Promise<void> {
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     this.#key(key);
+    const fence = this.#fence(options);
     const sealed = this.#sealer.seal(key, toBytes(value));
-    await this.io(`writing store key ${quote(key)}`, { key }, (s) => this.writeValue(key, sealed, s));
+    const what = `writing store key ${quote(key)}`;
+    if (!fence) return this.io(what, { key }, (s) => this.writeValue(key, sealed, s));
+    const written = await this.io(what, { key, lock: fence.name, token: fence.token }, (s) =>
+      this.writeFenced(key, sealed, fence, s),
+    );
+    if (!written) throw fencedOut(fence, key);
   }
 
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, options?: WriteOptions): Promise<boolean> {
     this.#key(key);
-    return this.io(`deleting store key ${quote(key)}`, { key }, (s) => this.removeValue(key, s));
+    const fence = this.#fence(options);
+    const what = `deleting store key ${quote(key)}`;
+    if (!fence) return this.io(what, { key }, (s) => this.removeValue(key, s));
+    const removed = await this.io(what, { key, lock: fence.name, token: fence.token }, (s) =>
+      this.removeFenced(key, fence, s),
+    );
+    if (removed === 'lost') throw fencedOut(fence, key);
+    return removed;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -288,6 +318,12 @@ export abstract class SharedStore implements Store {
     this.#open();
     assertStoreKey(key);
     assertEncodable(key);
+  }
+
+  #fence(options: WriteOptions | undefined): LockLease | undefined {
+    const fence = fenceOf(options);
+    if (fence) this.#key(fence.name);
+    return fence;
   }
 
   #lease(lease: LockLease): void {

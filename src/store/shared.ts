@@ -4,7 +4,7 @@
  * exported from the package.
  */
 import { CertkeeperError } from '../errors.js';
-import { DEFAULT_LOCK_TTL_MS } from './store.js';
+import { DEFAULT_LOCK_TTL_MS, type LockLease, type WriteOptions } from './store.js';
 
 const encoder = new TextEncoder();
 
@@ -48,6 +48,44 @@ export function lockLostError(name: string, token: number, why: string): Certkee
   return new CertkeeperError('LOCK_LOST', `lock "${name}" (token ${token}) is no longer held: ${why}`, {
     details: { lock: name, token },
   });
+}
+
+/**
+ * The fence of a write's options, checked for shape (the store checks it is current): `undefined`
+ * for an unfenced write. Anything but a lease is `INVALID_OPTION` (option `fence`).
+ */
+export function fenceOf(options: WriteOptions | undefined): LockLease | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') {
+    throw new CertkeeperError('INVALID_OPTION', 'write options must be an object', {
+      details: { option: 'options' },
+    });
+  }
+  const { fence } = options;
+  if (fence === undefined) return undefined;
+  const lease = fence as Partial<LockLease> | null;
+  if (
+    lease === null ||
+    typeof lease !== 'object' ||
+    typeof lease.name !== 'string' ||
+    typeof lease.owner !== 'string' ||
+    typeof lease.token !== 'number' ||
+    !Number.isSafeInteger(lease.token)
+  ) {
+    throw new CertkeeperError('INVALID_OPTION', 'fence must be a lease returned by lock() or tryLock()', {
+      details: { option: 'fence' },
+    });
+  }
+  return fence;
+}
+
+/** A fenced write refused: its lease is no longer the current one of its lock. Nothing was written. */
+export function fencedOut(fence: LockLease, key: string): CertkeeperError {
+  return new CertkeeperError(
+    'LOCK_LOST',
+    `lock "${fence.name}" (token ${fence.token}) is no longer held: the fenced write of store key ${JSON.stringify(key)} was refused`,
+    { details: { lock: fence.name, token: fence.token, key } },
+  );
 }
 
 /**

@@ -41,8 +41,8 @@
  *
  * Each successful acquisition carries a fencing `token` that is strictly greater than every token
  * previously issued for that lock name in this store. A holder that stalled (GC pause, stopped
- * VM) past its lease may still believe it holds the lock; writes that matter can carry the token
- * so that a stale holder's late write is recognisable.
+ * VM) past its lease may still believe it holds the lock: the writes that matter are *fenced*
+ * (next section), so that such a holder's late write is refused instead of landing.
  *
  * **Why a holder must re-check state after acquiring:** the lock only says "nobody else is
  * working on this now". While you waited, the previous holder may already have done the work
@@ -54,6 +54,33 @@
  * the signal aborts. `tryLock` never waits. `unlock` of a lease that was already taken over is a
  * no-op that returns `false`: it never releases somebody else's lock. `renewLock` of such a lease
  * throws `LOCK_LOST`.
+ *
+ * ## Fenced writes
+ * `put(key, value, { fence: lease })` and `delete(key, { fence: lease })` write only while `lease`
+ * is still the current lease of its lock: the same acquisition (name, `token` and `owner`, as
+ * `lock`, `tryLock` or `renewLock` returned it), not released, not lapsed. Otherwise they reject
+ * with `LOCK_LOST` and change nothing. The check and the write are one step in every store:
+ * nobody can acquire the lock between them, so once the next holder has the lock, a write fenced
+ * by an earlier lease can no longer land, however long its writer stalled. The next holder, who
+ * re-reads after acquiring, therefore sees every fenced write of the holders before it, and none
+ * of theirs can overwrite its own. This is what makes a commit under a lock safe against a holder
+ * whose lease lapsed without it noticing; the local abort signal of `withLock` only narrows that
+ * window, a fenced write closes it.
+ *
+ * The store does not know which keys a lock protects: the caller fences the writes that commit
+ * (certkeeper fences the pointer that makes a certificate generation current, under the
+ * certificate's issuance lock). Unfenced writes are not checked against any lock. A store that
+ * wraps another must pass `options` on to it: one that drops them turns fenced writes into
+ * unfenced ones without a word (the conformance suite catches that).
+ *
+ * How each store does it: `MemoryStore` checks and writes in one synchronous step; `RedisStore` in
+ * one Lua script; `PostgresStore` in one statement that takes a share lock on the lock's row, which
+ * a takeover must wait for (and a write waiting on a takeover re-checks and finds it lost);
+ * `FileStore` writes through a directory that belongs to the lease and that the next holder
+ * removes before its acquisition returns, so the write's final rename fails once it is gone
+ * (details in `./file-lock.ts`). Whether a lease has lapsed is judged on the server's clock
+ * (Redis, PostgreSQL) or the writer's (memory, file); takeover is what the one-step check guards,
+ * and it is exact everywhere.
  *
  * ## Change notification (optional capability)
  * A store shared by several replicas may implement `watch`, so that a replica learns within about
@@ -112,6 +139,15 @@ export interface LockLease {
   readonly expiresAt: number;
 }
 
+/** Options of a write (`put`, `delete`). */
+export interface WriteOptions {
+  /**
+   * Write only while this lease is the current lease of its lock (see "Fenced writes" above);
+   * otherwise reject with `LOCK_LOST` and write nothing.
+   */
+  fence?: LockLease;
+}
+
 /** What `Store.watch` reports: a key that changed, or a gap after which everything should be re-read. */
 export type StoreChange = { readonly type: 'change'; readonly key: string } | { readonly type: 'resync' };
 
@@ -150,9 +186,13 @@ export interface RecordSealing {
 
 export interface Store {
   get(key: string): Promise<Uint8Array | null>;
-  put(key: string, value: Uint8Array | string): Promise<void>;
-  /** Returns whether the key existed. Deleting a missing key is not an error. */
-  delete(key: string): Promise<boolean>;
+  /** With `options.fence`, a fenced write (see "Fenced writes" above). */
+  put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void>;
+  /**
+   * Returns whether the key existed. Deleting a missing key is not an error. With
+   * `options.fence`, a fenced write (see "Fenced writes" above).
+   */
+  delete(key: string, options?: WriteOptions): Promise<boolean>;
   list(prefix: string): Promise<string[]>;
   stat(key: string): Promise<StoreStat | null>;
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -171,8 +171,33 @@ describe('FileStore on disk', () => {
       await utimes(ticket, old, old);
       const lease = await store.tryLock('garbled');
       expect(lease?.token).toBe(6);
-      expect((await readdir(ticketDir('garbled'))).sort()).toEqual(['0000000000000006', 'README']);
+      // The holder's ticket and its write slot (fenced writes go through it); the junk stays.
+      expect((await readdir(ticketDir('garbled'))).sort()).toEqual([
+        '0000000000000006',
+        'README',
+        'w0000000000000006',
+      ]);
       expect(await store.unlock(lease!)).toBe(true);
+    });
+
+    it('files or links planted under write-slot names neither wedge the lock nor redirect fenced writes', async () => {
+      const outside = join(root, 'outside');
+      await mkdir(outside, { mode: 0o755 });
+      const first = (await store.tryLock('planted'))!;
+      await store.unlock(first);
+      // Junk where the old slot is, and where the next winner's slot will be made.
+      await rm(join(ticketDir('planted'), 'w0000000000000001'), { recursive: true });
+      await writeFile(join(ticketDir('planted'), 'w0000000000000001'), 'junk');
+      await symlink(outside, join(ticketDir('planted'), 'w0000000000000002'));
+      const lease = await store.tryLock('planted');
+      expect(lease?.token).toBe(2);
+      await store.put('fenced/value', 'v', { fence: lease! });
+      expect(new TextDecoder().decode((await store.get('fenced/value'))!)).toBe('v');
+      expect((await readdir(ticketDir('planted'))).sort()).toEqual(['0000000000000002', 'w0000000000000002']);
+      expect((await lstat(join(ticketDir('planted'), 'w0000000000000002'))).isDirectory()).toBe(true);
+      expect(await readdir(outside)).toEqual([]);
+      expect((await stat(outside)).mode & 0o777).toBe(0o755);
+      await store.unlock(lease!);
     });
 
     it('a ticket with valid JSON but the wrong shape counts as garbage too', async () => {
@@ -184,9 +209,11 @@ describe('FileStore on disk', () => {
     it('release keeps the highest ticket, so tokens survive a restart of every client', async () => {
       const a = (await store.tryLock('keep'))!;
       await store.unlock(a);
-      expect(await readdir(ticketDir('keep'))).toEqual(['0000000000000001']);
+      // Its write slot waits for the next winner, who renames it away before its lease exists.
+      expect((await readdir(ticketDir('keep'))).sort()).toEqual(['0000000000000001', 'w0000000000000001']);
       const fresh = new FileStore({ directory: join(root, 'store') });
       expect((await fresh.tryLock('keep'))?.token).toBe(2);
+      expect((await readdir(ticketDir('keep'))).sort()).toEqual(['0000000000000002', 'w0000000000000002']);
       await fresh.close();
     });
 

@@ -2,10 +2,15 @@
 // what only this store has: its tables, LIKE escaping, LISTEN/NOTIFY watch, backends terminated
 // under it, unreachable and silent servers. Every test uses tables of its own and drops them.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
+import { CachedStore } from '../../src/store/cached-store.js';
+import { FileStore } from '../../src/store/file-store.js';
 import { likeBelow, PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres-store.js';
 import type { StoreChange } from '../../src/store/store.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -23,11 +28,60 @@ if (!url) {
   afterAll(() => admin.end());
   const drop = (table: string) => admin.query(`DROP TABLE IF EXISTS public.${table}, public.${table}_locks`);
 
+  /** Ends the LISTEN connections of the stores named `app`, as a server restart would. */
+  const killListeners = async (app: string) => {
+    const { rows } = await admin.query(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+        WHERE application_name = $1 AND query LIKE 'LISTEN %'`,
+      [app],
+    );
+    if (rows.length === 0) throw new Error(`no LISTEN connection of ${app} to end`);
+  };
+
   await runStoreConformance('PostgresStore', () => {
     const table = uniqueTable();
+    const app = `ck-test-${table}`;
     const open = () =>
-      new PostgresStore({ connectionString: url, table, encryption: false, logger: silentLogger });
-    return { store: open(), second: open, cleanup: () => drop(table).then(() => {}) };
+      new PostgresStore({
+        connectionString: `${url}?application_name=${app}`,
+        table,
+        encryption: false,
+        logger: silentLogger,
+      });
+    return {
+      store: open(),
+      second: open,
+      interruptWatch: () => killListeners(app),
+      cleanup: () => drop(table).then(() => {}),
+    };
+  });
+
+  // The local copy over a real shared store: fenced writes and watch are the primary's.
+  await runStoreConformance('CachedStore(PostgresStore, FileStore)', () => {
+    const table = uniqueTable();
+    const app = `ck-test-${table}`;
+    const dir = mkdtempSync(join(tmpdir(), 'ck-cached-pg-'));
+    let copies = 0;
+    const open = () =>
+      new CachedStore({
+        primary: new PostgresStore({
+          connectionString: `${url}?application_name=${app}`,
+          table,
+          encryption: { keys: [KEY] },
+          logger: silentLogger,
+        }),
+        cache: new FileStore({ directory: join(dir, String(copies++)) }),
+        logger: silentLogger,
+      });
+    return {
+      store: open(),
+      second: open,
+      interruptWatch: () => killListeners(app),
+      cleanup: async () => {
+        await drop(table);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   });
 
   describe('PostgresStore on a real PostgreSQL', () => {
@@ -156,6 +210,39 @@ if (!url) {
       await writer.put('certificates/i/b/current.json', '{}');
       await sleep(200);
       expect(seen).toHaveLength(2);
+    });
+
+    it('a fenced write that meets a takeover in flight waits for it, re-checks the lease and is refused', async () => {
+      const app = `certkeeper-test-${randomUUID().slice(0, 8)}`;
+      const store = fresh({ connectionString: `${url}?application_name=${app}` });
+      const table = tables.at(-1)!;
+      const lease = (await store.tryLock('issue/a', { ttlMs: 60_000 }))!;
+      await store.put('current.json', 'committed in time', { fence: lease });
+      // Another replica taking the lock over (its lease having lapsed), caught before it commits.
+      const thief = await admin.connect();
+      try {
+        await thief.query('BEGIN');
+        await thief.query(
+          `UPDATE public.${table}_locks SET token = token + 1, owner = 'thief' WHERE name = 'issue/a'`,
+        );
+        const late = store.put('current.json', 'too late', { fence: lease }).then(
+          () => 'landed',
+          (error: { code?: string }) => error.code,
+        );
+        const waiting = await eventually(async () => {
+          const { rows } = await admin.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+            [app],
+          );
+          return rows.length > 0;
+        }, 5_000);
+        expect(waiting, 'the fenced write waits on the lease row the takeover holds').toBe(true);
+        await thief.query('COMMIT');
+        expect(await late).toBe('LOCK_LOST');
+      } finally {
+        thief.release();
+      }
+      expect(new TextDecoder().decode((await store.get('current.json'))!)).toBe('committed in time');
     });
 
     it('survives its backends being terminated: queries recover, the lease survives, watch re-listens', async () => {

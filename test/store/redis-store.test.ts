@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
+import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { RedisStore, type RedisStoreOptions } from '../../src/store/redis-store.js';
 import type { StoreChange } from '../../src/store/store.js';
 import { runStoreConformance } from '../../src/testing/index.js';
@@ -24,6 +25,16 @@ async function dropPrefix(admin: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
+/** Kills the subscriber connections of the stores under `prefix`, as a network failure would. */
+async function killWatchConnections(admin: Redis, prefix: string): Promise<void> {
+  const ids = String(await admin.client('LIST'))
+    .split('\n')
+    .filter((line) => line.includes(` name=certkeeper:${prefix}:watch `))
+    .map((line) => /\bid=(\d+)/.exec(line)![1]!);
+  if (ids.length === 0) throw new Error(`no watch connection of ${prefix} to kill`);
+  for (const id of ids) await admin.client('KILL', 'ID', id);
+}
+
 if (!url) {
   describe.skip('RedisStore (no Redis)', () => it('needs Redis', () => {}));
 } else {
@@ -33,7 +44,28 @@ if (!url) {
   await runStoreConformance('RedisStore', () => {
     const prefix = `certkeeper-test-${randomUUID()}`;
     const open = () => new RedisStore({ url, prefix, encryption: { keys: [KEY] }, logger: silentLogger });
-    return { store: open(), second: open, cleanup: () => dropPrefix(admin, prefix) };
+    return {
+      store: open(),
+      second: open,
+      interruptWatch: () => killWatchConnections(admin, prefix),
+      cleanup: () => dropPrefix(admin, prefix),
+    };
+  });
+
+  // The wrapper over a real shared store: fenced writes and watch must pass through it.
+  await runStoreConformance('EncryptedStore(RedisStore)', () => {
+    const prefix = `certkeeper-test-${randomUUID()}`;
+    const open = () =>
+      new EncryptedStore(new RedisStore({ url, prefix, encryption: 'none', logger: silentLogger }), {
+        keys: [KEY],
+        logger: silentLogger,
+      });
+    return {
+      store: open(),
+      second: open,
+      interruptWatch: () => killWatchConnections(admin, prefix),
+      cleanup: () => dropPrefix(admin, prefix),
+    };
   });
 
   describe('RedisStore on a real Redis', () => {

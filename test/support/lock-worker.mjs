@@ -18,7 +18,7 @@ if (mode === 'contend') {
     await sleep(1 + Math.random() * 4);
     appendFileSync(log, `leave ${process.pid} ${lease.token}\n`);
     if (!(await store.unlock(lease))) throw new Error(`unlock of token ${lease.token} returned false`);
-    await sleep(5 + Math.random() * 15); // give the other process a chance to get in
+    await sleep(10 + Math.random() * 20); // give the other process a chance to get in
   }
   await store.close();
 } else if (mode === 'hold') {
