@@ -5,7 +5,7 @@
  * this process.
  */
 import { randomUUID } from 'node:crypto';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { assertStoreKey, keyHasPrefix } from './layout.js';
 import { abortedError, closedError, leaseTtl, lockLostError, toBytes, Waiters } from './shared.js';
 import type { LockLease, LockOptions, Store, StoreStat } from './store.js';
@@ -44,9 +44,7 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options === null || typeof options !== 'object') {
-      throw new CertkeeperError('INVALID_OPTION', 'MemoryStore options must be an object', {
-        details: { option: 'options' },
-      });
+      throw optionError('options', 'of MemoryStore must be an object');
     }
     const { clock } = options;
     if (typeof clock === 'function') this.#clock = clock;
@@ -54,9 +52,7 @@ export class MemoryStore implements Store {
     else if (typeof clock === 'object' && clock !== null && typeof clock.now === 'function') {
       this.#clock = () => clock.now();
     } else {
-      throw new CertkeeperError('INVALID_OPTION', 'clock must be a function or an object with now()', {
-        details: { option: 'clock' },
-      });
+      throw optionError('clock', 'must be a function or an object with now()');
     }
   }
 

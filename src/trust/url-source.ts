@@ -23,7 +23,7 @@ import tls from 'node:tls';
 import { parseCertificateDer } from '../crypto/inspect.js';
 import { checkIssuers, checkLinks, checkPurpose, checkValidity, type PathOptions } from '../crypto/path.js';
 import { DEFAULT_SKEW_MS } from '../crypto/validate.js';
-import { CertkeeperError, describeCause } from '../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
 import type { TrustSource } from './source.js';
 
@@ -47,9 +47,7 @@ export interface UrlTrustSourceOptions {
 
 const MAX_BODY = 1 << 20;
 
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `UrlTrustSource option ${name} ${bound}`);
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'UrlTrustSource');
 
 export class UrlTrustSource implements TrustSource {
   readonly name: string;
@@ -63,7 +61,8 @@ export class UrlTrustSource implements TrustSource {
   constructor(options: UrlTrustSourceOptions) {
     this.url = new URL(options.url);
     if (this.url.protocol !== 'https:') throw invalid('url', 'must be https:');
-    if (!options.ca && !options.pins?.length) throw invalid('ca/pins', 'one of them is required');
+    if (!options.ca && !options.pins?.length)
+      throw invalid('ca', 'or pins is required (ca/pins: one of them at least)');
     if (options.pins) {
       const pins = options.pins.map((p) => normalizeFingerprint(p));
       if (pins.some((p) => p === null)) throw invalid('pins', 'must be SHA-256 fingerprints (64 hex digits)');

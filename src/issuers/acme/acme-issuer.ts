@@ -11,7 +11,7 @@
 import type { ChallengeSolver, ChallengeType } from '../../challenges/solver.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../../errors.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -83,11 +83,7 @@ const FALLBACK_MEMORY_MS = 60 * 60_000;
 /** Deactivating a given-up order's authorizations is best effort, and bounded. */
 const ABANDON_TIMEOUT_MS = 5_000;
 
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `AcmeIssuer option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'AcmeIssuer');
 
 export class AcmeIssuer implements Issuer {
   readonly id: string;

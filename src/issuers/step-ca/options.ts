@@ -4,7 +4,7 @@
  * does not match the fingerprint fails at start-up, not at the first renewal.
  */
 import { readFileSync } from 'node:fs';
-import { CertkeeperError, describeCause } from '../../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../../errors.js';
 import { normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
 import { type TokenOption, TokenSource } from './token-source.js';
 
@@ -45,11 +45,7 @@ export interface ResolvedOptions {
   renewAfterExpiry: boolean;
 }
 
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `StepCaIssuer option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'StepCaIssuer');
 
 export function resolveOptions(options: StepCaIssuerOptions): ResolvedOptions {
   if (typeof options?.caUrl !== 'string') throw invalid('caUrl', 'is required');
