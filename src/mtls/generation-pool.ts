@@ -96,7 +96,12 @@ export class GenerationPool<M> {
 
   destroy(reason: Error | null = null): Promise<void> {
     this.#stop();
-    this.#destroying ??= Promise.all([...this.#retired].map((r) => r.destroy(reason))).then(() => {});
+    this.#destroying ??= Promise.all(
+      [...this.#retired].map((r) => {
+        void r.destroy(reason);
+        return r.done;
+      }),
+    ).then(() => {});
     return this.#destroying;
   }
 
