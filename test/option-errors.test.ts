@@ -62,6 +62,22 @@ const cases: [string, () => unknown, string][] = [
     'agreeToTerms',
   ],
   [
+    'AcmeIssuer requestTimeoutMs',
+    () =>
+      new AcmeIssuer({
+        directoryUrl: 'https://x/',
+        agreeToTerms: true,
+        challenges: [new Http01Solver()],
+        requestTimeoutMs: 2 ** 31,
+      }),
+    'requestTimeoutMs',
+  ],
+  [
+    'BootstrapTrustSource timeoutMs',
+    () => new BootstrapTrustSource({ caUrl: 'https://ca/', fingerprint: pin, timeoutMs: 0 }),
+    'timeoutMs',
+  ],
+  [
     'StepCaIssuer caUrl',
     () => new StepCaIssuer({ caUrl: 'http://ca/', rootFingerprint: pin, token: 't' } as never),
     'caUrl',

@@ -10,6 +10,7 @@
  */
 import { optionError } from '../errors.js';
 import { fetchRoot, normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
+import { MAX_TIMEOUT_MS } from '../net/https-client.js';
 import type { TrustSource } from './source.js';
 
 export interface BootstrapTrustSourceOptions {
@@ -45,6 +46,8 @@ export class BootstrapTrustSource implements TrustSource {
     this.#caUrl = url;
     this.#fingerprint = fingerprint;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    if (!(this.#timeoutMs > 0 && this.#timeoutMs <= MAX_TIMEOUT_MS))
+      throw optionError('timeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`, 'BootstrapTrustSource');
     this.name = options.name ?? `bootstrap:${url.host}`;
   }
 

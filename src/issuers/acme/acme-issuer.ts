@@ -12,6 +12,7 @@ import type { ChallengeSolver, ChallengeType } from '../../challenges/solver.js'
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
 import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../../errors.js';
+import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -129,10 +130,17 @@ export class AcmeIssuer implements Issuer {
         "is required: true to agree to the CA's terms of service, false for a CA that has none",
       );
     }
+    const timeoutMs = options.requestTimeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS))
+      throw invalid('requestTimeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`);
     this.#o = options;
     this.id = options.directoryUrl;
     this.#poll = { ...DEFAULT_POLL, ...(options.polling ?? {}) };
-    this.#transport = new AcmeTransport({ ca: options.ca, timeoutMs: options.requestTimeoutMs });
+    this.#transport = new AcmeTransport({
+      ca: options.ca,
+      timeoutMs,
+      allowHttp: options.allowHttp,
+    });
     this.#accounts = new AcmeAccounts(
       {
         directoryUrl: options.directoryUrl,

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CertkeeperError, describeCause, optionError } from '../../errors.js';
+import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import { normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
 import { type TokenOption, TokenSource } from './token-source.js';
 
@@ -90,8 +91,8 @@ export function resolveOptions(options: StepCaIssuerOptions): ResolvedOptions {
   if (!fingerprint) throw invalid('rootFingerprint', 'or rootFile or rootPem is required');
 
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
-  if (!(Number.isFinite(timeoutMs) && timeoutMs >= 100))
-    throw invalid('requestTimeoutMs', 'must be at least 100');
+  if (!(timeoutMs >= 100 && timeoutMs <= MAX_TIMEOUT_MS))
+    throw invalid('requestTimeoutMs', `must be at least 100 and at most ${MAX_TIMEOUT_MS}`);
   let notAfter: string | undefined;
   if (options.lifetimeMs !== undefined) {
     if (!(Number.isFinite(options.lifetimeMs) && options.lifetimeMs >= 1000))
