@@ -22,6 +22,7 @@ import type {
   RenewalWindow,
   RevocationReason,
 } from '../issuer.js';
+import { REVOCATION_REASON_CODES } from '../revocation.js';
 import { type AccountKeyType, AcmeAccounts, type AcmeClient } from './account.js';
 import { certId, fetchRenewalInfo } from './ari.js';
 import {
@@ -70,15 +71,6 @@ export interface AcmeIssuerOptions {
   polling?: Partial<PollOptions>;
   requestTimeoutMs?: number;
 }
-
-const REASONS: Record<RevocationReason, number> = {
-  unspecified: 0,
-  keyCompromise: 1,
-  caCompromise: 2,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-};
 
 const FALLBACK_MEMORY_MS = 60 * 60_000;
 /** Deactivating a given-up order's authorizations is best effort, and bounded. */
@@ -179,7 +171,7 @@ export class AcmeIssuer implements Issuer {
     const [leaf] = parseCertificates(certificate.chainPem);
     await withSignal(context.signal, () =>
       this.#withAccount(context, (client) =>
-        client.revokeCertificate(leaf!.pem, { reason: REASONS[reason] }),
+        client.revokeCertificate(leaf!.pem, { reason: REVOCATION_REASON_CODES[reason] }),
       ),
     );
   }
