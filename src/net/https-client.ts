@@ -206,7 +206,14 @@ export class HttpsClient {
             ? { agent: this.#agents?.http ?? false }
             : { agent: this.#agents!.https, ...clientTls(request) }),
       };
-      const req = (plain ? http : https).request(url, options);
+      let req: http.ClientRequest;
+      try {
+        req = (plain ? http : https).request(url, options);
+      } catch (error) {
+        // A header Node refuses, a client key OpenSSL cannot load (pooled connections).
+        reject(wrap(error));
+        return;
+      }
       const stop = () => finish(deadline.reason as CertkeeperError);
       deadline.addEventListener('abort', stop, { once: true });
       if (deadline.aborted) stop();

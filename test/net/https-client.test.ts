@@ -240,6 +240,16 @@ describe('HttpsClient', () => {
     const printed = [error.message, JSON.stringify(error), inspect(error, { depth: 5 })].join('\n');
     const body = wrongKey.toPem().split('\n').slice(1, -2).join('');
     for (let i = 0; i + 24 <= body.length; i += 24) expect(printed).not.toContain(body.slice(i, i + 24));
+    // The same through kept-alive connections (the key reaches OpenSSL inside the agent).
+    const pooled = await failure(
+      client({ keepAlive: true }).request({
+        method: 'GET',
+        url: `${s.url}/`,
+        clientCertificate: { key: wrongKey, chainPem },
+      }),
+    );
+    expect(pooled.code).toBe('ISSUER_UNAVAILABLE');
+    expect(pooled.message + inspect(pooled, { depth: 5 })).not.toContain(body.slice(0, 24));
     // Without a certificate the server refuses the handshake.
     expect((await failure(get(c, `${s.url}/`))).code).toBe('ISSUER_UNAVAILABLE');
   });
