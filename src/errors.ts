@@ -293,3 +293,15 @@ export function isRetryable(error: unknown): boolean {
   if (typeof flag === 'boolean') return flag;
   return !NOT_RETRYABLE.has(error.code);
 }
+
+/**
+ * The one builder of INVALID_OPTION errors. `option` is the option's path as the caller wrote it
+ * (`graceMs`, `renewal.retryMinMs`, `certificates[1].purpose`) and always lands in
+ * `details.option`, so a program can point at the option without reading the message. The message
+ * names it too: `<owner> option <option> <problem>`, or `<option> <problem>` without an owner.
+ * Never put the offending value in `problem` when it may be a secret (a mistyped key).
+ */
+export function optionError(option: string, problem: string, owner?: string): CertkeeperError {
+  const message = owner === undefined ? `${option} ${problem}` : `${owner} option ${option} ${problem}`;
+  return new CertkeeperError('INVALID_OPTION', message, { details: { option } });
+}

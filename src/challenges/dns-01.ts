@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CertkeeperError, describeCause } from '../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 import type { ChallengeSolver, ChallengeTask } from './solver.js';
 
@@ -49,10 +49,7 @@ export class Dns01Solver implements ChallengeSolver {
       typeof options.provider.setTxt !== 'function' ||
       typeof options.provider.removeTxt !== 'function'
     ) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        'Dns01Solver option provider must implement setTxt and removeTxt',
-      );
+      throw optionError('provider', 'must implement setTxt and removeTxt', 'Dns01Solver');
     }
     this.#o = {
       provider: options.provider,

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CertkeeperError, isCertkeeperError, scrubSecrets } from '../errors.js';
+import { isCertkeeperError, optionError, scrubSecrets } from '../errors.js';
 import { normalizeFingerprint, rootFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { mintRevokeToken, mintToken } from '../issuers/step-ca/mint.js';
 import type { CommandResult } from './command.js';
@@ -38,12 +38,12 @@ function usage(message: string): CommandResult {
   return { code: 2, stdout: '', stderr: `certkeeper token: ${message}\n\n${TOKEN_USAGE}` };
 }
 
-function readText(path: string, what: string): string {
+function readText(path: string, flag: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new CertkeeperError('INVALID_OPTION', `cannot read ${what} ${path} (${reason})`);
+    throw optionError(flag, `names a ${what} that cannot be read: ${path} (${reason})`);
   }
 }
 
@@ -67,19 +67,19 @@ export async function tokenCommand(argv: string[]): Promise<CommandResult> {
     let fingerprint = values.fingerprint ? normalizeFingerprint(values.fingerprint) : null;
     if (values.fingerprint && !fingerprint) return usage('--fingerprint must be 64 hex digits');
     if (values.root) {
-      const fromRoot = rootFingerprint(readText(values.root, 'root certificate'));
+      const fromRoot = rootFingerprint(readText(values.root, '--root', 'root certificate'));
       if (fingerprint && fingerprint !== fromRoot)
         return usage(`--fingerprint ${fingerprint} is not the fingerprint of --root (${fromRoot})`);
       fingerprint = fromRoot;
     }
     const password = values['password-file']
-      ? readText(values['password-file'], 'password file').replace(/\r?\n$/, '')
+      ? readText(values['password-file'], '--password-file', 'password file').replace(/\r?\n$/, '')
       : undefined;
     const common = {
       caUrl: values['ca-url'],
       rootFingerprint: fingerprint!,
       provisioner: values.provisioner,
-      key: readText(values.key, 'provisioner key'),
+      key: readText(values.key, '--key', 'provisioner key'),
       password,
     };
     const token = values.revoke

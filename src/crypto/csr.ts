@@ -4,8 +4,8 @@
  * and defaults to the first DNS name when it fits the 64-character limit of X.520.
  */
 import type { webcrypto as WebCrypto, webcrypto } from 'node:crypto';
-import { CertkeeperError, describeCause } from '../errors.js';
-import { describeValue, invalidOption, isBytes, isPlainObject } from './guards.js';
+import { CertkeeperError, describeCause, optionError } from '../errors.js';
+import { describeValue, isBytes, isPlainObject } from './guards.js';
 import { PrivateKey } from './keys.js';
 import { canonicalIp, type Identifier, parseName, parseNames } from './names.js';
 import { crypto, x509 } from './x509.js';
@@ -63,15 +63,15 @@ function checkedCommonName(value: unknown): string | false | undefined {
     value.length > 64 ||
     [...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
   ) {
-    throw invalidOption('commonName', 'must be false or a string of 1 to 64 printable characters');
+    throw optionError('commonName', 'must be false or a string of 1 to 64 printable characters');
   }
   return value;
 }
 
 export async function createCsr(options: CsrOptions): Promise<Csr> {
   if (!isPlainObject(options))
-    throw invalidOption('options', `must be an object, got ${describeValue(options)}`);
-  if (!(options.key instanceof PrivateKey)) throw invalidOption('key', 'must be a PrivateKey');
+    throw optionError('options', `must be an object, got ${describeValue(options)}`);
+  if (!(options.key instanceof PrivateKey)) throw optionError('key', 'must be a PrivateKey');
   const names = parseNames(options.names);
   if (names.length === 0) throw new CertkeeperError('INVALID_NAME', 'a CSR needs at least one name');
   const commonName = checkedCommonName(options.commonName);

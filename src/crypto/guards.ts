@@ -26,11 +26,6 @@ export function textOf(value: unknown, what: string, code: ErrorCode = 'MALFORME
   throw new CertkeeperError(code, `${what}: expected PEM text or bytes, got ${describeValue(value)}`);
 }
 
-/** An INVALID_OPTION error naming the option, as every options error does. */
-export function invalidOption(option: string, message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `${option} ${message}`, { details: { option } });
-}
-
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !isBytes(value);
 }

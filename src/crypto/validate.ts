@@ -11,8 +11,8 @@
  * the subject common name, and partial-label wildcards (`f*.a.com`).
  */
 import type { KeyObject } from 'node:crypto';
-import { CertkeeperError, type ErrorCode, isCertkeeperError } from '../errors.js';
-import { describeValue, invalidOption, isBytes, isPlainObject } from './guards.js';
+import { CertkeeperError, type ErrorCode, isCertkeeperError, optionError } from '../errors.js';
+import { describeValue, isBytes, isPlainObject } from './guards.js';
 import {
   type CertificateInfo,
   isSelfSigned,
@@ -84,19 +84,18 @@ function loadAnchors(anchors: unknown): ParsedCertificate[] {
 function loadNames(names: unknown): Identifier[] {
   if (names === undefined) return [];
   if (!Array.isArray(names))
-    throw invalidOption('names', `must be a list of names, got ${describeValue(names)}`);
+    throw optionError('names', `must be a list of names, got ${describeValue(names)}`);
   return names.map((n) => parseName(n));
 }
 
 /** The options that are not certificate material: a wrong one is a programming error, thrown. */
 function readOptions(input: unknown): { purpose: Purpose; now: number; skewMs: number } {
-  if (!isPlainObject(input)) throw invalidOption('input', `must be an object, got ${describeValue(input)}`);
+  if (!isPlainObject(input)) throw optionError('input', `must be an object, got ${describeValue(input)}`);
   const { purpose = 'server', now = new Date(), skewMs = DEFAULT_SKEW_MS } = input as Partial<BundleInput>;
-  if (!PURPOSES.includes(purpose)) throw invalidOption('purpose', `must be one of ${PURPOSES.join(', ')}`);
-  if (!(now instanceof Date) || Number.isNaN(now.getTime()))
-    throw invalidOption('now', 'must be a valid Date');
+  if (!PURPOSES.includes(purpose)) throw optionError('purpose', `must be one of ${PURPOSES.join(', ')}`);
+  if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw optionError('now', 'must be a valid Date');
   if (typeof skewMs !== 'number' || !(skewMs >= 0) || !Number.isFinite(skewMs))
-    throw invalidOption('skewMs', 'must be a finite number >= 0');
+    throw optionError('skewMs', 'must be a finite number >= 0');
   return { purpose, now: now.getTime(), skewMs };
 }
 

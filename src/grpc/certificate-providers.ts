@@ -1,5 +1,5 @@
 /**
- * grpc-js `CertificateProvider`s fed by certkeeper (protocols.md §3). grpc-js rebuilds its TLS
+ * grpc-js `CertificateProvider`s fed by certkeeper. grpc-js rebuilds its TLS
  * options from the latest identity and CA updates for every new connection (open HTTP/2 sessions
  * keep theirs), and refuses connections while an update is null, so these providers publish
  * only complete updates and never null: an identity is published once key and chain are known,

@@ -6,7 +6,7 @@
  * anchors; open HTTP/2 sessions keep theirs until they close.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
 import { loadPeer } from '../store/peer.js';
 import { staticTrust, type TrustBundleSource } from '../trust/bundle.js';
@@ -61,10 +61,10 @@ export async function grpcServerCredentials(
   const ca = options.trust === undefined ? null : new TrustBundleCaProvider(asSource(options.trust));
   const require = options.requireClientCert ?? ca !== null;
   if (require && ca === null) {
-    throw new CertkeeperError('INVALID_OPTION', 'grpcServerCredentials: requireClientCert needs trust');
+    throw optionError('requireClientCert', 'needs trust', 'grpcServerCredentials');
   }
   // grpc-js's exported parameter names are swapped; the order is (identity, ca, require), as its
-  // own xDS code calls it (protocols.md §3).
+  // own xDS code calls it.
   return api.experimental.createCertificateProviderServerCredentials(identity, ca, require);
 }
 
@@ -77,9 +77,10 @@ export async function grpcChannelCredentials(
   if (options.id !== undefined) {
     const status = manager.status().find((s) => s.id === options.id);
     if (status?.purpose !== 'client') {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `grpcChannelCredentials option id: "${options.id}" must be a managed certificate with purpose 'client'`,
+      throw optionError(
+        'id',
+        `("${options.id}") must name a managed certificate with purpose 'client'`,
+        'grpcChannelCredentials',
       );
     }
   }

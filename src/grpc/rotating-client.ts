@@ -13,9 +13,10 @@
  * client options: pass those options on to the client's constructor.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
-import { ClientIdentity, type ClientIdentityOptions } from '../mtls/generations.js';
+import { GenerationPool } from '../mtls/generation-pool.js';
+import { ClientIdentity, type ClientIdentityOptions, followIdentity } from '../mtls/generations.js';
 import { loadGrpc } from './credentials.js';
 
 export interface RotatingGrpcClientOptions<C> extends ClientIdentityOptions {
@@ -44,10 +45,25 @@ export interface RotatingGrpcClient<C> {
   /** The serial of the newest generation and the number of clients still open. */
   stats(): { serial: string | undefined; clients: number };
   /**
-   * Closes every client (calls in flight finish on their channel; new calls are refused with
-   * AGENT_CLOSED). Resolves once every channel is closed. Idempotent.
+   * Refuses new calls (AGENT_CLOSED) and closes every client once its calls (in flight or
+   * waiting for a connection) have ended, RETIRE_LIMIT_MS after `graceMs` at the latest. Resolves
+   * once every channel is closed. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Refuses new calls and closes every channel now: calls in flight finish on their channel,
+   * calls still waiting for a connection fail. Idempotent.
+   */
+  destroy(): Promise<void>;
+}
+
+/** The longest a retired client is kept open, after `graceMs`, for calls still running or waiting on it. */
+export const RETIRE_LIMIT_MS = 30_000;
+
+interface Generation<C> {
+  serial: string;
+  client: C;
+  calls: ReturnType<typeof callCounter>;
 }
 
 export async function createRotatingGrpcClient<C extends grpc.Client>(
@@ -56,17 +72,18 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
 ): Promise<RotatingGrpcClient<C>> {
   const api = await loadGrpc('createRotatingGrpcClient');
   const identity = new ClientIdentity(manager, options.id, options);
-  if (!identity.trust) {
-    throw new CertkeeperError('INVALID_OPTION', 'createRotatingGrpcClient option trust is required');
-  }
+  if (!identity.trust) throw optionError('trust', 'is required', 'createRotatingGrpcClient');
   const graceMs = options.graceMs ?? 1_000;
-  let current: { key: string; serial: string; client: C; calls: ReturnType<typeof callCounter> } | undefined;
-  const retiring = new Set<Retiring<C>>();
-  let closed = false;
-
-  const build = (): C => {
-    const generation = identity.current();
-    if (current?.key === generation.key) return current.client;
+  const pool: GenerationPool<Generation<C>> = new GenerationPool({
+    name: 'the rotating gRPC client',
+    graceMs: graceMs + RETIRE_LIMIT_MS,
+    // A client retired by a rotation may still be in a caller's hands for a call about to start:
+    // it stays open for `graceMs` first. One retired by close() has no such caller left.
+    drain: ({ client, calls }, forced) =>
+      idle(calls, pool.closed ? 0 : graceMs, forced).then(() => client.close()),
+    destroy: ({ client }) => client.close(),
+  });
+  const current = followIdentity(identity, pool, (generation) => {
     const credentials = api.credentials.createSsl(
       Buffer.from((generation.ca ?? []).join('')),
       Buffer.from(generation.privateKey.toPem()),
@@ -77,41 +94,16 @@ export async function createRotatingGrpcClient<C extends grpc.Client>(
       ...(options.channelOptions ?? {}),
       interceptors: [calls.interceptor],
     });
-    const previous = current;
-    current = { key: generation.key, serial: generation.serial, client, calls };
-    if (previous)
-      retiring.add(retire(previous.client, previous.calls, graceMs, (entry) => retiring.delete(entry)));
-    return client;
-  };
-  const stopWatching = identity.onChange(() => {
-    if (!closed && manager.certificate(options.id)) build();
+    return { serial: generation.serial, client, calls };
   });
 
   return {
     identity,
-    current() {
-      if (closed) throw new CertkeeperError('AGENT_CLOSED', 'the rotating gRPC client is closed');
-      return build();
-    },
-    stats: () => ({ serial: current?.serial, clients: (current ? 1 : 0) + retiring.size }),
-    async close() {
-      if (closed) return;
-      closed = true;
-      stopWatching();
-      current?.client.close();
-      current = undefined;
-      for (const entry of retiring) entry.close();
-      retiring.clear();
-    },
+    current: () => current().client,
+    stats: () => ({ serial: pool.current?.serial, clients: pool.size }),
+    close: () => pool.close(),
+    destroy: () => pool.destroy(),
   };
-}
-
-/** The longest a retired client is kept open for calls still running or waiting on it. */
-export const RETIRE_LIMIT_MS = 30_000;
-
-interface Retiring<C> {
-  client: C;
-  close(): void;
 }
 
 /**
@@ -149,37 +141,26 @@ function callCounter(api: typeof grpc): {
 }
 
 /**
- * Closes a retired client once `graceMs` has passed and none of its calls is left (a call waiting
- * for a connection would fail if its channel closed), or RETIRE_LIMIT_MS later at the latest.
+ * Resolves once `minMs` has passed and none of the client's calls is left (closing the channel
+ * would fail a call waiting for a connection), or when `forced` aborts.
  */
-function retire<C extends grpc.Client>(
-  client: C,
-  calls: ReturnType<typeof callCounter>,
-  graceMs: number,
-  onClosed: (entry: Retiring<C>) => void,
-): Retiring<C> {
-  let done = false;
-  let graceOver = false;
-  const entry: Retiring<C> = {
-    client,
-    close() {
-      if (done) return;
-      done = true;
+function idle(calls: ReturnType<typeof callCounter>, minMs: number, forced: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let graceOver = false;
+    const done = () => {
       clearTimeout(grace);
-      clearTimeout(limit);
-      client.close();
-      onClosed(entry);
-    },
-  };
-  calls.onIdle(() => {
-    if (graceOver) entry.close();
+      forced.removeEventListener('abort', done);
+      calls.onIdle(() => {});
+      resolve();
+    };
+    calls.onIdle(() => {
+      if (graceOver) done();
+    });
+    forced.addEventListener('abort', done, { once: true });
+    const grace = setTimeout(() => {
+      graceOver = true;
+      if (calls.active() === 0) done();
+    }, minMs);
+    grace.unref();
   });
-  const grace = setTimeout(() => {
-    graceOver = true;
-    if (calls.active() === 0) entry.close();
-  }, graceMs);
-  const limit = setTimeout(() => entry.close(), graceMs + RETIRE_LIMIT_MS);
-  grace.unref();
-  limit.unref();
-  return entry;
 }

@@ -7,9 +7,10 @@
  */
 
 import type { PrivateKey } from '../crypto/keys.js';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
 import { staticTrust, type TrustBundleSource } from '../trust/bundle.js';
+import type { GenerationPool } from './generation-pool.js';
 
 /**
  * Everything a TLS client needs for one generation. The private key stays a `PrivateKey`, which
@@ -43,9 +44,9 @@ export class ClientIdentity {
       throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no managed certificate with id "${id}"`);
     }
     if (status.purpose !== 'client') {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `certificate "${id}" has purpose '${status.purpose}'; outbound mTLS needs purpose 'client' (EKU clientAuth)`,
+      throw optionError(
+        'id',
+        `("${id}") names a certificate of purpose '${status.purpose}'; outbound mTLS needs purpose 'client' (EKU clientAuth)`,
       );
     }
     this.manager = manager;
@@ -96,6 +97,35 @@ export class ClientIdentity {
       unsubscribe?.();
     };
   }
+}
+
+/**
+ * Binds `pool` to `identity`: the function returned hands out the member of the identity's
+ * current generation (built by `build` when the generation changed, the previous one retired).
+ * A change of identity or trust rotates the pool at once, so idle connections of the old identity
+ * close now rather than at the next request, until the pool closes.
+ */
+export function followIdentity<M>(
+  identity: ClientIdentity,
+  pool: GenerationPool<M>,
+  build: (generation: ClientGeneration) => M,
+): () => M {
+  const current = (): M => {
+    pool.assertOpen();
+    const generation = identity.current();
+    return pool.acquire(generation.key, () => build(generation));
+  };
+  const stop = identity.onChange(() => {
+    if (pool.closed || !identity.manager.certificate(identity.id)) return;
+    try {
+      current();
+    } catch {
+      // This runs inside the manager's event emission: a failure here (a trust bundle Node
+      // refuses) must not reach the manager; the next request reports it.
+    }
+  });
+  pool.signal.addEventListener('abort', stop, { once: true });
+  return current;
 }
 
 function isSource(value: TrustBundleSource | readonly string[]): value is TrustBundleSource {

@@ -11,7 +11,7 @@
  * an EncryptedStore for more.
  */
 import { createHash } from 'node:crypto';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { describeCause, isCertkeeperError, optionError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import type {
   LockLease,
@@ -54,9 +54,7 @@ export class CachedStore implements Store {
     for (const name of ['primary', 'cache'] as const) {
       const store = options?.[name] as unknown as Record<string, unknown> | undefined;
       if (!store || typeof store.get !== 'function' || typeof store.put !== 'function') {
-        throw new CertkeeperError('INVALID_OPTION', `CachedStore option ${name} must be a Store`, {
-          details: { option: name },
-        });
+        throw optionError(name, 'must be a Store', 'CachedStore');
       }
     }
     this.#primary = options.primary;

@@ -15,7 +15,7 @@
  * await store.reencrypt(); // after a rotation: rewrite what the old key sealed
  * ```
  */
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import type { EncryptionOptions } from './envelope.js';
 import { assertStoreKey } from './layout.js';
@@ -49,14 +49,10 @@ export class EncryptedStore implements Store {
   /** The wrapped store is owned: `close()` closes it. */
   constructor(inner: Store, options: EncryptedStoreOptions = {}) {
     if (inner === null || typeof inner !== 'object' || typeof inner.get !== 'function') {
-      throw new CertkeeperError('INVALID_OPTION', 'EncryptedStore needs the Store to wrap', {
-        details: { option: 'inner' },
-      });
+      throw optionError('inner', 'must be the Store to wrap', 'EncryptedStore');
     }
     if (options === null || typeof options !== 'object') {
-      throw new CertkeeperError('INVALID_OPTION', 'EncryptedStore options must be an object', {
-        details: { option: 'options' },
-      });
+      throw optionError('options', 'of EncryptedStore must be an object');
     }
     const { logger = defaultLogger, ...encryption } = options;
     this.#inner = inner;

@@ -24,7 +24,7 @@
  * ids, never key material.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 
 /**
  * Environment variable read when no keys are given: `base64` or `id:base64`, comma-separated,
@@ -101,11 +101,6 @@ export const ENVELOPE_OVERHEAD = IV_LENGTH + TAG_LENGTH;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
-export function invalidKey(where: string, why: string): CertkeeperError {
-  // Never echo the offending value: it may be a (mistyped) key.
-  return new CertkeeperError('INVALID_OPTION', `${where} ${why}`, { details: { option: where } });
-}
-
 function fingerprint(bytes: Buffer): string {
   return createHash('sha256')
     .update('certkeeper encryption key id\0')
@@ -121,28 +116,28 @@ export function parseKey(input: EncryptionKeyInput, where: string): Key {
     id = input.id;
     material = input.key;
     if (id !== undefined && (typeof id !== 'string' || !KEY_ID.test(id))) {
-      throw invalidKey(`${where}.id`, 'must match [A-Za-z0-9._-]{1,64}');
+      throw optionError(`${where}.id`, 'must match [A-Za-z0-9._-]{1,64}');
     }
   } else if (typeof input === 'string') {
     const colon = input.indexOf(':');
     if (colon >= 0) {
       id = input.slice(0, colon).trim();
       material = input.slice(colon + 1);
-      if (!KEY_ID.test(id)) throw invalidKey(where, 'has a key id that does not match [A-Za-z0-9._-]{1,64}');
+      if (!KEY_ID.test(id)) throw optionError(where, 'has a key id that does not match [A-Za-z0-9._-]{1,64}');
     }
   }
   let bytes: Buffer;
   if (typeof material === 'string') {
     const text = material.trim();
-    if (!BASE64.test(text)) throw invalidKey(where, 'must be the base64 of 32 random bytes');
+    if (!BASE64.test(text)) throw optionError(where, 'must be the base64 of 32 random bytes');
     bytes = Buffer.from(text, 'base64');
   } else if (material instanceof Uint8Array) {
     bytes = Buffer.from(material);
   } else {
-    throw invalidKey(where, 'must be a base64 string, a Uint8Array or { id, key }');
+    throw optionError(where, 'must be a base64 string, a Uint8Array or { id, key }');
   }
   if (bytes.length !== 32) {
-    throw invalidKey(where, `must be 32 bytes for AES-256-GCM, got ${bytes.length}`);
+    throw optionError(where, `must be 32 bytes for AES-256-GCM, got ${bytes.length}`);
   }
   return { id: id ?? fingerprint(bytes), bytes };
 }
@@ -150,7 +145,7 @@ export function parseKey(input: EncryptionKeyInput, where: string): Key {
 /** Parses the keys of one store: `keys` if given, else the environment (see `fromProcessEnv`). */
 export function parseKeys(options: EncryptionOptions, option: string): Key[] {
   const { keys, env } = options;
-  if (keys !== undefined && !Array.isArray(keys)) throw invalidKey(`${option}.keys`, 'must be an array');
+  if (keys !== undefined && !Array.isArray(keys)) throw optionError(`${option}.keys`, 'must be an array');
   let parsed: Key[];
   if (keys !== undefined) {
     parsed = keys.map((input, i) => parseKey(input, `${option}.keys[${i}]`));
@@ -161,7 +156,7 @@ export function parseKeys(options: EncryptionOptions, option: string): Key[] {
     parsed = entries.map((entry, i) => parseKey(entry.trim(), `${ENCRYPTION_KEY_ENV} entry ${i + 1}`));
   }
   const ids = new Set(parsed.map((key) => key.id));
-  if (ids.size !== parsed.length) throw invalidKey(`${option}.keys`, 'contains two keys with one id');
+  if (ids.size !== parsed.length) throw optionError(`${option}.keys`, 'contains two keys with one id');
   return parsed;
 }
 

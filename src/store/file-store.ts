@@ -25,7 +25,7 @@
 import { constants, type Dirent } from 'node:fs';
 import { lstat, open, readdir, realpath, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import {
   ensureDirectory,
   fsyncDirectory,
@@ -75,19 +75,11 @@ export class FileStore implements Store {
 
   constructor(options: FileStoreOptions) {
     if (options === null || typeof options !== 'object') {
-      throw new CertkeeperError('INVALID_OPTION', 'FileStore options must be an object with a directory', {
-        details: { option: 'options' },
-      });
+      throw optionError('options', 'of FileStore must be an object with a directory');
     }
     const { directory } = options;
     if (typeof directory !== 'string' || directory.trim() === '' || directory.includes('\0')) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        'directory must be a non-empty path without NUL characters',
-        {
-          details: { option: 'directory' },
-        },
-      );
+      throw optionError('directory', 'must be a non-empty path without NUL characters');
     }
     this.directory = resolve(directory);
   }

@@ -5,7 +5,7 @@
  * this process.
  */
 import { randomUUID } from 'node:crypto';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { assertStoreKey, keyHasPrefix } from './layout.js';
 import {
   abortedError,
@@ -53,9 +53,7 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options === null || typeof options !== 'object') {
-      throw new CertkeeperError('INVALID_OPTION', 'MemoryStore options must be an object', {
-        details: { option: 'options' },
-      });
+      throw optionError('options', 'of MemoryStore must be an object');
     }
     const { clock } = options;
     if (typeof clock === 'function') this.#clock = clock;
@@ -63,9 +61,7 @@ export class MemoryStore implements Store {
     else if (typeof clock === 'object' && clock !== null && typeof clock.now === 'function') {
       this.#clock = () => clock.now();
     } else {
-      throw new CertkeeperError('INVALID_OPTION', 'clock must be a function or an object with now()', {
-        details: { option: 'clock' },
-      });
+      throw optionError('clock', 'must be a function or an object with now()');
     }
   }
 

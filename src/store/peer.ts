@@ -3,18 +3,14 @@
  * driver, bounding every call in time, and turning driver errors into `CertkeeperError`s that
  * carry no values. Internal: not exported from the package.
  */
-import { CertkeeperError, describeCause, type ErrorCode } from '../errors.js';
+import { CertkeeperError, describeCause, type ErrorCode, optionError } from '../errors.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
-
-export function invalidOption(option: string, message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `${option} ${message}`, { details: { option } });
-}
 
 export function positiveMs(value: unknown, option: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2_147_483_647) {
-    throw invalidOption(
+    throw optionError(
       option,
       `must be a positive number of milliseconds (at most 2^31-1), got ${String(value)}`,
     );

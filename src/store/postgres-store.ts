@@ -40,8 +40,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientBase, Pool, PoolConfig } from 'pg';
-import { describeCause } from '../errors.js';
-import { invalidOption, leaseExpiry, loadPeer, pause } from './peer.js';
+import { describeCause, optionError } from '../errors.js';
+import { leaseExpiry, loadPeer, pause } from './peer.js';
 import { statements } from './postgres-sql.js';
 import { closedError, lockLostError } from './shared.js';
 import { type LockAttempt, SharedStore, type SharedStoreOptions } from './shared-store.js';
@@ -81,34 +81,34 @@ const MAX_RELISTEN_DELAY_MS = 5_000;
 
 function validate(options: PostgresStoreOptions) {
   if (options === null || typeof options !== 'object') {
-    throw invalidOption('options', 'must be an object with connectionString, connection or pool');
+    throw optionError('options', 'must be an object with connectionString, connection or pool');
   }
   const { connectionString, connection, pool, table = 'certkeeper', schema = 'public' } = options;
   const { createTables = true } = options;
   const given = [connectionString, connection, pool].filter((v) => v !== undefined).length;
   if (given !== 1) {
-    throw invalidOption('connectionString', `(or connection, or pool): give exactly one, got ${given}`);
+    throw optionError('connectionString', `(or connection, or pool): give exactly one, got ${given}`);
   }
   if (typeof table !== 'string' || !TABLE.test(table))
-    throw invalidOption('table', 'must match [a-z_][a-z0-9_]{0,39}');
+    throw optionError('table', 'must match [a-z_][a-z0-9_]{0,39}');
   if (typeof schema !== 'string' || !SCHEMA.test(schema)) {
-    throw invalidOption('schema', 'must match [a-z_][a-z0-9_]{0,19}');
+    throw optionError('schema', 'must match [a-z_][a-z0-9_]{0,19}');
   }
-  if (typeof createTables !== 'boolean') throw invalidOption('createTables', 'must be a boolean');
+  if (typeof createTables !== 'boolean') throw optionError('createTables', 'must be a boolean');
   let source: Source;
   if (connectionString !== undefined) {
     if (typeof connectionString !== 'string' || !/^postgres(ql)?:\/\//.test(connectionString)) {
-      throw invalidOption('connectionString', 'must be a postgres:// or postgresql:// URL');
+      throw optionError('connectionString', 'must be a postgres:// or postgresql:// URL');
     }
     source = { config: { connectionString } };
   } else if (connection !== undefined) {
     if (connection === null || typeof connection !== 'object')
-      throw invalidOption('connection', 'must be an object');
+      throw optionError('connection', 'must be an object');
     source = { config: { ...connection } as PoolConfig };
   } else {
     const p = pool as Partial<PgPoolLike> | null;
     if (!p || typeof p !== 'object' || typeof p.query !== 'function' || typeof p.connect !== 'function') {
-      throw invalidOption('pool', 'must be a pg.Pool');
+      throw optionError('pool', 'must be a pg.Pool');
     }
     source = { pool: pool as unknown as Pool };
   }

@@ -3,8 +3,7 @@
  * for a client to be ready within an operation's deadline. Internal.
  */
 import type { Redis } from 'ioredis';
-import { describeCause } from '../errors.js';
-import { invalidOption } from './peer.js';
+import { describeCause, optionError } from '../errors.js';
 import type { RedisClientLike, RedisStoreOptions } from './redis-store.js';
 
 /** Where the store's client comes from. */
@@ -16,13 +15,13 @@ export const reconnectDelay = (attempt: number) => Math.min(50 * 2 ** Math.min(a
 
 export function validate(options: RedisStoreOptions): { source: Source; prefix: string } {
   if (options === null || typeof options !== 'object') {
-    throw invalidOption('options', 'must be an object with url, connection or client');
+    throw optionError('options', 'must be an object with url, connection or client');
   }
   const { url, connection, client, prefix = 'certkeeper' } = options;
   const given = [url, connection, client].filter((v) => v !== undefined).length;
-  if (given !== 1) throw invalidOption('url', `(or connection, or client): give exactly one, got ${given}`);
+  if (given !== 1) throw optionError('url', `(or connection, or client): give exactly one, got ${given}`);
   if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw invalidOption('prefix', 'must match [A-Za-z0-9_.-]{1,64} (no ":" so prefixes cannot overlap)');
+    throw optionError('prefix', 'must match [A-Za-z0-9_.-]{1,64} (no ":" so prefixes cannot overlap)');
   }
   let source: Source;
   if (url !== undefined) {
@@ -33,12 +32,12 @@ export function validate(options: RedisStoreOptions): { source: Source; prefix: 
       // reported below
     }
     if (typeof url !== 'string' || !parsed || !/^rediss?:$/.test(parsed.protocol)) {
-      throw invalidOption('url', 'must be a redis:// or rediss:// URL');
+      throw optionError('url', 'must be a redis:// or rediss:// URL');
     }
     source = { url };
   } else if (connection !== undefined) {
     if (connection === null || typeof connection !== 'object')
-      throw invalidOption('connection', 'must be an object');
+      throw optionError('connection', 'must be an object');
     source = { connection };
   } else {
     const c = client as Partial<RedisClientLike> | null;
@@ -48,7 +47,7 @@ export function validate(options: RedisStoreOptions): { source: Source; prefix: 
       typeof c.callBuffer !== 'function' ||
       typeof c.duplicate !== 'function'
     ) {
-      throw invalidOption('client', 'must be an ioredis client');
+      throw optionError('client', 'must be an ioredis client');
     }
     source = { client: client as unknown as Redis };
   }

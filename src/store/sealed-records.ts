@@ -11,7 +11,7 @@
  * A record is an envelope of format version 2 (`./envelope.ts`): the record version is a uint64
  * in the header, so it is covered by the AAD with the store key.
  */
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import {
   buildHeader,
   corrupt,
@@ -28,9 +28,7 @@ const VERSION_BYTES = 8;
 
 function checkedVersion(version: unknown, option: string): number {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
-    throw new CertkeeperError('INVALID_OPTION', `${option} must be a non-negative safe integer`, {
-      details: { option },
-    });
+    throw optionError(option, 'must be a non-negative safe integer');
   }
   return version;
 }

@@ -4,7 +4,7 @@
  * a key is allowed, and `reencrypt` after a key rotation. The envelope format is `./envelope.ts`;
  * versioned records are `./sealed-records.ts`. Internal: not exported from the package.
  */
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import {
   buildHeader,
@@ -15,7 +15,6 @@ import {
   type EncryptionOptions,
   encrypt,
   hasMagic,
-  invalidKey,
   type Key,
   MAGIC_V1,
   parseKeys,
@@ -70,22 +69,22 @@ export class Sealer {
       return;
     }
     if (options === null || (options !== undefined && typeof options !== 'object')) {
-      throw invalidKey(option, "must be an object (or 'none' to store private keys unencrypted)");
+      throw optionError(option, "must be an object (or 'none' to store private keys unencrypted)");
     }
     const { isSensitive = layout.isSensitive, acceptPlaintext = false } = options ?? {};
-    if (typeof isSensitive !== 'function') throw invalidKey(`${option}.isSensitive`, 'must be a function');
+    if (typeof isSensitive !== 'function') throw optionError(`${option}.isSensitive`, 'must be a function');
     if (typeof acceptPlaintext !== 'boolean')
-      throw invalidKey(`${option}.acceptPlaintext`, 'must be a boolean');
+      throw optionError(`${option}.acceptPlaintext`, 'must be a boolean');
     this.#keys = parseKeys(options ?? {}, option);
     this.#sensitive = isSensitive;
     this.#acceptPlaintext = acceptPlaintext;
     this.records = this.#keys.length > 0 ? new RecordSealer(this.#keys) : undefined;
     if (this.#keys.length === 0 && required) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `${owner}: no encryption key configured (set ${ENCRYPTION_KEY_ENV} or ${option}.keys): refusing ` +
-          `to keep private keys unencrypted in a shared store. Pass ${option}: 'none' to do so deliberately.`,
-        { details: { option } },
+      throw optionError(
+        option,
+        `holds no encryption key (set ${ENCRYPTION_KEY_ENV} or ${option}.keys): refusing to keep ` +
+          `private keys unencrypted in a shared store. Pass ${option}: 'none' to do so deliberately.`,
+        owner,
       );
     }
     if (this.#keys.length === 0) {
@@ -159,9 +158,7 @@ export interface RawAccess {
 export async function reencrypt(sealer: Sealer, raw: RawAccess, prefix: string): Promise<ReencryptResult> {
   const records = sealer.records;
   if (sealer.writeKeyId === undefined || !records) {
-    throw new CertkeeperError('INVALID_OPTION', 'reencrypt needs an encryption key to write with', {
-      details: { option: 'keys' },
-    });
+    throw optionError('keys', 'must hold an encryption key to write with (reencrypt)');
   }
   const result: ReencryptResult = { examined: 0, rewritten: 0 };
   for (const key of await raw.list(prefix)) {

@@ -5,16 +5,10 @@
  * listener registry. Subclasses implement the raw operations below. Internal: the class is not
  * exported from the package by name.
  */
+import { optionError } from '../errors.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { assertStoreKey } from './layout.js';
-import {
-  assertEncodable,
-  bounded,
-  DEFAULT_TIMEOUT_MS,
-  invalidOption,
-  peerError,
-  positiveMs,
-} from './peer.js';
+import { assertEncodable, bounded, DEFAULT_TIMEOUT_MS, peerError, positiveMs } from './peer.js';
 import { type EncryptionChoice, type ReencryptResult, reencrypt, Sealer } from './sealer.js';
 import { abortedError, closedError, fencedOut, fenceOf, leaseTtl, toBytes, Waiters } from './shared.js';
 import type {
@@ -68,7 +62,7 @@ export abstract class SharedStore implements Store {
     this.#name = name;
     const { logger = defaultLogger } = options;
     if (logger === null || typeof logger !== 'object' || typeof logger.warn !== 'function') {
-      throw invalidOption('logger', 'must be an object with debug/info/warn/error methods');
+      throw optionError('logger', 'must be an object with debug/info/warn/error methods');
     }
     this.logger = logger;
     this.timeoutMs = positiveMs(options.timeoutMs, 'timeoutMs', DEFAULT_TIMEOUT_MS);
@@ -229,7 +223,7 @@ export abstract class SharedStore implements Store {
     this.#open();
     assertStoreKey(prefix, { allowEmpty: true });
     assertEncodable(prefix);
-    if (typeof listener !== 'function') throw invalidOption('listener', 'must be a function');
+    if (typeof listener !== 'function') throw optionError('listener', 'must be a function');
     if (!this.#subscription) {
       // One notification connection per store, set up by the first watch(); a failed attempt is
       // forgotten so the next watch() tries again.
@@ -329,7 +323,7 @@ export abstract class SharedStore implements Store {
   #lease(lease: LockLease): void {
     this.#open();
     if (lease === null || typeof lease !== 'object' || typeof lease.owner !== 'string') {
-      throw invalidOption('lease', 'must be a lease returned by lock() or tryLock()');
+      throw optionError('lease', 'must be a lease returned by lock() or tryLock()');
     }
     this.#key(lease.name);
   }

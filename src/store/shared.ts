@@ -3,7 +3,7 @@
  * for closed stores and locks, and a wake-up registry for waiting `lock()` calls. Internal: not
  * exported from the package.
  */
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import { DEFAULT_LOCK_TTL_MS, type LockLease, type WriteOptions } from './store.js';
 
 const encoder = new TextEncoder();
@@ -13,22 +13,14 @@ export function toBytes(value: Uint8Array | string): Uint8Array {
   if (typeof value === 'string') return encoder.encode(value);
   // `new Uint8Array(x)` copies; `Buffer#slice` would only make a view.
   if (value instanceof Uint8Array) return new Uint8Array(value);
-  throw new CertkeeperError('INVALID_OPTION', 'store value must be a Uint8Array or a string', {
-    details: { option: 'value' },
-  });
+  throw optionError('value', 'must be a Uint8Array or a string (a store value)');
 }
 
 /** Validates a lease TTL; `undefined` means the contract's default. */
 export function leaseTtl(ttlMs: number | undefined): number {
   if (ttlMs === undefined) return DEFAULT_LOCK_TTL_MS;
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new CertkeeperError(
-      'INVALID_OPTION',
-      `ttlMs must be a positive number of milliseconds, got ${ttlMs}`,
-      {
-        details: { option: 'ttlMs' },
-      },
-    );
+    throw optionError('ttlMs', `must be a positive number of milliseconds, got ${ttlMs}`);
   }
   return ttlMs;
 }
@@ -57,9 +49,7 @@ export function lockLostError(name: string, token: number, why: string): Certkee
 export function fenceOf(options: WriteOptions | undefined): LockLease | undefined {
   if (options === undefined) return undefined;
   if (options === null || typeof options !== 'object') {
-    throw new CertkeeperError('INVALID_OPTION', 'write options must be an object', {
-      details: { option: 'options' },
-    });
+    throw optionError('options', 'must be an object', 'write');
   }
   const { fence } = options;
   if (fence === undefined) return undefined;
@@ -72,9 +62,7 @@ export function fenceOf(options: WriteOptions | undefined): LockLease | undefine
     typeof lease.token !== 'number' ||
     !Number.isSafeInteger(lease.token)
   ) {
-    throw new CertkeeperError('INVALID_OPTION', 'fence must be a lease returned by lock() or tryLock()', {
-      details: { option: 'fence' },
-    });
+    throw optionError('fence', 'must be a lease returned by lock() or tryLock()', 'write');
   }
   return fence;
 }

@@ -8,8 +8,9 @@
  * The fingerprint names one root, so the answer can never change; `refresh()` re-fetches (and
  * re-checks) only to notice the CA going away, which keeps the last good root anyway.
  */
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { fetchRoot, normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
+import { MAX_TIMEOUT_MS } from '../net/https-client.js';
 import type { TrustSource } from './source.js';
 
 export interface BootstrapTrustSourceOptions {
@@ -31,19 +32,22 @@ export class BootstrapTrustSource implements TrustSource {
   constructor(options: BootstrapTrustSourceOptions) {
     const url = new URL(options.caUrl);
     if (url.protocol !== 'https:') {
-      throw new CertkeeperError('INVALID_OPTION', 'BootstrapTrustSource option caUrl must be https:');
+      throw optionError('caUrl', 'must be https:', 'BootstrapTrustSource');
     }
     if (!url.pathname.endsWith('/')) url.pathname += '/';
     const fingerprint = normalizeFingerprint(options.fingerprint);
     if (!fingerprint) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        'BootstrapTrustSource option fingerprint must be a SHA-256 fingerprint (64 hex digits)',
+      throw optionError(
+        'fingerprint',
+        'must be a SHA-256 fingerprint (64 hex digits)',
+        'BootstrapTrustSource',
       );
     }
     this.#caUrl = url;
     this.#fingerprint = fingerprint;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    if (!(this.#timeoutMs > 0 && this.#timeoutMs <= MAX_TIMEOUT_MS))
+      throw optionError('timeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`, 'BootstrapTrustSource');
     this.name = options.name ?? `bootstrap:${url.host}`;
   }
 

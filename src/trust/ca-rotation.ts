@@ -16,7 +16,7 @@
  * from whatever phase the CA is in, so a rotation interrupted by a restart is finished by the
  * next call.
  */
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import type { InternalCA, RootRotationPhase, RootRotationStatus } from '../issuers/internal-ca.js';
 import type { CertificateManager } from '../manager/manager.js';
 import type { Store } from '../store/store.js';
@@ -49,10 +49,7 @@ export function managerChains(manager: CertificateManager): ProtectedChains {
 function sourceFor(trust: TrustStore, ca: InternalCA): InternalCaTrustSource {
   const source = trust.sources.find((s) => s instanceof InternalCaTrustSource && s.ca === ca);
   if (!source) {
-    throw new CertkeeperError(
-      'INVALID_OPTION',
-      `rotateCa: the trust store has no InternalCaTrustSource for internal CA ${ca.name}`,
-    );
+    throw optionError('trust', `has no InternalCaTrustSource for internal CA ${ca.name}`, 'rotateCa');
   }
   return source as InternalCaTrustSource;
 }

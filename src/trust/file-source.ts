@@ -13,7 +13,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { CertkeeperError, describeCause } from '../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import type { TrustSource } from './source.js';
 
 export interface FileTrustSourceOptions {
@@ -35,14 +35,14 @@ export class FileTrustSource implements TrustSource {
 
   constructor(options: FileTrustSourceOptions) {
     if (!Array.isArray(options.paths) || options.paths.length === 0) {
-      throw new CertkeeperError('INVALID_OPTION', 'FileTrustSource option paths must list at least one file');
+      throw optionError('paths', 'must list at least one file', 'FileTrustSource');
     }
     this.paths = options.paths.map((p) => resolve(p));
     this.name = options.name ?? `files:${basename(this.paths[0]!)}`;
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#fsWatch = options.fsWatch ?? true;
     if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) {
-      throw new CertkeeperError('INVALID_OPTION', 'FileTrustSource option pollIntervalMs must be >= 0');
+      throw optionError('pollIntervalMs', 'must be >= 0', 'FileTrustSource');
     }
   }
 

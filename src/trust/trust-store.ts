@@ -21,7 +21,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../errors.js';
 import { makeBundle, type TrustBundle, type TrustBundleSource } from './bundle.js';
 import { chainsToAnchor } from './chain.js';
 import { writeBundleFile } from './export.js';
@@ -62,9 +62,7 @@ export interface RefreshOptions {
 
 const EMPTY: TrustBundle = Object.freeze({ version: 0, certificates: [], fingerprints: [] });
 
-function invalid(message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `TrustStore option ${message}`);
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'TrustStore');
 
 export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustBundleSource {
   readonly #sources: readonly TrustSource[];
@@ -91,21 +89,22 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
   constructor(options: TrustStoreOptions) {
     super();
     if (!Array.isArray(options?.sources) || options.sources.length === 0) {
-      throw invalid('sources must list at least one TrustSource');
+      throw invalid('sources', 'must list at least one TrustSource');
     }
     const names = new Set<string>();
     for (const source of options.sources) {
       if (typeof source?.name !== 'string' || typeof source.load !== 'function') {
-        throw invalid('sources: each needs a name and a load() function');
+        throw invalid('sources', 'must each have a name and a load() function');
       }
-      if (names.has(source.name)) throw invalid(`sources: duplicate source name "${source.name}"`);
+      if (names.has(source.name))
+        throw invalid('sources', `must have distinct names (duplicate source name "${source.name}")`);
       names.add(source.name);
     }
     this.#sources = [...options.sources];
     if (options.protect) this.#protectors.add(options.protect);
     this.#exportPath = options.exportPath;
     this.#pollMs = options.pollIntervalMs ?? 0;
-    if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) throw invalid('pollIntervalMs must be >= 0');
+    if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) throw invalid('pollIntervalMs', 'must be >= 0');
   }
 
   /** The current bundle; version 0 and empty before `start()` resolved. */

@@ -15,16 +15,16 @@
  *
  * With both, both must hold. Plain `http:` is refused: a trust bundle fetched in clear is whatever
  * anyone on the path wants it to be. Each fetch is a fresh connection (no agent, no resumption),
- * so a pin is checked on every fetch, not only on the first.
+ * so a pin is checked on every fetch, not only on the first. The fetch is the one bounded HTTPS
+ * client's (`../net/https-client.ts`): one deadline for the whole fetch, a 1 MiB cap.
  */
-import https from 'node:https';
-import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { parseCertificateDer } from '../crypto/inspect.js';
 import { checkIssuers, checkLinks, checkPurpose, checkValidity, type PathOptions } from '../crypto/path.js';
 import { DEFAULT_SKEW_MS } from '../crypto/validate.js';
-import { CertkeeperError, describeCause } from '../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
+import { HttpsClient, MAX_TIMEOUT_MS } from '../net/https-client.js';
 import type { TrustSource } from './source.js';
 
 export interface UrlTrustSourceOptions {
@@ -34,7 +34,7 @@ export interface UrlTrustSourceOptions {
   ca?: string;
   /** SHA-256 fingerprints (hex, any of `AB:CD`, `ab-cd`, `abcd` forms) of a presented certificate. */
   pins?: string[];
-  /** Default 10 s. */
+  /** Deadline of one fetch, connection to last byte. Default 10 s. */
   timeoutMs?: number;
   /**
    * Tolerated clock difference with the CA for the notBefore of the certificates a CA pin
@@ -45,44 +45,60 @@ export interface UrlTrustSourceOptions {
   refreshIntervalMs?: number;
 }
 
-const MAX_BODY = 1 << 20;
-
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `UrlTrustSource option ${name} ${bound}`);
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'UrlTrustSource');
 
 export class UrlTrustSource implements TrustSource {
   readonly name: string;
   readonly url: URL;
-  readonly #ca: string | undefined;
-  readonly #pins: ReadonlySet<string> | undefined;
-  readonly #timeoutMs: number;
+  readonly #client: HttpsClient;
   readonly #intervalMs: number;
-  readonly #skewMs: number;
 
   constructor(options: UrlTrustSourceOptions) {
     this.url = new URL(options.url);
     if (this.url.protocol !== 'https:') throw invalid('url', 'must be https:');
-    if (!options.ca && !options.pins?.length) throw invalid('ca/pins', 'one of them is required');
+    if (!options.ca && !options.pins?.length)
+      throw invalid('ca', 'or pins is required (ca/pins: one of them at least)');
+    let pins: ReadonlySet<string> | undefined;
     if (options.pins) {
-      const pins = options.pins.map((p) => normalizeFingerprint(p));
-      if (pins.some((p) => p === null)) throw invalid('pins', 'must be SHA-256 fingerprints (64 hex digits)');
-      this.#pins = new Set(pins as string[]);
+      const normalized = options.pins.map((p) => normalizeFingerprint(p));
+      if (normalized.some((p) => p === null))
+        throw invalid('pins', 'must be SHA-256 fingerprints (64 hex digits)');
+      pins = new Set(normalized as string[]);
     }
-    this.#ca = options.ca;
-    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const skewMs = options.skewMs ?? DEFAULT_SKEW_MS;
     this.#intervalMs = options.refreshIntervalMs ?? 0;
-    this.#skewMs = options.skewMs ?? DEFAULT_SKEW_MS;
-    if (!(this.#timeoutMs > 0)) throw invalid('timeoutMs', 'must be > 0');
-    if (!(this.#skewMs >= 0 && Number.isFinite(this.#skewMs)))
-      throw invalid('skewMs', 'must be a finite number >= 0');
+    if (!(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS))
+      throw invalid('timeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`);
+    if (!(skewMs >= 0 && Number.isFinite(skewMs))) throw invalid('skewMs', 'must be a finite number >= 0');
     if (!(this.#intervalMs >= 0)) throw invalid('refreshIntervalMs', 'must be >= 0');
     this.name = options.name ?? `url:${this.url.host}${this.url.pathname}`;
+    this.#client = new HttpsClient({
+      label: `trust source ${this.name}`,
+      codes: { unavailable: 'TRUST_SOURCE_FAILED', invalid: 'TRUST_SOURCE_FAILED' },
+      details: { source: this.name },
+      ...(options.ca ? { ca: options.ca } : { unverified: true }),
+      ...(pins
+        ? {
+            checkPeer: (socket: tls.TLSSocket, host: string) => {
+              const problem = pinProblem(socket.getPeerCertificate(true), pins, host, skewMs);
+              return problem ? this.#fail(problem, 'TRUST_PIN_MISMATCH') : null;
+            },
+          }
+        : {}),
+      timeoutMs,
+    });
   }
 
   async load(signal: AbortSignal): Promise<string[]> {
-    const socket = await this.#connect(signal);
-    return [await this.#get(socket, signal)];
+    const answer = await this.#client.request({
+      method: 'GET',
+      url: this.url,
+      headers: { Accept: 'application/x-pem-file, text/plain' },
+      signal,
+    });
+    if (answer.status !== 200) throw this.#fail(`GET ${this.url.pathname} answered ${answer.status}`);
+    return [answer.body.toString('utf8')];
   }
 
   watch(onChange: () => void): () => void {
@@ -92,95 +108,11 @@ export class UrlTrustSource implements TrustSource {
     return () => clearInterval(timer);
   }
 
-  #fail(
-    message: string,
-    cause?: unknown,
-    code: 'TRUST_SOURCE_FAILED' | 'TRUST_PIN_MISMATCH' = 'TRUST_SOURCE_FAILED',
-  ) {
+  #fail(message: string, code: 'TRUST_SOURCE_FAILED' | 'TRUST_PIN_MISMATCH' = 'TRUST_SOURCE_FAILED') {
     return new CertkeeperError(code, `trust source ${this.name}: ${message}`, {
-      ...(cause === undefined ? {} : { cause }),
       details: { source: this.name, url: this.url.origin },
     });
   }
-
-  /** A TLS connection that passed the pin checks, or a typed error. */
-  #connect(signal: AbortSignal): Promise<tls.TLSSocket> {
-    return new Promise((resolve, reject) => {
-      const host = this.url.hostname.replace(/^\[|\]$/g, '');
-      const socket = tls.connect({
-        host,
-        port: Number(this.url.port || 443),
-        servername: isIP(host) ? undefined : host,
-        ...(this.#ca ? { ca: this.#ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
-      });
-      const abort = () => socket.destroy(this.#fail('aborted'));
-      if (signal.aborted) abort();
-      else signal.addEventListener('abort', abort, { once: true });
-      socket.once('close', () => signal.removeEventListener('abort', abort));
-      socket.setTimeout(this.#timeoutMs, () =>
-        socket.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)),
-      );
-      socket.once('error', (error) =>
-        reject(
-          isCertkeeperErrorLike(error)
-            ? error
-            : this.#fail(`connection failed (${describeCause(error)})`, error),
-        ),
-      );
-      socket.once('secureConnect', () => {
-        if (this.#pins) {
-          const problem = pinProblem(socket.getPeerCertificate(true), this.#pins, host, this.#skewMs);
-          if (problem) {
-            socket.destroy(this.#fail(problem, undefined, 'TRUST_PIN_MISMATCH'));
-            return;
-          }
-        }
-        resolve(socket);
-      });
-    });
-  }
-
-  #get(socket: tls.TLSSocket, signal: AbortSignal): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const req = https.request(this.url, {
-        // No agent: the request runs on the socket that passed the pin check (an agent,
-        // even `agent: false`, would open its own connection).
-        createConnection: () => socket,
-        headers: { Accept: 'application/x-pem-file, text/plain' },
-        signal,
-        timeout: this.#timeoutMs,
-      });
-      req.on('response', (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(this.#fail(`GET ${this.url.pathname} answered ${res.statusCode}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY) req.destroy(this.#fail('the answer exceeds 1 MiB'));
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          if (!res.readableAborted) resolve(Buffer.concat(chunks).toString('utf8'));
-        });
-        res.on('aborted', () => reject(this.#fail('connection closed mid-answer')));
-      });
-      req.on('timeout', () => req.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)));
-      req.on('error', (error) =>
-        reject(
-          isCertkeeperErrorLike(error) ? error : this.#fail(`GET failed (${describeCause(error)})`, error),
-        ),
-      );
-      req.end();
-    });
-  }
-}
-
-function isCertkeeperErrorLike(error: unknown): error is CertkeeperError {
-  return error instanceof CertkeeperError;
 }
 
 /**

@@ -203,6 +203,45 @@ describe('gRPC with rotating certificates', () => {
     await waitFor(() => client.stats().clients === 1, 5000, 'the old client to be closed once connected');
   }, 30_000);
 
+  it('close() lets a call waiting for a connection finish (the channel closes after it); destroy() fails such a call at once', async () => {
+    const [a, b] = await twoServices(cleanups);
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const open = () =>
+      createRotatingGrpcClient<Echo>(a.manager, {
+        id: 'a-client',
+        trust: [b.root],
+        address: `127.0.0.1:${port}`,
+        create: (address, credentials, o) =>
+          new EchoClient(address, credentials, {
+            ...o,
+            'grpc.ssl_target_name_override': 'localhost',
+          }) as Echo,
+      });
+    const serial = a.manager.certificate('a-client')!.serial;
+    const closing = await open();
+    const destroying = await open();
+    cleanups.push(
+      () => closing.destroy(),
+      () => destroying.destroy(),
+    );
+    const waiting = call(closing.current(), serial, 0, { waitForReady: true, deadlineMs: 15_000 });
+    const doomed = call(destroying.current(), serial, 0, { waitForReady: true, deadlineMs: 15_000 });
+    const closed = closing.close();
+    expect(() => closing.current()).toThrow(expect.objectContaining({ code: 'AGENT_CLOSED' }));
+    await destroying.destroy();
+    await expect(doomed).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(closing.stats().clients).toBe(1); // kept open: a call waits on it
+    await serveGrpc(b, [a.root, b.root], [], port);
+    expect(await waiting).toBe('b');
+    await closed;
+    expect(closing.stats()).toEqual({ serial: undefined, clients: 0 });
+  }, 30_000);
+
   it('grpcServerCredentials: new connections get the renewed server certificate, from the first connection on', async () => {
     const [a, b] = await twoServices(cleanups);
     const port = await serveGrpc(b, [a.root, b.root], []);

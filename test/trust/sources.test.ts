@@ -338,6 +338,29 @@ describe('UrlTrustSource', () => {
     expect((await failed).error.details.causeCode).toBe('MALFORMED_PEM');
   });
 
+  it('a server trickling its bundle a byte at a time is cut off at timeoutMs: a source failure, not a hang', async () => {
+    const pki = await makePki({ names: ['127.0.0.1', 'localhost'] });
+    const server = https.createServer({ key: pki.keyPem, cert: pki.chainPem }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+      const timer = setInterval(() => res.write('-'), 20); // each byte well inside any idle timeout
+      res.on('close', () => clearInterval(timer));
+    });
+    const port = await listen(server);
+    cleanups.push(() => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    });
+    const source = new UrlTrustSource({
+      url: `https://127.0.0.1:${port}/bundle.pem`,
+      ca: pki.rootPem,
+      timeoutMs: 300,
+    });
+    await expect(source.load(signal())).rejects.toMatchObject({
+      code: 'TRUST_SOURCE_FAILED',
+      details: { source: source.name, reason: 'timeout' },
+    });
+  }, 10_000);
+
   it('validates its options', () => {
     expect(() => new UrlTrustSource({ url: 'http://x/bundle.pem', pins: ['00'.repeat(32)] })).toThrow(
       /https/,

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import acme from 'acme-client';
 import { type KeyType, PrivateKey } from '../../crypto/keys.js';
-import { CertkeeperError, isCertkeeperError } from '../../errors.js';
+import { CertkeeperError, isCertkeeperError, optionError } from '../../errors.js';
 import { layout } from '../../store/layout.js';
 import type { Store } from '../../store/store.js';
 import { withLock } from '../../store/with-lock.js';
@@ -320,17 +320,14 @@ export class AcmeAccounts {
     const directory = await client.http.getDirectory();
     const terms = directory.meta?.termsOfService;
     if (terms && !o.agreeToTerms) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `AcmeIssuer option agreeToTerms must be true: ${o.directoryUrl} requires agreeing to ${String(terms)}`,
-        { details: { option: 'agreeToTerms' } },
+      throw optionError(
+        'agreeToTerms',
+        `must be true: ${o.directoryUrl} requires agreeing to ${String(terms)}`,
+        'AcmeIssuer',
       );
     }
     if (directory.meta?.externalAccountRequired && !o.externalAccountBinding) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `AcmeIssuer option externalAccountBinding is required by ${o.directoryUrl}`,
-      );
+      throw optionError('externalAccountBinding', `is required by ${o.directoryUrl}`, 'AcmeIssuer');
     }
     const keys = this.#keys();
     // Key first: an account URL without its key is useless, a key without a URL is re-registered.

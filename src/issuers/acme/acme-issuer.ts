@@ -11,7 +11,8 @@
 import type { ChallengeSolver, ChallengeType } from '../../challenges/solver.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../../errors.js';
+import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -21,6 +22,7 @@ import type {
   RenewalWindow,
   RevocationReason,
 } from '../issuer.js';
+import { REVOCATION_REASON_CODES } from '../revocation.js';
 import { type AccountKeyType, AcmeAccounts, type AcmeClient } from './account.js';
 import { certId, fetchRenewalInfo } from './ari.js';
 import {
@@ -70,24 +72,11 @@ export interface AcmeIssuerOptions {
   requestTimeoutMs?: number;
 }
 
-const REASONS: Record<RevocationReason, number> = {
-  unspecified: 0,
-  keyCompromise: 1,
-  caCompromise: 2,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-};
-
 const FALLBACK_MEMORY_MS = 60 * 60_000;
 /** Deactivating a given-up order's authorizations is best effort, and bounded. */
 const ABANDON_TIMEOUT_MS = 5_000;
 
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `AcmeIssuer option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'AcmeIssuer');
 
 export class AcmeIssuer implements Issuer {
   readonly id: string;
@@ -133,10 +122,17 @@ export class AcmeIssuer implements Issuer {
         "is required: true to agree to the CA's terms of service, false for a CA that has none",
       );
     }
+    const timeoutMs = options.requestTimeoutMs;
+    if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS))
+      throw invalid('requestTimeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`);
     this.#o = options;
     this.id = options.directoryUrl;
     this.#poll = { ...DEFAULT_POLL, ...(options.polling ?? {}) };
-    this.#transport = new AcmeTransport({ ca: options.ca, timeoutMs: options.requestTimeoutMs });
+    this.#transport = new AcmeTransport({
+      ca: options.ca,
+      timeoutMs,
+      allowHttp: options.allowHttp,
+    });
     this.#accounts = new AcmeAccounts(
       {
         directoryUrl: options.directoryUrl,
@@ -175,7 +171,7 @@ export class AcmeIssuer implements Issuer {
     const [leaf] = parseCertificates(certificate.chainPem);
     await withSignal(context.signal, () =>
       this.#withAccount(context, (client) =>
-        client.revokeCertificate(leaf!.pem, { reason: REASONS[reason] }),
+        client.revokeCertificate(leaf!.pem, { reason: REVOCATION_REASON_CODES[reason] }),
       ),
     );
   }

@@ -9,15 +9,14 @@
  * Here every error status (except `badNonce`, which acme-client retries with the nonce of the
  * error) becomes a typed CertkeeperError carrying the problem type, detail and Retry-After, and
  * each request honours the attempt's AbortSignal (carried by AsyncLocalStorage, since one
- * acme-client instance serves concurrent orders).
+ * acme-client instance serves concurrent orders). The bytes travel through the one bounded HTTPS
+ * client (`../../net/https-client.ts`: pinned roots, deadline, size cap), with kept-alive
+ * connections: ACME requests carry no client certificate, and an order is many small requests.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import http from 'node:http';
-import https from 'node:https';
-import { CertkeeperError, describeCause } from '../../errors.js';
+import { CertkeeperError } from '../../errors.js';
+import { HttpsClient } from '../../net/https-client.js';
 import { problemError } from './problems.js';
-
-const MAX_ANSWER_BYTES = 1 << 20;
 
 export interface AcmeResponse {
   status: number;
@@ -28,8 +27,10 @@ export interface AcmeResponse {
 export interface TransportOptions {
   /** Extra roots (PEM) trusted for the CA's HTTPS endpoints, replacing the default bundle when set. */
   ca?: string | string[];
-  /** Per-request timeout (default 30 s). */
+  /** Per-request deadline, connection to last byte (default 30 s). */
   timeoutMs?: number;
+  /** Allow `http:` URLs (AcmeIssuer's `allowHttp`); otherwise a CA pointing at one is refused. */
+  allowHttp?: boolean;
   userAgent?: string;
 }
 
@@ -66,22 +67,24 @@ export class AcmeTransport {
    * trips of an order. A stale one costs a `badNonce`, which acme-client retries.
    */
   readonly #nonces: string[] = [];
-  readonly #agent: https.Agent;
-  readonly #timeoutMs: number;
+  readonly #client: HttpsClient;
   readonly #userAgent: string;
 
   constructor(options: TransportOptions = {}) {
-    this.#agent = new https.Agent({
-      keepAlive: true,
-      maxSockets: 16,
+    this.#client = new HttpsClient({
+      label: 'ACME server',
+      // A certificate chain or a directory is kilobytes: the default 1 MiB cap holds.
+      codes: { unavailable: 'ISSUER_UNAVAILABLE', invalid: 'ISSUER_FAILED' },
       ...(options.ca ? { ca: options.ca } : {}),
+      keepAlive: true,
+      allowHttp: options.allowHttp === true,
+      timeoutMs: options.timeoutMs ?? 30_000,
     });
-    this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#userAgent = options.userAgent ?? 'certkeeper acme-client/5';
   }
 
   close(): void {
-    this.#agent.destroy();
+    this.#client.close();
   }
 
   takeNonce(): string | undefined {
@@ -108,115 +111,52 @@ export class AcmeTransport {
     return response;
   };
 
-  #send(
+  async #send(
     url: string,
     method: string,
     opts: { data?: unknown; headers?: Record<string, string> },
   ): Promise<AcmeResponse> {
-    const signal = signals.getStore();
     const body =
       opts.data === undefined
         ? undefined
         : typeof opts.data === 'string'
           ? opts.data
           : JSON.stringify(opts.data);
-    const target = new URL(url);
-    const client = target.protocol === 'http:' ? http : https;
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(aborted(url, signal));
-        return;
-      }
-      const req = client.request(
-        target,
-        {
-          method,
-          agent: target.protocol === 'http:' ? undefined : this.#agent,
-          headers: {
-            'User-Agent': this.#userAgent,
-            Accept: 'application/json, application/pem-certificate-chain, */*',
-            ...(opts.headers ?? {}),
-            ...(body === undefined
-              ? {}
-              : { 'Content-Type': 'application/jose+json', 'Content-Length': Buffer.byteLength(body) }),
-          },
-          signal,
-          timeout: this.#timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            // A certificate chain or a directory is kilobytes; a CA streaming without end must
-            // not fill memory.
-            if (size > MAX_ANSWER_BYTES) {
-              res.destroy();
-              reject(
-                new CertkeeperError('ISSUER_FAILED', `${method} ${url}: the answer exceeds 1 MiB`, {
-                  details: { url },
-                }),
-              );
-            } else chunks.push(chunk);
-          });
-          res.on('error', (error) => reject(unreachable(url, error)));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const headers: Record<string, string | undefined> = {};
-            for (const [name, value] of Object.entries(res.headers)) {
-              headers[name] = Array.isArray(value) ? value.join(', ') : value;
-            }
-            const type = headers['content-type'] ?? '';
-            let data: unknown = text;
-            if (/json/i.test(type)) {
-              try {
-                data = text.length > 0 ? JSON.parse(text) : undefined;
-              } catch {
-                reject(
-                  new CertkeeperError(
-                    'ISSUER_FAILED',
-                    `${method} ${url}: the CA answered ${res.statusCode} with invalid JSON`,
-                    {
-                      details: { status: res.statusCode, url },
-                    },
-                  ),
-                );
-                return;
-              }
-            } else if (res.statusCode! < 400 && method !== 'HEAD' && /html/i.test(type)) {
-              reject(
-                new CertkeeperError(
-                  'ISSUER_FAILED',
-                  `${method} ${url}: the CA answered an HTML page, not ACME`,
-                  {
-                    details: { status: res.statusCode, url },
-                  },
-                ),
-              );
-              return;
-            }
-            resolve({ status: res.statusCode ?? 0, headers, data });
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`timed out after ${this.#timeoutMs} ms`)));
-      req.on('error', (error) => reject(signal?.aborted ? aborted(url, signal) : unreachable(url, error)));
-      req.end(body);
+    const signal = signals.getStore();
+    const {
+      status,
+      headers,
+      body: bytes,
+    } = await this.#client.request({
+      method,
+      url,
+      headers: {
+        'User-Agent': this.#userAgent,
+        Accept: 'application/json, application/pem-certificate-chain, */*',
+        ...(opts.headers ?? {}),
+        ...(body === undefined ? {} : { 'Content-Type': 'application/jose+json' }),
+      },
+      ...(body === undefined ? {} : { body }),
+      ...(signal ? { signal } : {}),
     });
+    const text = bytes.toString('utf8');
+    const type = headers['content-type'] ?? '';
+    let data: unknown = text;
+    if (/json/i.test(type)) {
+      try {
+        data = text.length > 0 ? JSON.parse(text) : undefined;
+      } catch {
+        throw new CertkeeperError(
+          'ISSUER_FAILED',
+          `${method} ${url}: the CA answered ${status} with invalid JSON`,
+          { details: { status, url } },
+        );
+      }
+    } else if (status < 400 && method !== 'HEAD' && /html/i.test(type)) {
+      throw new CertkeeperError('ISSUER_FAILED', `${method} ${url}: the CA answered an HTML page, not ACME`, {
+        details: { status, url },
+      });
+    }
+    return { status, headers, data };
   }
-}
-
-function aborted(url: string, signal: AbortSignal): CertkeeperError {
-  return new CertkeeperError('ISSUER_UNAVAILABLE', `request to ${url} aborted`, { cause: signal.reason });
-}
-
-function unreachable(url: string, error: unknown): CertkeeperError {
-  return new CertkeeperError(
-    'ISSUER_UNAVAILABLE',
-    `ACME server unreachable (${url}): ${describeCause(error)}`,
-    {
-      cause: error,
-      details: { url },
-    },
-  );
 }

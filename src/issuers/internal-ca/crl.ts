@@ -12,20 +12,11 @@
 import type { webcrypto } from 'node:crypto';
 import { toPem } from '../../crypto/pem.js';
 import { crypto, x509 } from '../../crypto/x509.js';
-import type { RevocationReason } from '../issuer.js';
+import { REVOCATION_REASON_CODES as REASON_CODES } from '../revocation.js';
 import { type Authority, DAY, MINUTE } from './authority.js';
 import type { CaState } from './state.js';
 
 const CRL_NUMBER_OID = '2.5.29.20';
-
-const REASON_CODES: Record<RevocationReason, x509.X509CrlReason> = {
-  unspecified: x509.X509CrlReason.unspecified,
-  keyCompromise: x509.X509CrlReason.keyCompromise,
-  caCompromise: x509.X509CrlReason.cACompromise,
-  affiliationChanged: x509.X509CrlReason.affiliationChanged,
-  superseded: x509.X509CrlReason.superseded,
-  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
-};
 
 /**
  * What `authority`'s CRL lists: entries it issued. Entries of an older store name no issuer;

@@ -15,7 +15,7 @@ import { createCertificate } from '../../crypto/certificate-builder.js';
 import { inspectCsr } from '../../crypto/csr.js';
 import { parseCertificates } from '../../crypto/inspect.js';
 import { DEFAULT_KEY_TYPE, isKeyType, type KeyType } from '../../crypto/keys.js';
-import { CertkeeperError } from '../../errors.js';
+import { CertkeeperError, optionError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
   CertificatePurpose,
@@ -85,9 +85,7 @@ const DEFAULT_LOCK_TTL_MS = 60_000;
 
 function option(condition: boolean, name: string, bound: string): void {
   if (!condition) {
-    throw new CertkeeperError('INVALID_OPTION', `InternalCA option ${name} ${bound}`, {
-      details: { option: name },
-    });
+    throw optionError(name, bound, 'InternalCA');
   }
 }
 
@@ -352,10 +350,10 @@ export class InternalCA implements Issuer {
   #useStore(store: Store | undefined): Store {
     const chosen = this.#store ?? store;
     if (!chosen) {
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        'InternalCA has no store yet: pass options.store or use it through a manager',
-        { details: { option: 'store' } },
+      throw optionError(
+        'store',
+        'is not set yet: pass options.store or use it through a manager',
+        'InternalCA',
       );
     }
     this.#store ??= chosen;

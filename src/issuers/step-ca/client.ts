@@ -7,6 +7,7 @@ import { parseCertificates } from '../../crypto/inspect.js';
 import type { PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError } from '../../errors.js';
 import type { RevocationReason } from '../issuer.js';
+import { REVOCATION_REASON_CODES } from '../revocation.js';
 import { type CaAnswer, caRequest } from './transport.js';
 
 export interface StepCaClientOptions {
@@ -20,16 +21,6 @@ export interface ClientCertificate {
   key: PrivateKey;
   chainPem: string;
 }
-
-/** RFC 5280 reason codes, as step-ca's `reasonCode`. */
-export const REASON_CODES: Record<RevocationReason, number> = {
-  unspecified: 0,
-  keyCompromise: 1,
-  caCompromise: 2,
-  affiliationChanged: 3,
-  superseded: 4,
-  cessationOfOperation: 5,
-};
 
 export class StepCaClient {
   readonly #o: StepCaClientOptions;
@@ -111,7 +102,7 @@ export class StepCaClient {
     const body = {
       // step-ca compares the serial with the client certificate's in decimal.
       serial: BigInt(`0x${options.serialHex}`).toString(10),
-      reasonCode: REASON_CODES[options.reason],
+      reasonCode: REVOCATION_REASON_CODES[options.reason],
       reason: options.reason,
       passive: true,
       ...(options.ott ? { ott: options.ott } : {}),

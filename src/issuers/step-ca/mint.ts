@@ -18,7 +18,7 @@ import { createPrivateKey, randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { parseCertificates } from '../../crypto/inspect.js';
 import type { PrivateKey } from '../../crypto/keys.js';
-import { CertkeeperError } from '../../errors.js';
+import { CertkeeperError, optionError } from '../../errors.js';
 import { normalizeFingerprint } from './bootstrap.js';
 
 const loadJose = () => import('jose');
@@ -52,11 +52,7 @@ function keyError(reason: string): CertkeeperError {
   });
 }
 
-function optionError(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `mintToken option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'mintToken');
 
 function algorithmOf(jwk: JWK): string {
   if (typeof jwk.alg === 'string') return jwk.alg;
@@ -163,9 +159,9 @@ function endpoint(caUrl: string, path: string): string {
   try {
     url = new URL(caUrl);
   } catch {
-    throw optionError('caUrl', 'must be a URL');
+    throw invalid('caUrl', 'must be a URL');
   }
-  if (url.protocol !== 'https:') throw optionError('caUrl', 'must be an https URL');
+  if (url.protocol !== 'https:') throw invalid('caUrl', 'must be an https URL');
   return new URL(path, url.href.replace(/\/?$/, '/')).href;
 }
 
@@ -176,12 +172,12 @@ async function signClaims(
   audience: string,
 ): Promise<string> {
   const fingerprint = normalizeFingerprint(String(options.rootFingerprint ?? ''));
-  if (!fingerprint) throw optionError('rootFingerprint', 'must be a SHA-256 fingerprint (64 hex digits)');
+  if (!fingerprint) throw invalid('rootFingerprint', 'must be a SHA-256 fingerprint (64 hex digits)');
   if (typeof options.provisioner !== 'string' || options.provisioner === '')
-    throw optionError('provisioner', 'must be the provisioner name');
+    throw invalid('provisioner', 'must be the provisioner name');
   const lifetimeMs = options.lifetimeMs ?? TOKEN_LIFETIME_MS;
   if (!(Number.isFinite(lifetimeMs) && lifetimeMs >= 1000 && lifetimeMs <= 24 * 3_600_000))
-    throw optionError('lifetimeMs', 'must be between 1000 and 86400000');
+    throw invalid('lifetimeMs', 'must be between 1000 and 86400000');
   const key = await loadProvisionerKey(options);
   const jose = await loadJose();
   const now = Math.floor((options.now ?? Date.now()) / 1000);
@@ -200,10 +196,10 @@ async function signClaims(
 /** Mints a one-time enrollment token for `subject` and `sans`. */
 export async function mintToken(options: MintTokenOptions): Promise<string> {
   if (typeof options.subject !== 'string' || options.subject.trim() === '')
-    throw optionError('subject', 'must be a non-empty string');
+    throw invalid('subject', 'must be a non-empty string');
   const sans = options.sans && options.sans.length > 0 ? options.sans : [options.subject];
   if (!sans.every((s) => typeof s === 'string' && s.trim() !== ''))
-    throw optionError('sans', 'must be non-empty strings');
+    throw invalid('sans', 'must be non-empty strings');
   return signClaims(options, { sans }, options.subject, endpoint(options.caUrl, '1.0/sign'));
 }
 
@@ -215,7 +211,7 @@ export async function mintRevokeToken(
     .toLowerCase()
     .replace(/^0x/, '')
     .replace(/:/g, '');
-  if (!/^[0-9a-f]+$/.test(hex)) throw optionError('serial', 'must be a hexadecimal serial number');
+  if (!/^[0-9a-f]+$/.test(hex)) throw invalid('serial', 'must be a hexadecimal serial number');
   return signClaims(options, {}, BigInt(`0x${hex}`).toString(10), endpoint(options.caUrl, '1.0/revoke'));
 }
 

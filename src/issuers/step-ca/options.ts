@@ -4,7 +4,8 @@
  * does not match the fingerprint fails at start-up, not at the first renewal.
  */
 import { readFileSync } from 'node:fs';
-import { CertkeeperError, describeCause } from '../../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../../errors.js';
+import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import { normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
 import { type TokenOption, TokenSource } from './token-source.js';
 
@@ -45,11 +46,7 @@ export interface ResolvedOptions {
   renewAfterExpiry: boolean;
 }
 
-function invalid(name: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `StepCaIssuer option ${name} ${bound}`, {
-    details: { option: name },
-  });
-}
+const invalid = (option: string, problem: string) => optionError(option, problem, 'StepCaIssuer');
 
 export function resolveOptions(options: StepCaIssuerOptions): ResolvedOptions {
   if (typeof options?.caUrl !== 'string') throw invalid('caUrl', 'is required');
@@ -94,8 +91,8 @@ export function resolveOptions(options: StepCaIssuerOptions): ResolvedOptions {
   if (!fingerprint) throw invalid('rootFingerprint', 'or rootFile or rootPem is required');
 
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
-  if (!(Number.isFinite(timeoutMs) && timeoutMs >= 100))
-    throw invalid('requestTimeoutMs', 'must be at least 100');
+  if (!(timeoutMs >= 100 && timeoutMs <= MAX_TIMEOUT_MS))
+    throw invalid('requestTimeoutMs', `must be at least 100 and at most ${MAX_TIMEOUT_MS}`);
   let notAfter: string | undefined;
   if (options.lifetimeMs !== undefined) {
     if (!(Number.isFinite(options.lifetimeMs) && options.lifetimeMs >= 1000))

@@ -7,7 +7,7 @@
  */
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { CertkeeperError, describeCause } from '../../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../../errors.js';
 import { looksLikeJwt } from './token.js';
 
 /** A token string, `{ value }`, `{ env: 'NAME' }` or `{ file: '/run/secrets/token' }`. */
@@ -18,11 +18,7 @@ type Resolved =
   | { kind: 'env'; name: string }
   | { kind: 'file'; path: string };
 
-function option(path: string, bound: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `StepCaIssuer option ${path} ${bound}`, {
-    details: { option: path },
-  });
-}
+const option = (path: string, problem: string) => optionError(path, problem, 'StepCaIssuer');
 
 export class TokenSource {
   readonly #source: Resolved;

@@ -1,9 +1,10 @@
 /**
- * HTTPS to a step-ca compatible CA. Every call trusts exactly one root (the pinned one), except
- * the bootstrap fetch of that root, which is made without verification and checked by hash
- * instead. Each request gets a fresh TLS session (`agent: false`): a pooled socket or a resumed
- * TLS 1.3 session would present the *previous* client certificate after a renewal, and
- * enrollment traffic is a handful of requests a day, so pooling buys nothing.
+ * HTTPS to a step-ca compatible CA, through the one bounded HTTPS client
+ * (`../../net/https-client.ts`). Every call trusts exactly one root (the pinned one), except the
+ * bootstrap fetch of that root, which is made without verification and checked by hash instead.
+ * Each request gets a fresh connection and TLS session: a pooled socket or a resumed TLS 1.3
+ * session would present the *previous* client certificate after a renewal, and enrollment
+ * traffic is a handful of requests a day, so pooling buys nothing.
  *
  * Answers become typed errors here, in one place:
  *   network failure, timeout, abort, 5xx   ISSUER_UNAVAILABLE   (retry later, keep serving)
@@ -14,9 +15,9 @@
  * The CA's own message is kept (capped, scrubbed, with any secret we sent cut out) because
  * step-ca's messages are the operator's best clue; it is never trusted for anything else.
  */
-import https from 'node:https';
 import type { PrivateKey } from '../../crypto/keys.js';
-import { CertkeeperError, describeCause } from '../../errors.js';
+import { CertkeeperError } from '../../errors.js';
+import { HttpsClient } from '../../net/https-client.js';
 
 export interface CaRequest {
   method: 'GET' | 'POST';
@@ -41,7 +42,6 @@ export interface CaAnswer {
   data: unknown;
 }
 
-const MAX_BODY = 1 << 20;
 const MAX_MESSAGE = 300;
 
 function where(request: CaRequest): string {
@@ -55,13 +55,6 @@ export function caMessage(value: unknown, secrets: readonly string[] = []): stri
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters would forge log lines
   text = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;
-}
-
-function unavailable(request: CaRequest, reason: string, cause?: unknown): CertkeeperError {
-  return new CertkeeperError('ISSUER_UNAVAILABLE', `${where(request)}: CA unreachable (${reason})`, {
-    ...(cause === undefined ? {} : { cause }),
-    details: { url: request.url.origin },
-  });
 }
 
 /** The typed error for a CA answer with an error status. */
@@ -107,63 +100,29 @@ function interpret(request: CaRequest, status: number, contentType: string, text
 }
 
 /** One request; resolves with a 2xx JSON answer, rejects with a typed CertkeeperError. */
-export function caRequest(request: CaRequest): Promise<CaAnswer> {
-  const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-  return new Promise<CaAnswer>((resolve, reject) => {
-    const { signal } = request;
-    if (signal?.aborted) {
-      reject(unavailable(request, 'aborted', signal.reason));
-      return;
-    }
-    const headers: Record<string, string | number> = { Accept: 'application/json' };
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = Buffer.byteLength(body);
-    }
-    if (request.bearer) headers.Authorization = `Bearer ${request.bearer}`;
-    const client = request.clientCertificate;
-    const req = https.request(request.url, {
-      method: request.method,
-      headers,
-      agent: false,
-      ...(request.insecure ? { rejectUnauthorized: false } : { ca: request.ca, rejectUnauthorized: true }),
-      ...(client ? { key: client.key.toPem(), cert: client.chainPem } : {}),
-      signal,
-      timeout: request.timeoutMs,
-    });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_BODY) {
-          req.destroy();
-          reject(new CertkeeperError('ISSUER_FAILED', `${where(request)}: the CA's answer exceeds 1 MiB`));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      res.on('error', (error) => reject(unavailable(request, describeCause(error), error)));
-      // A connection cut mid-body: the answer is incomplete, whatever status line preceded it.
-      res.on('aborted', () => reject(unavailable(request, 'connection closed mid-answer')));
-      res.on('end', () => {
-        if (res.readableAborted) return;
-        try {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve(interpret(request, res.statusCode ?? 0, String(res.headers['content-type'] ?? ''), text));
-        } catch (error) {
-          reject(error);
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`timed out after ${request.timeoutMs} ms`)));
-    req.on('error', (error) =>
-      reject(
-        signal?.aborted
-          ? unavailable(request, 'aborted', signal.reason)
-          : unavailable(request, describeCause(error), error),
-      ),
-    );
-    req.end(body);
+export async function caRequest(request: CaRequest): Promise<CaAnswer> {
+  const client = new HttpsClient({
+    label: 'CA',
+    codes: { unavailable: 'ISSUER_UNAVAILABLE', invalid: 'ISSUER_FAILED' },
+    ...(request.insecure ? { unverified: true } : { ca: request.ca }),
+    timeoutMs: request.timeoutMs,
   });
+  const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (request.bearer) headers.Authorization = `Bearer ${request.bearer}`;
+  const answer = await client.request({
+    method: request.method,
+    url: request.url,
+    headers,
+    ...(body === undefined ? {} : { body }),
+    ...(request.signal ? { signal: request.signal } : {}),
+    ...(request.clientCertificate ? { clientCertificate: request.clientCertificate } : {}),
+  });
+  return interpret(
+    request,
+    answer.status,
+    answer.headers['content-type'] ?? '',
+    answer.body.toString('utf8'),
+  );
 }
