@@ -220,6 +220,19 @@ describe('AcmeIssuer options', () => {
       { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], agreeToTerms: 'yes' },
       /agreeToTerms is required/,
     ],
+    [
+      { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], agreeToTerms: true, profile: '' },
+      /profile must be a non-empty string/,
+    ],
+    [
+      {
+        directoryUrl: 'https://x/dir',
+        challenges: [new Http01Solver()],
+        agreeToTerms: true,
+        polling: { intervalMs: 0 },
+      },
+      /polling.intervalMs must be a positive number/,
+    ],
   ])('%#: refuses %j', (options, message) => {
     expect(() => new AcmeIssuer(options as never)).toThrowError(
       expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
