@@ -226,8 +226,10 @@ export class AcmeIssuer implements Issuer {
         }),
       );
       type OrderState = typeof order & { status: string; url: string; [key: string]: unknown };
+      // Every authorization is valid: the order is ready now at any CA that updates it as it
+      // updates them (Boulder, Pebble), so the first look costs no wait.
       let current = await pollStatus<OrderState>(client, order.url, context.signal, this.#poll, {
-        retryAfterMs: 0,
+        now: true,
       });
       if (current.status !== 'ready' && current.status !== 'valid') {
         throw new CertkeeperError('ORDER_INVALID', `order is ${current.status} after its authorizations`, {

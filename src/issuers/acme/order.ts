@@ -69,7 +69,8 @@ export async function pollStatus<T extends AcmeObject>(
   url: string,
   signal: AbortSignal,
   poll: PollOptions,
-  first?: { retryAfterMs?: number },
+  /** `now`: the first poll goes out at once (the object is expected to have moved already). */
+  first?: { retryAfterMs?: number; now?: boolean },
   pause: (ms: number, signal: AbortSignal) => Promise<unknown> = (ms, s) =>
     sleep(ms, undefined, { signal: s }),
 ): Promise<T> {
@@ -77,7 +78,7 @@ export async function pollStatus<T extends AcmeObject>(
   let elapsed = 0;
   // A Retry-After is honoured but never shorter than our own delay: a CA answering
   // `Retry-After: 0` on every poll must not turn polling into a busy loop.
-  let wait = Math.max(first?.retryAfterMs ?? 0, pollDelay(elapsed, poll));
+  let wait = first?.now ? 0 : Math.max(first?.retryAfterMs ?? 0, pollDelay(elapsed, poll));
   for (;;) {
     if (wait > poll.maxRetryAfterMs) {
       throw new CertkeeperError(

@@ -95,6 +95,13 @@ describe('pollStatus', () => {
     expect(ca.polls.length).toBeLessThan(30);
   });
 
+  it('`now`: the first poll goes out at once, the next ones follow the schedule', async () => {
+    const ca = simulatedCa(100);
+    await pollStatus(ca.client, 'https://ca.test/order/1', signal, DEFAULT_POLL, { now: true }, ca.wait);
+    expect(ca.waits[0]).toBe(0);
+    expect(ca.waits.slice(1).every((w) => w >= DEFAULT_POLL.initialMs)).toBe(true);
+  });
+
   it('without a test hook it really waits: the first poll comes after initialMs', async () => {
     const at: number[] = [];
     const started = performance.now();
