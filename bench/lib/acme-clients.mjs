@@ -3,7 +3,7 @@
 // its CA file. Each run reports its time and whether it got a certificate; a failure is counted,
 // not fatal (certbot 2.1 gives up on a `badNonce`, which Pebble sends to 5 % of requests by default).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -29,21 +29,17 @@ function run(command, args, env, timeoutMs) {
       clearTimeout(timer);
       const ms = performance.now() - started;
       if (code === 0) return resolve({ ms, ok: true });
-      const why = /badNonce/i.test(output) ? 'badNonce' : signal ? `killed (${signal})` : lastLine(output);
-      resolve({ ms, ok: false, why });
+      resolve({ ms, ok: false, why: signal ? `killed (${signal})` : reason(output) });
     });
   });
 }
 
-function lastLine(text) {
-  return (
-    text
-      .trim()
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .pop()
-      ?.slice(0, 200) ?? 'failed'
-  );
+/** Why a run failed, from its output (or log): a bad nonce by name, else its first error line. */
+function reason(text) {
+  if (/badNonce|anti-replay nonce/i.test(text)) return 'badNonce';
+  const lines = text.split('\n').map((l) => l.trim());
+  const error = lines.find((l) => /error/i.test(l) && !/Ask for help/.test(l)) ?? lines.filter(Boolean).pop();
+  return error?.slice(0, 200) ?? 'failed';
 }
 
 /** A client with a working directory of its own (account, certificates) for the whole run. */
@@ -78,10 +74,18 @@ export function lego(pebble, httpPort) {
 
 export function certbot(pebble, httpPort) {
   const dir = mkdtempSync(join(tmpdir(), 'certkeeper-bench-certbot-'));
+  const log = () => {
+    try {
+      return readFileSync(join(dir, 'logs', 'letsencrypt.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
   return {
     name: 'certbot',
-    issue: (domain) =>
-      run(
+    // certbot prints little; its log says why it gave up.
+    issue: async (domain) => {
+      const result = await run(
         'certbot',
         [
           'certonly',
@@ -109,7 +113,11 @@ export function certbot(pebble, httpPort) {
         ],
         { REQUESTS_CA_BUNDLE: pebble.caFile },
         120_000,
-      ),
+      );
+      if (!result.ok && result.why !== 'badNonce' && /badNonce|anti-replay nonce/i.test(log().slice(-20_000)))
+        result.why = 'badNonce';
+      return result;
+    },
     close: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
