@@ -66,8 +66,11 @@ function exchangeUdp(
   return new Promise((resolve, reject) => {
     const socket = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     let sent = 0;
+    let done = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (error: Error | null, answer?: Buffer) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.close();
       if (error) reject(error);

@@ -249,12 +249,21 @@ export class AcmeIssuer implements Issuer {
         }
       }
       const chainPem = await client.getCertificate(current, this.#o.preferredChain);
-      const [leaf] = parseCertificates(chainPem);
-      if (leaf) this.#replacements.known(leaf.info);
+      this.#remember(chainPem);
       return { chainPem };
     } catch (error) {
       await this.#abandon(client, authorizations, context);
       throw error;
+    }
+  }
+
+  /** A certificate this CA issued may be named in `replaces`; what it is worth is judged later. */
+  #remember(chainPem: string): void {
+    try {
+      const [leaf] = parseCertificates(chainPem);
+      if (leaf) this.#replacements.known(leaf.info);
+    } catch {
+      // Not a chain: the manager's validation rejects it with the reason.
     }
   }
 
