@@ -301,7 +301,12 @@ export function isRetryable(error: unknown): boolean {
  * names it too: `<owner> option <option> <problem>`, or `<option> <problem>` without an owner.
  * Never put the offending value in `problem` when it may be a secret (a mistyped key).
  */
-export function optionError(option: string, problem: string, owner?: string): CertkeeperError {
+export function optionError(
+  option: string,
+  problem: string,
+  owner?: string,
+  details: Record<string, unknown> = {},
+): CertkeeperError {
   const message = owner === undefined ? `${option} ${problem}` : `${owner} option ${option} ${problem}`;
-  return new CertkeeperError('INVALID_OPTION', message, { details: { option } });
+  return new CertkeeperError('INVALID_OPTION', message, { details: { ...details, option } });
 }

@@ -16,6 +16,7 @@ export {
   startHttp01Server,
 } from './challenges/http-01.js';
 export { ChallTestSrvProvider } from './challenges/providers/challtestsrv.js';
+export { type Rfc2136Options, Rfc2136Provider } from './challenges/providers/rfc2136.js';
 export type { ChallengeSolver, ChallengeTask, ChallengeType } from './challenges/solver.js';
 export { createAlpnCertificate, TlsAlpn01Solver, tlsAlpnSupported } from './challenges/tls-alpn-01.js';
 export { type Clock, systemClock } from './clock.js';
@@ -78,6 +79,7 @@ export {
 } from './grpc/rotating-client.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from './issuers/acme/acme-issuer.js';
 export { certId } from './issuers/acme/ari.js';
+export type { PollOptions } from './issuers/acme/order.js';
 export {
   InternalCA,
   type InternalCAOptions,

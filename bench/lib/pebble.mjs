@@ -19,6 +19,7 @@ function openssl(args, cwd) {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
 }
 
+/** Starts Pebble and challtestsrv; `stop()` kills both (also at exit). */
 export async function startPebble({ httpPort, tlsPort, env = {} }) {
   const dir = mkdtempSync(join(tmpdir(), 'certkeeper-bench-pebble-'));
   openssl(
@@ -111,8 +112,12 @@ export async function startPebble({ httpPort, tlsPort, env = {} }) {
     ],
     { stdio: 'ignore' },
   );
+  // `env` entries set to undefined are removed: `{ PEBBLE_VA_NOSLEEP: undefined }` brings back the
+  // VA's random sleeps (0-4 s before each of its three validations).
+  const pebbleEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1', ...env };
+  for (const [name, value] of Object.entries(pebbleEnv)) if (value === undefined) delete pebbleEnv[name];
   const pebble = spawn('pebble', ['-config', join(dir, 'config.json'), '-dnsserver', `127.0.0.1:${dns}`], {
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', ...env },
+    env: pebbleEnv,
     stdio: 'ignore',
   });
   const ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
@@ -131,7 +136,10 @@ export async function startPebble({ httpPort, tlsPort, env = {} }) {
     if (Date.now() > deadline) throw new Error('Pebble did not start within 15 s');
     await new Promise((r) => setTimeout(r, 100));
   }
+  let stopped = false;
   const stop = () => {
+    if (stopped) return;
+    stopped = true;
     pebble.kill('SIGKILL');
     challtestsrv.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -1,18 +1,29 @@
 /**
  * DNS-01 (RFC 8555 §8.4): a TXT record `_acme-challenge.<name>` holding
  * base64url(SHA-256(key authorization)). The only challenge that proves wildcards. Records are
- * set through a `DnsProvider` (your DNS host's API); before the CA is told to look, the record
- * must be visible at the resolvers you name (your authoritative servers, ideally), polled until
- * a timeout, so a slow-propagating provider costs a wait, not a failed order.
+ * set through a `DnsProvider` (your DNS host's API, or `Rfc2136Provider` for a server taking
+ * dynamic updates); before the CA is told to look, the record must be visible at every
+ * authoritative server of its zone (or at the resolvers you name), polled until a timeout, so a
+ * slow-propagating provider costs a wait, not a failed order.
  */
 import { createHash } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CertkeeperError, describeCause, optionError } from '../errors.js';
+import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
+import {
+  type AuthoritativeLookup,
+  authoritativeServers,
+  authoritativeTxt,
+  formatServer,
+} from './dns-propagation.js';
 import type { ChallengeSolver, ChallengeTask } from './solver.js';
 
-/** Your DNS host's API. Names are fully qualified without the trailing dot. */
+/**
+ * Your DNS host's API. Names are fully qualified without the trailing dot. Throw on failure (a
+ * CertkeeperError, or any Error: its message, scrubbed of anything key-like, becomes a
+ * CHALLENGE_FAILED); never resolve before the host has accepted the change.
+ */
 export interface DnsProvider {
   setTxt(fqdn: string, value: string): Promise<void>;
   /** Removes one value; other values at the same name (a wildcard and its base) must survive. */
@@ -21,8 +32,17 @@ export interface DnsProvider {
 
 export interface Dns01Options {
   provider: DnsProvider;
-  /** Resolvers (`host` or `host:port`) to check propagation against. Default: the system's. */
+  /**
+   * Resolvers (`host` or `host:port`) to check propagation against instead of the zone's
+   * authoritative servers (when those cannot be reached from here, e.g. split-horizon DNS).
+   */
   resolvers?: string[];
+  /**
+   * How the zone's authoritative servers are found (the default check): the resolvers to look
+   * their NS records and addresses up with (default: the system's) and the port they answer on
+   * (default 53). When they cannot be found, the system's resolvers are checked instead.
+   */
+  authoritative?: AuthoritativeLookup;
   /** Give up waiting for the record after this long (default 120 s). */
   propagationTimeoutMs?: number;
   /** Delay between propagation checks (default 500 ms). */
@@ -41,7 +61,8 @@ export function dns01Value(keyAuthorization: string): string {
 
 export class Dns01Solver implements ChallengeSolver {
   readonly type = 'dns-01' as const;
-  readonly #o: Required<Omit<Dns01Options, 'resolvers'>> & { resolvers?: string[] };
+  readonly #o: Required<Omit<Dns01Options, 'resolvers' | 'authoritative'>> &
+    Pick<Dns01Options, 'resolvers' | 'authoritative'>;
 
   constructor(options: Dns01Options) {
     if (
@@ -54,6 +75,7 @@ export class Dns01Solver implements ChallengeSolver {
     this.#o = {
       provider: options.provider,
       resolvers: options.resolvers,
+      authoritative: options.authoritative,
       propagationTimeoutMs: options.propagationTimeoutMs ?? 120_000,
       pollIntervalMs: options.pollIntervalMs ?? 500,
       skipPropagationCheck: options.skipPropagationCheck ?? false,
@@ -67,18 +89,96 @@ export class Dns01Solver implements ChallengeSolver {
   async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
     const fqdn = dns01Record(task);
     const value = dns01Value(task.keyAuthorization);
-    await this.#o.provider.setTxt(fqdn, value);
-    if (!this.#o.skipPropagationCheck) await this.#waitVisible(fqdn, value, context.signal);
+    await this.#call('setTxt', fqdn, value);
+    if (this.#o.skipPropagationCheck) return;
+    if (this.#o.resolvers) return this.#waitResolvers(fqdn, value, this.#o.resolvers, context.signal);
+    let zone: Awaited<ReturnType<typeof authoritativeServers>>;
+    try {
+      zone = await authoritativeServers(fqdn, this.#o.authoritative);
+    } catch (error) {
+      context.logger.warn(
+        'dns-01: the authoritative servers could not be found; checking the system resolvers',
+        {
+          fqdn,
+          error: describeCause(error),
+        },
+      );
+      return this.#waitResolvers(fqdn, value, undefined, context.signal);
+    }
+    await this.#waitAuthoritative(fqdn, value, zone, context);
   }
 
   async cleanup(task: ChallengeTask): Promise<void> {
-    await this.#o.provider.removeTxt(dns01Record(task), dns01Value(task.keyAuthorization));
+    await this.#call('removeTxt', dns01Record(task), dns01Value(task.keyAuthorization));
   }
 
-  async #waitVisible(fqdn: string, value: string, signal: AbortSignal): Promise<void> {
+  /** A provider call; its own errors become CHALLENGE_FAILED with their (scrubbed) message only. */
+  async #call(method: 'setTxt' | 'removeTxt', fqdn: string, value: string): Promise<void> {
+    try {
+      await this.#o.provider[method](fqdn, value);
+    } catch (error) {
+      if (isCertkeeperError(error)) throw error;
+      throw new CertkeeperError(
+        'CHALLENGE_FAILED',
+        `dns-01: the DNS provider's ${method} for ${fqdn} failed: ${describeCause(error)}`,
+        { details: { fqdn, step: method } },
+      );
+    }
+  }
+
+  /** Until every authoritative server answers with the value. */
+  async #waitAuthoritative(
+    fqdn: string,
+    value: string,
+    zone: { zone: string; servers: { host: string; port: number }[] },
+    context: IssuerContext,
+  ): Promise<void> {
+    const deadline = Date.now() + this.#o.propagationTimeoutMs;
+    const pending = new Map(zone.servers.map((server) => [formatServer(server), server]));
+    const last = new Map<string, string>();
+    for (;;) {
+      await Promise.all(
+        [...pending].map(async ([name, server]) => {
+          try {
+            const values = await authoritativeTxt(server, fqdn);
+            if (values.includes(value)) pending.delete(name);
+            else
+              last.set(
+                name,
+                values.length === 0 ? 'no TXT record yet' : `${values.length} other TXT value(s)`,
+              );
+          } catch (error) {
+            last.set(name, describeCause(error));
+          }
+        }),
+      );
+      if (pending.size === 0) return;
+      const missing = [...pending.keys()].map((name) => `${name}: ${last.get(name)}`);
+      context.logger.debug('dns-01: waiting for the authoritative servers', {
+        fqdn,
+        zone: zone.zone,
+        missing,
+      });
+      if (Date.now() + this.#o.pollIntervalMs > deadline) {
+        throw new CertkeeperError(
+          'CHALLENGE_FAILED',
+          `dns-01: TXT ${fqdn} not at every authoritative server of ${zone.zone} after ${this.#o.propagationTimeoutMs} ms (${missing.join('; ')})`,
+          { details: { fqdn, zone: zone.zone, missing } },
+        );
+      }
+      await sleep(this.#o.pollIntervalMs, undefined, { signal: context.signal });
+    }
+  }
+
+  async #waitResolvers(
+    fqdn: string,
+    value: string,
+    resolvers: string[] | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
     const resolver = new Resolver({ timeout: 2_000, tries: 1 });
-    if (this.#o.resolvers) resolver.setServers(this.#o.resolvers);
-    const servers = () => (this.#o.resolvers ?? resolver.getServers()).join(', ');
+    if (resolvers) resolver.setServers(resolvers);
+    const servers = () => (resolvers ?? resolver.getServers()).join(', ');
     // A given-up attempt ends the wait at once, with a typed error: a query in flight is cancelled.
     const cancel = () => resolver.cancel();
     signal.addEventListener('abort', cancel, { once: true });

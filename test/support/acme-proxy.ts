@@ -96,6 +96,12 @@ export interface AcmeProxyOptions {
   /** Advertised as `meta.profiles`; `profile` in a newOrder must then be one of these. */
   profiles?: Record<string, string>;
   /**
+   * Check `replaces` in newOrders as Boulder does (default false): a certID whose issuer key no
+   * certificate from this CA has is 400 malformed, an unknown serial 404 malformed, a certificate
+   * already named by an accepted order 409 alreadyReplaced.
+   */
+  checkReplaces?: boolean;
+  /**
    * The window for a certificate Pebble issued and no setWindow() covers; null answers 404.
    * Default: from 2/3 to 3/4 of its lifetime.
    */
@@ -122,6 +128,7 @@ export interface AcmeProxy {
   rejectReplaces(problem?: Problem, times?: number): void;
   setRenewalInfo(enabled: boolean): void;
   setProfiles(profiles: Record<string, string> | undefined): void;
+  setCheckReplaces(enabled: boolean): void;
   /** The ARI answer for one certID (whether or not Pebble knows it); null removes it. */
   setWindow(certId: string, window: RenewalWindowAnswer | null): void;
   setDefaultWindow(fn: (cert: IssuedCertificateFacts) => RenewalWindowAnswer | null): void;
@@ -295,6 +302,9 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
   // --- state
   let renewalInfo = options.renewalInfo ?? false;
   let profiles = options.profiles;
+  let checkReplaces = options.checkReplaces ?? false;
+  /** certIDs named in `replaces` by an order the CA accepted. */
+  const replaced = new Set<string>();
   let defaultWindow =
     options.defaultWindow ??
     ((cert: IssuedCertificateFacts): RenewalWindowAnswer => {
@@ -310,6 +320,8 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
   let replacesRejections: { problem: Problem; remaining: number }[] = [];
   // Pebble 2.4.0 knows no profiles: the proxy echoes the requested one in the order objects.
   const orderProfiles = new Map<string, string>();
+  /** The issuer key identifiers (base64url) of the certificates downloaded through the proxy. */
+  const issuedAkis = new Set<string>();
 
   const { certPem, keyPem } = await upstream.issueServerCertificate();
   const server = https.createServer({ cert: certPem, key: keyPem });
@@ -469,6 +481,28 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
     reply(x, 200, { 'content-type': 'application/json', 'retry-after': retryAfter }, JSON.stringify(body));
   }
 
+  /** Boulder's checks of `replaces` (wfe2), in its words. */
+  async function screenReplaces(certId: string): Promise<Problem | undefined> {
+    const [aki, serial] = certId.split('.');
+    const serialHex = Buffer.from(serial ?? '', 'base64url').toString('hex');
+    const status = await upstream.certStatus(serialHex).catch(() => null);
+    const issuerKeys = new Set(issuedAkis);
+    if (status) issuerKeys.add(certIdOf(status.Certificate).split('.')[0]!);
+    if (!issuerKeys.has(aki ?? '')) {
+      const detail = 'path contained an Authority Key Identifier that did not match a known issuer';
+      return { status: 400, type: `${ACME}malformed`, detail };
+    }
+    if (!status || certIdOf(status.Certificate) !== certId) {
+      const detail = `request included \`replaces\` field, but no current certificate with serial "${serialHex}" exists`;
+      return { status: 404, type: `${ACME}malformed`, detail };
+    }
+    if (replaced.has(certId)) {
+      const detail = `cannot indicate an order replaces certificate with serial "${serialHex}", which already has a replacement order`;
+      return { status: 409, type: `${ACME}alreadyReplaced`, detail };
+    }
+    return undefined;
+  }
+
   /** Records a newOrder; answers it (and returns true) when the proxy rejects it itself. */
   async function screenNewOrder(x: Exchange, order: NewOrderRecord): Promise<boolean> {
     const payload = jwsPayload(x.body) ?? {};
@@ -483,6 +517,8 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
       rejection = rule.problem;
     } else if (order.profile !== undefined && profiles && !(order.profile in profiles)) {
       rejection = { status: 400, type: `${ACME}invalidProfile`, detail: `unknown profile ${order.profile}` };
+    } else if (order.replaces && checkReplaces) {
+      rejection = await screenReplaces(order.replaces);
     }
     if (!rejection) return false;
     order.rejectedWith = rejection.type;
@@ -526,8 +562,14 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
     }
     // Orders, their finalize answers and their polls carry the profile they were asked with.
     const orderId = (route === 'newOrder' ? (answer.headers.location ?? '') : path).split('/').pop()!;
+    if (route === 'certificate' && answer.status === 200) {
+      try {
+        issuedAkis.add(certIdOf(answer.body.toString('utf8')).split('.')[0]!);
+      } catch {}
+    }
     if (order) {
       order.status = answer.status;
+      if (answer.status === 201 && order.replaces) replaced.add(order.replaces);
       if (answer.status >= 400) order.problem = problemType(answer.body);
       if (order.profile !== undefined && answer.headers.location) orderProfiles.set(orderId, order.profile);
     }
@@ -571,6 +613,9 @@ export async function startAcmeProxy(options: AcmeProxyOptions): Promise<AcmePro
     },
     setProfiles(next) {
       profiles = next;
+    },
+    setCheckReplaces(enabled) {
+      checkReplaces = enabled;
     },
     setWindow(certId, window) {
       if (window) windows.set(certId, window);

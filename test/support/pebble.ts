@@ -37,6 +37,8 @@ export interface PebbleOptions {
   ports?: { acme?: number; management?: number; dns?: number; challtestsrv?: number };
   /** How long to wait for `/dir` to answer (default 10 s). */
   startTimeoutMs?: number;
+  /** The DNS server Pebble resolves through (`host:port`); default challtestsrv's. */
+  dnsServer?: string;
 }
 
 export interface PebbleCertStatus {
@@ -443,7 +445,8 @@ async function launchPebble(options: PebbleOptions, ca: ThrowawayCa, dir: string
   let stopped = false;
 
   const startPebbleProcess = async () => {
-    pebble = launch('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${dns}`], env, pebbleOut);
+    const resolver = options.dnsServer ?? `127.0.0.1:${dns}`;
+    pebble = launch('pebble', ['-config', configFile, '-dnsserver', resolver], env, pebbleOut);
     try {
       await waitFor(() => get(directoryUrl, ca.caPem), pebble, timeout);
     } catch (err) {

@@ -36,6 +36,8 @@ interface AccountRecord {
   directoryUrl: string;
   contact: string[];
   createdAt: string;
+  /** The terms of service agreed to, as the directory named them then (never a built-in URL). */
+  termsOfService?: string;
 }
 
 /** acme-client's internals we rely on: its HTTP client (whose `request` we replace) and raw API. */
@@ -341,9 +343,14 @@ export class AcmeAccounts {
       directoryUrl: o.directoryUrl,
       contact: o.contact,
       createdAt: new Date(context.clock.now()).toISOString(),
+      ...(typeof terms === 'string' && o.agreeToTerms ? { termsOfService: terms.slice(0, 500) } : {}),
     };
     await context.store.put(keys.record, JSON.stringify(record, null, 2));
-    context.logger.info('ACME account registered', { directory: o.directoryUrl, account: record.url });
+    context.logger.info('ACME account registered', {
+      directory: o.directoryUrl,
+      account: record.url,
+      ...(record.termsOfService ? { termsOfService: record.termsOfService } : {}),
+    });
     return client;
   }
 }

@@ -8,11 +8,10 @@
  * and the failed order's pending authorizations are deactivated so they are not handed back.
  */
 
-import type { ChallengeSolver, ChallengeType } from '../../challenges/solver.js';
+import type { ChallengeType } from '../../challenges/solver.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../../errors.js';
-import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
+import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
 import type {
   CertificatePurpose,
   CertificateRequest,
@@ -23,60 +22,20 @@ import type {
   RevocationReason,
 } from '../issuer.js';
 import { REVOCATION_REASON_CODES } from '../revocation.js';
-import { type AccountKeyType, AcmeAccounts, type AcmeClient } from './account.js';
-import { certId, fetchRenewalInfo } from './ari.js';
-import {
-  type Authorization,
-  DEFAULT_POLL,
-  type PollOptions,
-  pollStatus,
-  solveAuthorization,
-} from './order.js';
+import { AcmeAccounts, type AcmeClient } from './account.js';
+import { fetchRenewalInfo, Replacements, refusesReplaces } from './ari.js';
+import type { AcmeIssuerOptions } from './options.js';
+import { validateAcmeOptions } from './options.js';
+import { type Authorization, type PollOptions, pollStatus, solveAuthorization } from './order.js';
 import { isProblem } from './problems.js';
+import { chooseProfile, identifierType } from './profiles.js';
 import { AcmeTransport, withSignal } from './transport.js';
 
-export interface AcmeIssuerOptions {
-  /** The CA's directory, `https:` (an `http:` one only with `allowHttp`). */
-  directoryUrl: string;
-  /**
-   * Allow an `http:` directory URL (a CA on loopback in development). Default false: over plain
-   * HTTP anyone on the path sees and answers every request, and hands back certificates of its
-   * choosing (only `trustAnchors` would catch them).
-   */
-  allowHttp?: boolean;
-  /** `mailto:` URLs for the account. */
-  contact?: string[];
-  /**
-   * Required: `true` agrees to the CA's terms of service (Let's Encrypt and most public CAs have
-   * them), `false` says the CA has none (registration then fails, naming this option, if it does).
-   */
-  agreeToTerms: boolean;
-  externalAccountBinding?: { kid: string; hmacKey: string };
-  /** Default ECDSA P-256. */
-  accountKeyType?: AccountKeyType;
-  /** Challenge solvers in order of preference; a failed type is tried last on the next order. */
-  challenges: ChallengeSolver[];
-  /** Certificate profile to request when the directory advertises it (`meta.profiles`). */
-  profile?: string;
-  /** Prefer the alternate chain whose root has this common name. */
-  preferredChain?: string;
-  /** Roots (PEM) the issued chains must end at; validated before anything is stored. */
-  trustAnchors?: string[];
-  /** Roots (PEM) trusted for the CA's own HTTPS endpoints (private CAs, Pebble). */
-  ca?: string | string[];
-  /** Allow `purpose: 'client'` (public CAs no longer issue clientAuth; private ACME CAs may). */
-  clientAuth?: boolean;
-  /** Use ARI when the directory offers it (default true). */
-  ari?: boolean;
-  polling?: Partial<PollOptions>;
-  requestTimeoutMs?: number;
-}
+export type { AcmeIssuerOptions } from './options.js';
 
 const FALLBACK_MEMORY_MS = 60 * 60_000;
 /** Deactivating a given-up order's authorizations is best effort, and bounded. */
 const ABANDON_TIMEOUT_MS = 5_000;
-
-const invalid = (option: string, problem: string) => optionError(option, problem, 'AcmeIssuer');
 
 export class AcmeIssuer implements Issuer {
   readonly id: string;
@@ -85,52 +44,16 @@ export class AcmeIssuer implements Issuer {
   readonly #accounts: AcmeAccounts;
   readonly #poll: PollOptions;
   readonly #failures = new Map<string, number>();
-  /** certIDs whose `replaces` the CA refused: not sent again. */
-  readonly #replacesRefused = new Set<string>();
+  readonly #replacements = new Replacements();
 
   constructor(options: AcmeIssuerOptions) {
-    if (typeof options?.directoryUrl !== 'string') throw invalid('directoryUrl', 'is required');
-    let url: URL;
-    try {
-      url = new URL(options.directoryUrl);
-    } catch {
-      throw invalid('directoryUrl', 'must be a URL');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw invalid('directoryUrl', 'must be http(s)');
-    if (options.allowHttp !== undefined && typeof options.allowHttp !== 'boolean')
-      throw invalid('allowHttp', 'must be a boolean');
-    if (url.protocol === 'http:' && options.allowHttp !== true)
-      throw invalid('directoryUrl', 'must be https (an http: directory needs allowHttp: true)');
-    if (!Array.isArray(options.challenges) || options.challenges.length === 0) {
-      throw invalid('challenges', 'must list at least one challenge solver');
-    }
-    const types = options.challenges.map((s) => s.type);
-    if (new Set(types).size !== types.length) throw invalid('challenges', 'must not repeat a challenge type');
-    for (const contact of options.contact ?? []) {
-      if (!/^mailto:[^@\s]+@[^@\s]+$/.test(contact))
-        throw invalid('contact', `entries must be mailto: URLs (got "${contact}")`);
-    }
-    const keyType = options.accountKeyType ?? 'ec-p256';
-    if (!['ec-p256', 'ec-p384', 'rsa-2048'].includes(keyType))
-      throw invalid('accountKeyType', "must be 'ec-p256', 'ec-p384' or 'rsa-2048'");
-    // Asked for explicitly: left out, the account registration would fail only at the first
-    // order, at 3 a.m., against a CA that has terms.
-    if (typeof options.agreeToTerms !== 'boolean') {
-      throw invalid(
-        'agreeToTerms',
-        "is required: true to agree to the CA's terms of service, false for a CA that has none",
-      );
-    }
-    const timeoutMs = options.requestTimeoutMs;
-    if (timeoutMs !== undefined && !(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS))
-      throw invalid('requestTimeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`);
+    const { keyType, poll } = validateAcmeOptions(options);
     this.#o = options;
     this.id = options.directoryUrl;
-    this.#poll = { ...DEFAULT_POLL, ...(options.polling ?? {}) };
+    this.#poll = poll;
     this.#transport = new AcmeTransport({
       ca: options.ca,
-      timeoutMs,
+      timeoutMs: options.requestTimeoutMs,
       allowHttp: options.allowHttp,
     });
     this.#accounts = new AcmeAccounts(
@@ -185,7 +108,16 @@ export class AcmeIssuer implements Issuer {
       const directory = await this.#directory(context);
       const url = directory.renewalInfo;
       if (typeof url !== 'string') return null;
-      return fetchRenewalInfo(this.#transport, url, certificate, context.clock.now());
+      const window = await fetchRenewalInfo(
+        this.#transport,
+        url,
+        certificate,
+        context.clock.now(),
+        context.logger,
+      );
+      // The CA answered for it: a renewal may name it in `replaces`.
+      this.#replacements.known(certificate);
+      return window;
     });
   }
 
@@ -244,20 +176,11 @@ export class AcmeIssuer implements Issuer {
   ): Promise<IssuedCertificate> {
     const directory = await client.http.getDirectory();
     const payload: Record<string, unknown> = {
-      identifiers: request.names.map((name) => ({
-        type: name.includes(':') || /^[\d.]+$/.test(name) ? 'ip' : 'dns',
-        value: name,
-      })),
+      identifiers: request.names.map((name) => ({ type: identifierType(name), value: name })),
     };
-    const profiles = directory.meta?.profiles as Record<string, unknown> | undefined;
-    if (this.#o.profile) {
-      if (profiles && this.#o.profile in profiles) payload.profile = this.#o.profile;
-      else
-        context.logger.warn('ACME profile not offered by the CA; ordering without it', {
-          profile: this.#o.profile,
-        });
-    }
-    const replaces = this.#replaces(request, directory);
+    const profile = chooseProfile(this.#o.profile, request.names, directory, this.#o.directoryUrl);
+    if (profile !== undefined) payload.profile = profile;
+    const replaces = await this.#replaces(request, directory, context);
     if (replaces) payload.replaces = replaces;
 
     let order: Awaited<ReturnType<AcmeClient['createOrder']>>;
@@ -265,14 +188,23 @@ export class AcmeIssuer implements Issuer {
       order = await client.createOrder(payload as never);
     } catch (error) {
       if (!replaces || !refusesReplaces(error)) throw error;
-      // RFC 9773 §5: a CA may refuse `replaces` (already replaced, unknown); order without it.
+      // RFC 9773 §5: the CA may refuse `replaces` (already replaced, another account's or another
+      // CA's certificate). The certificate must still be renewed: order without it, now.
       context.logger.info('CA refused "replaces"; ordering without it', {
         certId: replaces,
         problem: error.details.type,
+        detail: error.details.detail,
       });
-      this.#replacesRefused.add(replaces);
+      this.#replacements.refused(replaces);
       delete payload.replaces;
       order = await client.createOrder(payload as never);
+    }
+    const granted = (order as { profile?: unknown }).profile;
+    if (profile !== undefined && granted !== undefined && granted !== profile) {
+      context.logger.warn('the CA created the order under another profile than asked', {
+        asked: profile,
+        granted: String(granted).slice(0, 100),
+      });
     }
 
     const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
@@ -290,8 +222,10 @@ export class AcmeIssuer implements Issuer {
         }),
       );
       type OrderState = typeof order & { status: string; url: string; [key: string]: unknown };
+      // Every authorization is valid: the order is ready now at any CA that updates it as it
+      // updates them (Boulder, Pebble), so the first look costs no wait.
       let current = await pollStatus<OrderState>(client, order.url, context.signal, this.#poll, {
-        retryAfterMs: 0,
+        now: true,
       });
       if (current.status !== 'ready' && current.status !== 'valid') {
         throw new CertkeeperError('ORDER_INVALID', `order is ${current.status} after its authorizations`, {
@@ -311,6 +245,7 @@ export class AcmeIssuer implements Issuer {
         }
       }
       const chainPem = await client.getCertificate(current, this.#o.preferredChain);
+      this.#remember(chainPem);
       return { chainPem };
     } catch (error) {
       await this.#abandon(client, authorizations, context);
@@ -318,12 +253,25 @@ export class AcmeIssuer implements Issuer {
     }
   }
 
-  /** The certID for `replaces`: only when the CA speaks ARI and has not refused it for this certificate. */
-  #replaces(request: CertificateRequest, directory: Record<string, unknown>): string | undefined {
-    if (!request.current || this.#o.ari === false || typeof directory.renewalInfo !== 'string')
-      return undefined;
-    const id = certId(request.current.info);
-    return id && !this.#replacesRefused.has(id) ? id : undefined;
+  /** A certificate this CA issued may be named in `replaces`; what it is worth is judged later. */
+  #remember(chainPem: string): void {
+    try {
+      const [leaf] = parseCertificates(chainPem);
+      if (leaf) this.#replacements.known(leaf.info);
+    } catch {
+      // Not a chain: the manager's validation rejects it with the reason.
+    }
+  }
+
+  /** The certID for `replaces`: only when the CA speaks ARI and may accept it for this certificate. */
+  async #replaces(
+    request: CertificateRequest,
+    directory: Record<string, unknown>,
+    context: IssuerContext,
+  ): Promise<string | undefined> {
+    const url = directory.renewalInfo;
+    if (!request.current || this.#o.ari === false || typeof url !== 'string') return undefined;
+    return this.#replacements.replaces(request.current.info, url, this.#transport, context.logger);
   }
 
   /**
@@ -368,17 +316,4 @@ export class AcmeIssuer implements Issuer {
       },
     };
   }
-}
-
-/**
- * Whether a newOrder problem is about `replaces` (RFC 9773 §5): `alreadyReplaced`, or a
- * `conflict` / `malformed` that names it. Any other problem (rejectedIdentifier, rateLimited, …)
- * would fail again without it, so ordering a second time would only spend rate limit.
- */
-function refusesReplaces(error: unknown): error is CertkeeperError {
-  if (!isCertkeeperError(error) || error.code !== 'ACME_PROBLEM') return false;
-  const type = String(error.details.type ?? '');
-  if (type.endsWith(':alreadyReplaced')) return true;
-  const detail = `${String(error.details.detail ?? '')} ${error.message}`;
-  return (type.endsWith(':conflict') || type.endsWith(':malformed')) && /replace/i.test(detail);
 }

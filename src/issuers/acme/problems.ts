@@ -20,6 +20,10 @@ export interface AcmeProblemDetails {
   retryAfterMs?: number;
   subproblems?: { type?: string; detail?: string; identifier?: unknown }[];
   url?: string;
+  /** A page for a person to act on (`userActionRequired`: new terms of service to agree to). */
+  instance?: string;
+  /** The terms of service the CA now requires (its `Link: rel="terms-of-service"`). */
+  termsOfService?: string;
 }
 
 /** The short problem name (`rateLimited`) of a full type URN, for messages. */
@@ -74,21 +78,27 @@ export function problemError(response: AcmeResponse, what: string): CertkeeperEr
     type?: unknown;
     detail?: unknown;
     subproblems?: AcmeProblemDetails['subproblems'];
+    instance?: unknown;
   };
   const type = typeof body.type === 'string' ? body.type : 'about:blank';
   // Problem details come from the CA; cap them so a hostile server cannot flood logs.
   const detail = (typeof body.detail === 'string' ? body.detail : `HTTP ${response.status}`).slice(0, 500);
   const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+  const instance = typeof body.instance === 'string' ? httpUrl(body.instance) : undefined;
+  const termsOfService = linkTo(response.headers.link, 'terms-of-service');
   const details: AcmeProblemDetails = {
     type,
     detail,
     status: response.status,
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     ...(Array.isArray(body.subproblems) ? { subproblems: body.subproblems.slice(0, 20) } : {}),
+    ...(instance ? { instance } : {}),
+    ...(termsOfService ? { termsOfService } : {}),
   };
   if (!problemRetryable(type, details.subproblems)) details.retryable = false;
   const name = shortType(type);
-  const message = `${what}: ${name} (${response.status}): ${detail}`;
+  const see = [instance, termsOfService].filter(Boolean).join(', ');
+  const message = `${what}: ${name} (${response.status}): ${detail}${see ? ` (see ${see})` : ''}`;
   if (response.status === 429 || name === 'rateLimited') {
     return new CertkeeperError('RATE_LIMITED', message, { details });
   }
@@ -96,6 +106,21 @@ export function problemError(response: AcmeResponse, what: string): CertkeeperEr
     return new CertkeeperError('ISSUER_UNAVAILABLE', message, { details });
   }
   return new CertkeeperError('ACME_PROBLEM', message, { details });
+}
+
+/** An http(s) URL the CA gave, capped; anything else is dropped. */
+function httpUrl(text: string): string | undefined {
+  return /^https?:\/\/\S+$/.test(text) ? text.slice(0, 300) : undefined;
+}
+
+/** The target of a `Link` header entry with this relation (RFC 8288), as the CA sent it. */
+export function linkTo(header: string | undefined, rel: string): string | undefined {
+  for (const entry of (header ?? '').split(/,\s*(?=<)/)) {
+    const match = /^<([^>]*)>(.*)$/.exec(entry.trim());
+    if (match && new RegExp(`;\\s*rel="?${rel}"?(\\s*;|\\s*$)`, 'i').test(match[2]!))
+      return httpUrl(match[1]!);
+  }
+  return undefined;
 }
 
 export function isProblem(error: unknown, name: string): boolean {

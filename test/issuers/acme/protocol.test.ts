@@ -57,6 +57,31 @@ describe('ACME problems', () => {
     expect(rejected.details.subproblems).toHaveLength(1);
   });
 
+  it('userActionRequired names the page to act on and the new terms of service, and is final', () => {
+    const error = problemError(
+      response(
+        403,
+        {
+          type: 'urn:ietf:params:acme:error:userActionRequired',
+          detail: 'Terms of service have changed',
+          instance: 'https://ca.test/docs/agreement-2026',
+        },
+        {
+          link: '<https://ca.test/dir>;rel="index", <https://ca.test/terms-2026.pdf>;rel="terms-of-service"',
+        },
+      ),
+      'POST https://ca.test/new-order',
+    );
+    expect(error.details).toMatchObject({
+      instance: 'https://ca.test/docs/agreement-2026',
+      termsOfService: 'https://ca.test/terms-2026.pdf',
+      retryable: false,
+    });
+    expect(error.message).toMatch(
+      /see https:\/\/ca\.test\/docs\/agreement-2026, https:\/\/ca\.test\/terms-2026\.pdf/,
+    );
+  });
+
   it('caps a hostile detail', () => {
     const error = problemError(response(400, { type: 'about:blank', detail: 'x'.repeat(10_000) }), 'x');
     expect(error.message.length).toBeLessThan(700);
@@ -219,6 +244,19 @@ describe('AcmeIssuer options', () => {
     [
       { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], agreeToTerms: 'yes' },
       /agreeToTerms is required/,
+    ],
+    [
+      { directoryUrl: 'https://x/dir', challenges: [new Http01Solver()], agreeToTerms: true, profile: '' },
+      /profile must be a non-empty string/,
+    ],
+    [
+      {
+        directoryUrl: 'https://x/dir',
+        challenges: [new Http01Solver()],
+        agreeToTerms: true,
+        polling: { intervalMs: 0 },
+      },
+      /polling.intervalMs must be a positive number/,
     ],
   ])('%#: refuses %j', (options, message) => {
     expect(() => new AcmeIssuer(options as never)).toThrowError(

@@ -5,17 +5,59 @@ import { Dns01Solver, type DnsProvider } from '../../../src/challenges/dns-01.js
 import { systemClock } from '../../../src/clock.js';
 import { parseCertificates } from '../../../src/crypto/inspect.js';
 import { MAX_RETRY_AFTER_MS } from '../../../src/issuers/acme/transport.js';
+import { InternalCA } from '../../../src/issuers/internal-ca.js';
 import { silentLogger } from '../../../src/logger.js';
+import { createCertificateManager } from '../../../src/manager/manager.js';
 import { DEFAULT_RENEWAL_POLICY } from '../../../src/manager/policy.js';
-import { type AcmeProxy, certIdOf, startAcmeProxy } from '../../support/acme-proxy.js';
+import { MemoryStore } from '../../../src/store/memory-store.js';
+import { FakeClock } from '../../../src/testing/fake-clock.js';
+import {
+  type AcmeProxy,
+  certIdOf,
+  type IssuedCertificateFacts,
+  type Problem,
+  startAcmeProxy,
+} from '../../support/acme-proxy.js';
 import { nextEvent } from '../../support/events.js';
 import { describePebble, type Pebble, startPebble } from '../../support/pebble.js';
 import { type Rig, rig } from './support.js';
 
 const ACME = 'urn:ietf:params:acme:error:';
+/** The proxy's own default: from 2/3 to 3/4 of the lifetime, far ahead for Pebble's 5 years. */
+const defaultWindow = (cert: IssuedCertificateFacts) => {
+  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  const at = (fraction: number) => new Date(cert.notBefore.getTime() + lifetime * fraction);
+  return { start: at(2 / 3), end: at(3 / 4) };
+};
 let pebble: Pebble;
 let proxy: AcmeProxy;
 const rigs: Rig[] = [];
+
+/**
+ * Records when (on the manager's clock) the manager asks the issuer for a renewal window.
+ * `answered(n)` resolves once the n-th answer has settled, and with it the manager's handling of
+ * it (its continuation was registered first, and runs to the end without waiting).
+ */
+function spyOnWindows(r: Rig, clock: FakeClock) {
+  const at: number[] = [];
+  const answers: Promise<unknown>[] = [];
+  const waiting: (() => void)[] = [];
+  const renewalWindow = r.issuer.renewalWindow.bind(r.issuer);
+  r.issuer.renewalWindow = (certificate, context) => {
+    at.push(clock.now());
+    const answer = renewalWindow(certificate, context);
+    answers.push(answer.catch(() => {}));
+    for (const wake of waiting.splice(0)) wake();
+    return answer;
+  };
+  return {
+    at,
+    async answered(n: number): Promise<void> {
+      while (answers.length < n) await new Promise<void>((wake) => waiting.push(wake));
+      await answers[n - 1];
+    },
+  };
+}
 
 describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garbage', () => {
   beforeAll(async () => {
@@ -30,6 +72,8 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     proxy.reset();
     proxy.setRenewalInfo(false);
     proxy.setProfiles(undefined);
+    proxy.setCheckReplaces(false);
+    proxy.setDefaultWindow(defaultWindow);
   });
   afterEach(async () => {
     for (const r of rigs.splice(0)) await r.close();
@@ -89,22 +133,185 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     expect(order.status).toBe(201);
   }, 40_000);
 
-  it('ARI: drops `replaces` and orders again when the CA refuses it', async () => {
+  it.each<[string, Problem]>([
+    ['409 alreadyReplaced', { status: 409, type: `${ACME}alreadyReplaced`, detail: 'already replaced' }],
+    ['409 conflict (older Boulder)', { status: 409, type: `${ACME}conflict`, detail: 'already replaced' }],
+    [
+      '403 after an account change',
+      {
+        status: 403,
+        type: `${ACME}unauthorized`,
+        detail: 'requester account did not request the certificate being replaced by this order',
+      },
+    ],
+    [
+      '404 for a serial the CA does not know',
+      {
+        status: 404,
+        type: `${ACME}malformed`,
+        detail: 'request included `replaces` field, but no current certificate with serial "01" exists',
+      },
+    ],
+    [
+      '400 for another CA’s issuer key',
+      {
+        status: 400,
+        type: `${ACME}malformed`,
+        detail: 'path contained an Authority Key Identifier that did not match a known issuer',
+      },
+    ],
+  ])(
+    'ARI: a CA refusing `replaces` with %s gets a plain order at once, same account',
+    async (_name, problem) => {
+      proxy.setRenewalInfo(true);
+      const r = await up([`refused-${problem.status}-${problem.type.length}.certkeeper.test`]);
+      const id = certIdOf(r.manager.certificate('web')!.chainPem);
+      proxy.reset();
+      // The CA refuses it every time: sending it again (or a new account sending it) cannot help.
+      proxy.rejectReplaces(problem, 10);
+      await r.manager.renewNow('web');
+      expect(r.manager.status()[0]!.lastError).toBeNull();
+      expect(proxy.orders).toHaveLength(2);
+      expect(proxy.orders[0]).toMatchObject({ replaces: id, rejectedWith: problem.type });
+      expect(proxy.orders[1]!.replaces).toBeUndefined();
+      expect(proxy.orders[1]!.status).toBe(201);
+      // The account was not taken for the culprit: no registration, no key change.
+      expect(proxy.timesOf('newAccount')).toEqual([]);
+      // The refusal is remembered for that certificate; the new one is named in the next renewal.
+      const renewedId = certIdOf(r.manager.certificate('web')!.chainPem);
+      proxy.reset();
+      await r.manager.renewNow('web');
+      expect(proxy.orders.map((o) => o.replaces)).toEqual([renewedId]);
+    },
+  );
+
+  it('ARI: after an issuer change, `replaces` never names the other CA’s certificate and the ACME CA issues', async () => {
     proxy.setRenewalInfo(true);
-    proxy.setDefaultWindow(() => null);
-    const r = await up(['replaces.certkeeper.test']);
-    const id = certIdOf(r.manager.certificate('web')!.chainPem);
-    proxy.rejectReplaces();
-    await r.manager.renewNow('web');
-    expect(r.manager.status()[0]!.lastError).toBeNull();
-    const renewals = proxy.orders.slice(-2);
-    expect(renewals[0]).toMatchObject({
-      replaces: id,
-      rejectedWith: 'urn:ietf:params:acme:error:alreadyReplaced',
+    proxy.setCheckReplaces(true);
+    const store = new MemoryStore();
+    const internal = new InternalCA();
+    const before = createCertificateManager({
+      store,
+      issuer: internal,
+      logger: silentLogger,
+      certificates: [{ id: 'web', names: ['switch.certkeeper.test'] }],
     });
-    expect(renewals[1]!.replaces).toBeUndefined();
-    expect(renewals[1]!.status).toBe(201);
+    await before.start();
+    await before.ready();
+    const internalSerial = before.certificate('web')!.serial;
+    await before.stop();
+
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names: ['switch.certkeeper.test'],
+      challenges: ['http-01'],
+      store,
+      issuersAfter: [internal],
+    });
+    rigs.push(r);
+    await r.manager.start();
+    await r.manager.ready();
+    expect(r.manager.certificate('web')!.serial).toBe(internalSerial);
+    proxy.reset();
+    await r.manager.renewNow('web');
+    // Renewed by the ACME CA (the first issuer), not by falling through to the internal one.
+    expect(r.manager.status()[0]!.issuer).toBe(r.issuer.id);
+    expect(proxy.orders.filter((o) => o.rejectedWith !== undefined)).toEqual([]);
+    expect(proxy.orders.at(-1)).toMatchObject({ status: 201 });
+    expect(proxy.orders.at(-1)!.replaces).toBeUndefined();
   });
+
+  it('ARI: an order that failed after naming the certificate is followed by a plain order (409 alreadyReplaced from a checking CA)', async () => {
+    proxy.setRenewalInfo(true);
+    proxy.setCheckReplaces(true);
+    let failValidation = false;
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names: ['again.certkeeper.test'],
+      challenges: ['http-01'],
+      httpHandler: (handler) => (req, res) => {
+        if (!failValidation) return handler(req, res);
+        res.statusCode = 404;
+        res.end();
+      },
+    });
+    rigs.push(r);
+    await r.manager.start();
+    await r.manager.ready();
+    const id = certIdOf(r.manager.certificate('web')!.chainPem);
+    proxy.reset();
+    failValidation = true;
+    await expect(r.manager.renewNow('web')).rejects.toMatchObject({ code: 'CHALLENGE_FAILED' });
+    failValidation = false;
+    await r.manager.renewNow('web');
+    expect(proxy.orders.map((o) => [o.replaces, o.rejectedWith, o.status])).toEqual([
+      [id, undefined, 201],
+      [id, `${ACME}alreadyReplaced`, 409],
+      [undefined, undefined, 201],
+    ]);
+  });
+
+  it('ARI: the window is polled on the CA’s Retry-After, and a window moved into the past renews at that poll', async () => {
+    proxy.setRenewalInfo(true);
+    proxy.setDefaultWindow((cert) => ({ ...defaultWindow(cert), retryAfterSeconds: 120 }));
+    const clock = new FakeClock();
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names: ['drill.certkeeper.test'],
+      challenges: ['http-01'],
+      manager: { clock, reconcileIntervalMs: 0 },
+    });
+    rigs.push(r);
+    const asked = spyOnWindows(r, clock);
+    await r.manager.start();
+    await clock.advance(1); // the first attempt is due at once, on the manager's clock
+    await r.manager.ready();
+    const old = r.manager.certificate('web')!;
+    const id = certIdOf(old.chainPem);
+    // The window is asked for once the certificate is served; its answer is applied when it settles.
+    await asked.answered(1);
+    expect(proxy.renewalInfoRequests).toEqual([id]);
+    const answeredAt = asked.at[0]!;
+
+    // The mass-revocation drill: the CA moves the window into the past.
+    const now = clock.now();
+    proxy.setWindow(id, {
+      start: new Date(now - 7_200_000),
+      end: new Date(now - 3_600_000),
+      retryAfterSeconds: 120,
+    });
+    await clock.advance(119_000);
+    expect(asked.at).toHaveLength(1);
+    const renewed = nextEvent(r.manager, 'renewed', 15_000);
+    await clock.advance(1_000);
+    expect(asked.at).toHaveLength(2);
+    expect(asked.at[1]! - answeredAt).toBeGreaterThanOrEqual(120_000);
+    // The answer makes the renewal due at once (on the manager's clock: the next timer, now).
+    await asked.answered(2);
+    await clock.advance(1);
+    expect((await renewed).previousSerial).toBe(old.serial);
+    expect(proxy.orders.at(-1)).toMatchObject({ replaces: id, status: 201 });
+  }, 30_000);
+
+  it('ARI: a Retry-After below a minute is polled after a minute, not in a loop', async () => {
+    proxy.setRenewalInfo(true);
+    proxy.setDefaultWindow((cert) => ({ ...defaultWindow(cert), retryAfterSeconds: 1 }));
+    const clock = new FakeClock();
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names: ['floor.certkeeper.test'],
+      challenges: ['http-01'],
+      manager: { clock, reconcileIntervalMs: 0 },
+    });
+    rigs.push(r);
+    const asked = spyOnWindows(r, clock);
+    await r.manager.start();
+    await clock.advance(1); // the first attempt is due at once, on the manager's clock
+    await r.manager.ready();
+    await asked.answered(1);
+    await clock.advance(59_000);
+    expect(asked.at).toHaveLength(1);
+    await clock.advance(1_000);
+    expect(asked.at).toHaveLength(2);
+    await asked.answered(2);
+    expect(asked.at[1]! - asked.at[0]!).toBeGreaterThanOrEqual(60_000);
+  }, 30_000);
 
   it('without ARI: no renewalInfo requests, no `replaces`, the lifetime rule', async () => {
     const r = await up(['noari.certkeeper.test']);
@@ -113,17 +320,63 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     expect(proxy.orders.every((o) => o.replaces === undefined)).toBe(true);
   });
 
-  it('profiles: sent when the directory advertises them, left out (with a warning) otherwise', async () => {
+  it('profiles: sent when advertised, and kept on every renewal, a refused `replaces` included', async () => {
+    proxy.setProfiles({ classic: 'the usual', tlsserver: '45 days', shortlived: 'about 6 days' });
+    proxy.setRenewalInfo(true);
+    const r = await up(['profile.certkeeper.test'], { profile: 'tlsserver' });
+    await r.manager.renewNow('web');
+    proxy.rejectReplaces();
+    await r.manager.renewNow('web');
+    expect(proxy.orders).toHaveLength(4);
+    expect(proxy.orders.map((o) => o.profile)).toEqual(['tlsserver', 'tlsserver', 'tlsserver', 'tlsserver']);
+    expect(proxy.orders[2]!.rejectedWith).toBe(`${ACME}alreadyReplaced`);
+  });
+
+  it.each([
+    [
+      'advertises others',
+      { classic: 'the usual', shortlived: 'about 6 days' },
+      /it offers classic, shortlived/,
+    ],
+    ['advertises none', undefined, /it advertises no profiles/],
+  ])(
+    'profiles: one the CA %s fails the first order with INVALID_OPTION naming it, and orders nothing',
+    async (_name, offered, why) => {
+      proxy.setProfiles(offered);
+      const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+        names: [`unoffered-${offered ? 'some' : 'none'}.certkeeper.test`],
+        challenges: ['http-01'],
+        issuer: { profile: 'tlsserver' },
+      });
+      rigs.push(r);
+      const failed = nextEvent(r.manager, 'renewalFailed');
+      await r.manager.start();
+      const { error } = await failed;
+      expect(error).toMatchObject({
+        code: 'INVALID_OPTION',
+        details: { option: 'profile', retryable: false },
+      });
+      expect(error.message).toMatch(/profile "tlsserver" is not offered/);
+      expect(error.message).toMatch(why);
+      expect(proxy.orders).toEqual([]);
+      expect(r.manager.certificate('web')).toBeNull();
+    },
+  );
+
+  it('profiles: an IP address gets `shortlived` when the CA offers it, on every renewal; otherwise no profile', async () => {
     proxy.setProfiles({ classic: 'the usual', shortlived: 'about 6 days' });
-    const first = await up(['profile.certkeeper.test'], { profile: 'shortlived' });
-    expect(proxy.orders.at(-1)!.profile).toBe('shortlived');
-    // One rig at a time: both would listen on Pebble's ports.
+    const first = await up(['127.0.0.1']);
+    await first.manager.renewNow('web');
+    expect(proxy.orders.map((o) => [o.identifiers, o.profile, o.status])).toEqual([
+      [[{ type: 'ip', value: '127.0.0.1' }], 'shortlived', 201],
+      [[{ type: 'ip', value: '127.0.0.1' }], 'shortlived', 201],
+    ]);
+    // A DNS name alone is left to the CA's default profile.
     await first.close();
     rigs.splice(rigs.indexOf(first), 1);
-    proxy.setProfiles(undefined);
-    const r = await up(['noprofile.certkeeper.test'], { profile: 'shortlived' });
-    expect(r.manager.status()[0]!.state).toBe('valid');
-    expect(proxy.orders.at(-1)!.profile).toBeUndefined();
+    proxy.reset();
+    await up(['dnsname.certkeeper.test']);
+    expect(proxy.orders.map((o) => o.profile)).toEqual([undefined]);
   });
 
   it('429 with Retry-After: fails the attempt, waits that long, never hammers', async () => {

@@ -10,6 +10,7 @@ import { ChallTestSrvProvider } from '../../../src/challenges/providers/challtes
 import type { ChallengeSolver, ChallengeType } from '../../../src/challenges/solver.js';
 import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01.js';
 import { AcmeIssuer, type AcmeIssuerOptions } from '../../../src/issuers/acme/acme-issuer.js';
+import type { Issuer } from '../../../src/issuers/issuer.js';
 import type { ManagerEvents } from '../../../src/manager/events.js';
 import { type CertificateManager, createCertificateManager } from '../../../src/manager/manager.js';
 import type { ManagerOptions } from '../../../src/manager/options.js';
@@ -53,6 +54,8 @@ export interface RigOptions {
   noAnchors?: boolean;
   /** More manager options (issueTimeoutMs, …). */
   manager?: Partial<ManagerOptions>;
+  /** Issuers the manager tries after the ACME one (an issuer change, a fallback). */
+  issuersAfter?: Issuer[];
 }
 
 export async function rig(pebble: Pebble, options: RigOptions): Promise<Rig> {
@@ -68,7 +71,7 @@ export async function rig(pebble: Pebble, options: RigOptions): Promise<Rig> {
   });
   const manager = createCertificateManager({
     store,
-    issuer,
+    issuer: options.issuersAfter ? [issuer, ...options.issuersAfter] : issuer,
     logger: quiet,
     certificates: [{ id: 'web', names: options.names }],
     renewal: { retryMinMs: 1_000 },
