@@ -7,7 +7,7 @@
  * logger prints one line per call, logfmt or JSON (`CERTKEEPER_LOG_FORMAT=json`), so line-based
  * log collection never splits an entry.
  */
-import { CertkeeperError, scrubSecrets } from './errors.js';
+import { optionError, scrubSecrets } from './errors.js';
 
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -164,13 +164,7 @@ const ADAPTED = Symbol.for('certkeeper.logger.adapted');
 export function toLogger(target: unknown, options: { style?: LoggerStyle; option?: string } = {}): Logger {
   const option = options.option ?? 'logger';
   if (!hasMethods(target, LEVELS)) {
-    throw new CertkeeperError(
-      'INVALID_OPTION',
-      `options.${option} must have debug, info, warn and error methods`,
-      {
-        details: { option },
-      },
-    );
+    throw optionError(option, 'must have debug, info, warn and error methods');
   }
   if ((target as Record<symbol, unknown>)[ADAPTED] === true) return target as unknown as Logger;
   const kind = loggerKind(target);

@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { EncryptedStore } from '../store/encrypted-store.js';
 import { ENCRYPTION_KEY_ENV, type EncryptionOptions } from '../store/envelope.js';
@@ -52,9 +52,8 @@ export interface OpenedStore {
   keyed: boolean;
 }
 
-function invalid(option: string, message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `--${option} ${message}`, { details: { option } });
-}
+const invalid = (option: string, message: string) =>
+  optionError(`--${option}`, message, undefined, { flag: option });
 
 /** A URL without its user information, for messages. */
 export function redact(spec: string): string {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseCertificates } from '../crypto/inspect.js';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import { type CliContext, type CommandResult, describe, EXIT, parseError, usage } from './command.js';
 import { CA_OPTIONS, caRoots } from './root-command.js';
@@ -56,14 +56,7 @@ interface Root {
 function rootsFromFile(file: string, ctx: CliContext): Root[] {
   const chain = parseCertificates(readFileSync(resolve(ctx.cwd, file)), file);
   return chain.map((cert) => {
-    if (!cert.info.isCA)
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `--cert ${file}: ${cert.info.subject} is not a CA certificate`,
-        {
-          details: { option: 'cert' },
-        },
-      );
+    if (!cert.info.isCA) throw optionError('--cert', `${file}: ${cert.info.subject} is not a CA certificate`);
     return { pem: cert.pem, name: rootName(cert.info.fingerprint256), subject: cert.info.subject };
   });
 }

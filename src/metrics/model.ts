@@ -6,7 +6,7 @@
 import dc from 'node:diagnostics_channel';
 import { type Clock, systemClock } from '../clock.js';
 import { CHANNELS, type DeployMessage } from '../diagnostics/channels.js';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import type { ManagerEvents } from '../manager/events.js';
 import type { CertificateManager } from '../manager/manager.js';
 import { notReadyReason } from '../ops/health.js';
@@ -32,8 +32,7 @@ export interface ResolvedMetricsOptions {
 }
 
 export function resolveMetricsOptions(options: MetricsOptions = {}): ResolvedMetricsOptions {
-  const fail = (option: string, message: string) =>
-    new CertkeeperError('INVALID_OPTION', `options.${option} ${message}`, { details: { option } });
+  const fail = (option: string, message: string) => optionError(option, message, 'metrics');
   if (typeof options !== 'object' || options === null) throw fail('metrics', 'must be an object');
   const clock = options.clock ?? systemClock;
   if (typeof clock?.now !== 'function') throw fail('clock', 'must have now()');

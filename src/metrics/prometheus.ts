@@ -5,7 +5,7 @@
  * imported yourself. Per-certificate gauges are read from `status()` when scraped, so a scrape
  * costs one `status()` call and nothing runs on the handshake path.
  */
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { methodNotAllowed, type NodeHandler, pathOf, send, text } from '../ops/http.js';
 import {
   bindEvents,
@@ -63,10 +63,10 @@ export async function createPrometheusCollector(
   const registry: Registry = given ?? client.register;
   const taken = Object.values(METRICS).filter((m) => registry.getSingleMetric(m.prometheus));
   if (taken.length > 0) {
-    throw new CertkeeperError(
-      'INVALID_OPTION',
-      `options.registry already has ${taken[0]!.prometheus}: one collector per registry (close the other first)`,
-      { details: { option: 'registry' } },
+    throw optionError(
+      'registry',
+      `already has ${taken[0]!.prometheus}: one collector per registry (close the other first)`,
+      'createPrometheusCollector',
     );
   }
 

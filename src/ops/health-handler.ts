@@ -9,7 +9,7 @@
  * may carry a CA's words); `details: false` leaves only the verdict, for a port others can reach.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { assess, type HealthOptions, type HealthReport, resolveHealthOptions } from './health.js';
 import {
   type FastifyLike,
@@ -59,9 +59,7 @@ function readyBody(report: HealthReport, details: boolean) {
 
 function checkPath(option: string, value: string): string {
   if (typeof value !== 'string' || !value.startsWith('/'))
-    throw new CertkeeperError('INVALID_OPTION', `options.${option} must be a path starting with /`, {
-      details: { option },
-    });
+    throw optionError(option, 'must be a path starting with /', 'createHealthHandler');
   return value;
 }
 

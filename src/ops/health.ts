@@ -8,7 +8,7 @@
  * not always "expiring"), or when its live check failed and nothing verified replaced it.
  */
 import { type Clock, systemClock } from '../clock.js';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { type ObservedManager, observe } from './observer.js';
 
 export interface HealthOptions {
@@ -55,9 +55,7 @@ export interface ResolvedHealthOptions {
   certificates: readonly string[] | undefined;
 }
 
-function invalid(option: string, message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `options.${option} ${message}`, { details: { option } });
-}
+const invalid = (option: string, message: string) => optionError(option, message, 'health');
 
 export function resolveHealthOptions(options: HealthOptions = {}): ResolvedHealthOptions {
   if (typeof options !== 'object' || options === null) throw invalid('health', 'must be an object');

@@ -12,7 +12,7 @@
  * operators reach it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CertkeeperError } from '../errors.js';
+import { optionError } from '../errors.js';
 import {
   type CertificateHealth,
   type HealthOptions,
@@ -68,9 +68,7 @@ export interface PageCertificate extends Omit<CertificateHealth, 'notBefore' | '
 function integer(option: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || (value as number) < min)
-    throw new CertkeeperError('INVALID_OPTION', `options.${option} must be an integer of at least ${min}`, {
-      details: { option },
-    });
+    throw optionError(option, `must be an integer of at least ${min}`, 'createStatusPage');
   return value as number;
 }
 
@@ -79,9 +77,7 @@ const iso = (date: Date | null) => date?.toISOString() ?? null;
 export function createStatusPage(manager: ObservedManager, options: StatusPageOptions = {}): StatusPage {
   const { title = 'certkeeper', limit: l, refreshMs: r, maxStreams: m, ...health } = options;
   if (typeof title !== 'string' || title.length > 200)
-    throw new CertkeeperError('INVALID_OPTION', 'options.title must be a string of at most 200 characters', {
-      details: { option: 'title' },
-    });
+    throw optionError('title', 'must be a string of at most 200 characters', 'createStatusPage');
   const limit = integer('limit', l, 500);
   // Every open page polls at this pace besides its event stream: not a busy loop.
   const refreshMs = integer('refreshMs', r, 30_000, 1_000);
