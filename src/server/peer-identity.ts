@@ -41,7 +41,7 @@ function socketOf(input: Carrier): TLSSocket | null {
 /** The verified client certificate behind a request (http/https/http2) or TLS socket, or null. */
 export function peerIdentity(input: Carrier): PeerIdentity | null {
   const socket = socketOf(input);
-  if (!socket || socket.authorized !== true) return null;
+  if (socket?.authorized !== true) return null;
   const known = cache.get(socket);
   if (known !== undefined) return known;
   const raw = socket.getPeerCertificate(false)?.raw;
