@@ -73,6 +73,8 @@ export const ERROR_CODES = [
   'CA_ROTATION_STATE',
   // lifecycle
   'LIVE_VERIFY_FAILED',
+  // a deploy target refused a new certificate (a reload command failed, a file could not be written)
+  'DEPLOY_FAILED',
   'UNKNOWN_CERTIFICATE',
   'MANAGER_STOPPED',
   'RENEWAL_FAILED',

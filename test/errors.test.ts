@@ -262,6 +262,7 @@ describe('isRetryable: whether retrying with the same inputs can help', () => {
     'STORE_CLOSED',
     'LOCK_LOST',
     'LIVE_VERIFY_FAILED',
+    'DEPLOY_FAILED',
     'UNTRUSTED_ROOT',
     'CHAIN_INVALID',
   ];
