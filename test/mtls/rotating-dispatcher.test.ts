@@ -73,7 +73,7 @@ describe('RotatingDispatcher (undici)', () => {
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const dispatcher = await dispatcherFor(a, [a.root, b.root]);
     const first = current(a, 'a-client');
-    const slow = request(`https://localhost:${server.port}/slow?ms=6000`, {
+    const slow = request(`https://localhost:${server.port}/slow?ms=800`, {
       dispatcher,
       headers: { 'x-client-serial': first },
     }).then((res) => res.body.text());
@@ -89,7 +89,7 @@ describe('RotatingDispatcher (undici)', () => {
     await waitFor(() => dispatcher.stats().generations === 1, 5000, 'the retired agent to close');
     await waitFor(() => server.connections.size === 1, 5000, "the retired agent's connection to close");
     expect(server.seen.map((s) => [s.path, s.presented])).toEqual([
-      ['/slow?ms=6000', serialKey(first)],
+      ['/slow?ms=800', serialKey(first)],
       ['/', serialKey(second)],
     ]);
   });
@@ -98,7 +98,7 @@ describe('RotatingDispatcher (undici)', () => {
     const [a, b] = await twoServices(cleanups);
     const server = await serveMtls(b, [a.root, b.root], cleanups);
     const dispatcher = await dispatcherFor(a, [a.root, b.root], 200);
-    const outcome = request(`https://localhost:${server.port}/slow?ms=60000`, { dispatcher }).then(
+    const outcome = request(`https://localhost:${server.port}/slow?ms=8000`, { dispatcher }).then(
       () => 'answered',
       (error: { code?: string }) => error.code,
     );
