@@ -22,7 +22,9 @@
  *     verify: [{ host: '127.0.0.1', port: 443 }],
  *   });
  */
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
+import { publicKeyMatches } from '../crypto/keys.js';
 import { CertkeeperError, optionError } from '../errors.js';
 import { AtomicFileSet, type SetModes, type SetOwner } from './files/atomic-set.js';
 import {
@@ -100,6 +102,24 @@ function validate(options: FileTargetOptions): void {
     validateEndpoint(endpoint, `verify[${i}]`, OWNER);
 }
 
+/**
+ * Refuses a key that is not the leaf's before any file is touched. Services differ in what they
+ * do with such a pair at reload: nginx's and Apache's config tests, HAProxy's runtime API and
+ * Redis refuse it, but a graceful Apache restart that meets it makes the parent exit (no server
+ * left), and signal-reloaded services keep their old context and say so only in their logs.
+ */
+function assertPair(target: string, generation: DeployableGeneration): void {
+  const leaf = new X509Certificate(generation.chainPem);
+  if (publicKeyMatches(generation.key, leaf.publicKey)) return;
+  throw new CertkeeperError(
+    'DEPLOY_FAILED',
+    `${target}: the key is not the certificate's (nothing was written)`,
+    {
+      details: { target, serial: generation.info.serialNumber },
+    },
+  );
+}
+
 class FileTarget implements DeployTarget {
   readonly name: string;
   readonly #ids: ReadonlySet<string>;
@@ -137,6 +157,7 @@ class FileTarget implements DeployTarget {
       await this.#reload(id, before.fingerprint256, before.version, signal);
       return;
     }
+    assertPair(this.name, generation);
     const files = await renderFileSet(this.#names, this.#options.files ?? {}, generation);
     const written = await set.write(files, generation.info.fingerprint256);
     try {
