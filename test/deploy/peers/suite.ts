@@ -73,7 +73,11 @@ export function peerSuite(definition: ServiceDefinition, expectations: Expectati
       const dir = join(tempDir(`${definition.name}-set`), 'set');
       const first = await ca.issue();
       // The first set exists before the service starts (it refuses to start without its files).
-      await fileTarget({ ids: ['svc'], dir, files: definition.files }).apply('svc', first, signal());
+      await fileTarget({ ids: ['svc'], dir, files: definition.files, owner: definition.owner }).apply(
+        'svc',
+        first,
+        signal(),
+      );
       return { service: await definition.start(dir), dir, first };
     }
 
@@ -83,6 +87,7 @@ export function peerSuite(definition: ServiceDefinition, expectations: Expectati
         ids: ['svc'],
         dir,
         files: definition.files,
+        owner: definition.owner,
         reload,
         verify: [
           {

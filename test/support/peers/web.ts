@@ -24,6 +24,8 @@ export interface ServicePeer {
 export interface ServiceDefinition {
   name: string;
   files: FileSetSpec;
+  /** Owner of the set's files, for services that drop root and read the key as their own user. */
+  owner?: { uid: number; gid: number };
   /** The Debian package and binaries; null from `available()` when missing (CI: thrown). */
   available(): boolean;
   start(dir: string): Promise<ServicePeer>;
