@@ -1,11 +1,9 @@
 /**
- * Redis (6 and later) re-creates its TLS context when a `tls-*` setting is changed with CONFIG
- * SET; open connections keep theirs. It applies a setting only when the value differs from the
- * current one, so setting the same stable paths again reloads nothing. The action therefore sets
- * the paths of this version's own directory (the files are loaded from there), then the stable
- * paths again (loaded once more, the same files): Redis ends up configured with paths that stay
- * valid after old versions are pruned, and a CONFIG REWRITE saves those. A certificate Redis
- * cannot load is refused with an error reply and the old one stays.
+ * Redis (6 and later) rebuilds its TLS context when a `tls-*` file setting is set with CONFIG
+ * SET — also to the value it already has (measured with Redis 7.0: the stable paths are set
+ * again and the new files are loaded). Open connections keep their context. A certificate Redis
+ * cannot load is refused with an error reply and the old one stays. Redis is left configured
+ * with the set's stable paths, so a CONFIG REWRITE or a restart loads the same files.
  */
 import { readFile } from 'node:fs/promises';
 import { CertkeeperError, describeCause, optionError, scrubSecrets } from '../../../errors.js';
@@ -48,8 +46,7 @@ export function redisReload(options: RedisOptions): ReloadAction {
     description,
     async run(context) {
       const { fullchain, privkey } = context.paths;
-      const version = context.versionPaths;
-      if (!fullchain || !privkey || !version.fullchain || !version.privkey) {
+      if (!fullchain || !privkey) {
         throw new CertkeeperError('DEPLOY_FAILED', `reload ${description} needs fullchain and privkey files`);
       }
       const requests: string[] = [];
@@ -59,9 +56,7 @@ export function redisReload(options: RedisOptions): ReloadAction {
           options.username ? command('AUTH', options.username, password) : command('AUTH', password),
         );
       }
-      const set = (cert: string, key: string) =>
-        command('CONFIG', 'SET', 'tls-cert-file', cert, 'tls-key-file', key);
-      requests.push(set(version.fullchain, version.privkey), set(fullchain, privkey));
+      requests.push(command('CONFIG', 'SET', 'tls-cert-file', fullchain, 'tls-key-file', privkey));
       let answer: string;
       try {
         const data = await exchange(
