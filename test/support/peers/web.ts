@@ -16,7 +16,7 @@ export interface ServicePeer {
   port: number;
   protocol: Protocol;
   /** Sends one request on an established connection and says whether it was answered (HTTP, PING). */
-  ping?: 'http' | 'redis';
+  ping?: 'http' | 'redis' | 'nats' | 'mqtt';
   reload: ReloadAction[];
 }
 
@@ -25,7 +25,7 @@ export interface ServiceDefinition {
   name: string;
   files: FileSetSpec;
   /** Owner of the set's files, for services that drop root and read the key as their own user. */
-  owner?: { uid: number; gid: number };
+  readonly owner?: { uid: number; gid: number } | undefined;
   /** The Debian package and binaries; null from `available()` when missing (CI: thrown). */
   available(): boolean;
   start(dir: string): Promise<ServicePeer>;
