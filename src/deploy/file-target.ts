@@ -174,6 +174,7 @@ class FileTarget implements DeployTarget {
   }
 
   async verify(id: string, generation: DeployableGeneration, signal: AbortSignal): Promise<LiveCheck | null> {
+    this.#set(id); // an id this target does not serve is an error, not a pass
     const endpoints = this.#options.verify ?? [];
     if (endpoints.length === 0) return null;
     let first: LiveCheck | null = null;
