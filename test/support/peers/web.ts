@@ -18,6 +18,8 @@ export interface ServicePeer {
   /** Sends one request on an established connection and says whether it was answered (HTTP, PING). */
   ping?: 'http' | 'redis' | 'nats' | 'mqtt';
   reload: ReloadAction[];
+  /** Its configuration file, for tests that break it. */
+  config?: string;
 }
 
 /** A service under test: which files it reads, and how to start it reading them from `dir`. */
@@ -72,6 +74,7 @@ http {
       port,
       protocol: 'tls',
       ping: 'http',
+      config,
       reload: [nginxReload({ binary, prefix: work, config })],
     };
   },
@@ -123,6 +126,7 @@ SSLCertificateKeyFile ${dir}/privkey.pem
       port,
       protocol: 'tls',
       ping: 'http',
+      config,
       reload: [apacheReload({ binary, config })],
     };
   },
