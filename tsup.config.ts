@@ -6,6 +6,8 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     // certkeeper/metrics: the prom-client and OpenTelemetry collectors (optional peers).
     'metrics/index': 'src/metrics/index.ts',
+    // certkeeper/deploy: file-and-reload deploy targets for services that are not Node.
+    'deploy/index': 'src/deploy/index.ts',
     // The `certkeeper` command (package.json `bin`).
     'cli/index': 'src/cli/index.ts',
   },
