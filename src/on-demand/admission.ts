@@ -94,8 +94,14 @@ export class Admission {
    * Resolves to the slot's release function, or a denial.
    */
   async beginOrder(name: string, signal: AbortSignal): Promise<(() => void) | Denial> {
-    const budget = this.budgets.take(name, this.clock.now());
-    if (!budget.ok) return this.#deny(name, budget.reason, {}, budget.retryAt);
+    const now = this.clock.now();
+    const budget = this.budgets.take(name, now);
+    if (!budget.ok) {
+      // Out of budget: remembered like a "no" until room returns (at most deniedTtlMs), so that
+      // its connections meanwhile do not ask the decision function again.
+      this.#denied.set(name, true, Math.min(budget.retryAt, now + this.limits.deniedTtlMs));
+      return this.#deny(name, budget.reason, {}, budget.retryAt);
+    }
     const release = await this.slots.acquire(signal);
     // Refused by a full line, or the handshake gave up while waiting: no order was placed, but the
     // budget stays counted; being conservative here is what keeps a flood inside the CA's limits.
