@@ -15,7 +15,7 @@
 import type { Clock } from '../clock.js';
 import { parseName } from '../crypto/names.js';
 import { CertkeeperError, isCertkeeperError } from '../errors.js';
-import { OrderBudgets } from './budgets.js';
+import { type BudgetVerdict, OrderBudgets } from './budgets.js';
 import type { DenyReason, OnDemandEvents } from './events.js';
 import type { ResolvedLimits } from './limits.js';
 import { ExpiringNames, FailureBackoff } from './name-memory.js';
@@ -90,18 +90,23 @@ export class Admission {
   }
 
   /**
+   * Step 5 without counting, before the order lock is taken: a name out of budget costs no lock.
+   * Returns a denial, or null when an order would fit now.
+   */
+  outOfBudget(name: string): Denial | null {
+    const now = this.clock.now();
+    const budget = this.budgets.check(name, now);
+    return budget.ok ? null : this.#overBudget(name, budget, now);
+  }
+
+  /**
    * Steps 5–6, right before an order: counts the order against the budgets and waits for a slot.
    * Resolves to the slot's release function, or a denial.
    */
   async beginOrder(name: string, signal: AbortSignal): Promise<(() => void) | Denial> {
     const now = this.clock.now();
     const budget = this.budgets.take(name, now);
-    if (!budget.ok) {
-      // Out of budget: remembered like a "no" until room returns (at most deniedTtlMs), so that
-      // its connections meanwhile do not ask the decision function again.
-      this.#denied.set(name, true, Math.min(budget.retryAt, now + this.limits.deniedTtlMs));
-      return this.#deny(name, budget.reason, {}, budget.retryAt);
-    }
+    if (!budget.ok) return this.#overBudget(name, budget, now);
     const release = await this.slots.acquire(signal);
     // Refused by a full line, or the handshake gave up while waiting: no order was placed, but the
     // budget stays counted; being conservative here is what keeps a flood inside the CA's limits.
@@ -151,6 +156,13 @@ export class Admission {
     } finally {
       this.clock.clearTimeout(timer);
     }
+  }
+
+  #overBudget(name: string, budget: Exclude<BudgetVerdict, { ok: true }>, now: number): Denial {
+    // Remembered like a "no" until room returns (at most deniedTtlMs), so that the name's
+    // connections meanwhile do not ask the decision function again.
+    this.#denied.set(name, true, Math.min(budget.retryAt, now + this.limits.deniedTtlMs));
+    return this.#deny(name, budget.reason, {}, budget.retryAt);
   }
 
   #deny(name: string, reason: DenyReason, hello: HandshakeHello, retryAt?: number): Denial {

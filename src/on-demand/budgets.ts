@@ -64,14 +64,23 @@ export class OrderBudgets {
     this.#global = new Window(limits.global, limits.globalWindowMs);
   }
 
-  /** Counts one order for `name` when both budgets have room (check and count are one step). */
-  take(name: string, now: number): BudgetVerdict {
+  /** Whether an order for `name` would fit now, without counting it. */
+  check(name: string, now: number): BudgetVerdict {
     const domain = registeredDomain(name);
-    let window = this.#domains.get(domain);
+    const window = this.#domains.get(domain);
     if (window && !window.hasRoom(now))
       return { ok: false, reason: 'domain-budget', domain, retryAt: window.nextRoomAt(now)! };
     if (!this.#global.hasRoom(now))
       return { ok: false, reason: 'global-budget', domain, retryAt: this.#global.nextRoomAt(now)! };
+    return { ok: true };
+  }
+
+  /** Counts one order for `name` when both budgets have room (check and count are one step). */
+  take(name: string, now: number): BudgetVerdict {
+    const verdict = this.check(name, now);
+    if (!verdict.ok) return verdict;
+    const domain = registeredDomain(name);
+    let window = this.#domains.get(domain);
     if (!window) {
       this.#sweep(now);
       window = new Window(this.#limits.perDomain, this.#limits.perDomainWindowMs);

@@ -149,6 +149,8 @@ export class OnDemandCoordinator {
     try {
       const stored = await this.#host.load(name, signal);
       if (stored && this.#fresh(stored, current)) return this.#adopt(name, stored, false);
+      const over = this.admission.outOfBudget(name);
+      if (over) return { reason: over.reason as DenyReason };
       return await withLock(
         this.#host.store,
         onDemandKeys.orderLock(name),
