@@ -40,6 +40,8 @@ export class OnDemandCoordinator {
   readonly #host: OnDemandHost;
   readonly #memory: CertificateMemory;
   readonly #flights = new Map<string, Promise<FlightResult>>();
+  /** Orders and commits still running (they outlive the flight's first answer). */
+  readonly #pending = new Set<Promise<FlightResult>>();
   readonly #seen: SeenRecords;
   readonly #closing = new AbortController();
   #sweepTimer: unknown;
@@ -100,23 +102,33 @@ export class OnDemandCoordinator {
     }
   }
 
-  /** One admission and at most one order per name at a time in this process. */
+  /**
+   * One admission and at most one order per name at a time in this process. The flight stays
+   * registered until its commit is done too, so a handshake for a name whose certificate left
+   * memory before it reached the store still finds it here.
+   */
   #flight(servername: string, hello: HandshakeHello, current?: OnDemandCertificate): Promise<FlightResult> {
     const key = servername.toLowerCase().replace(/\.$/, '');
     const existing = this.#flights.get(key);
     if (existing) return existing;
+    let settled: Promise<unknown> | undefined;
     const run = (async (): Promise<FlightResult> => {
       const admitted = await this.admission.admit(servername, hello);
       if (!admitted.ok) return { reason: admitted.reason };
       const existingForName = admitted.name === key ? undefined : this.#flights.get(admitted.name);
       if (existingForName) return existingForName;
-      return this.#fetch(admitted.name, current);
+      const fetch = this.#fetch(admitted.name, current);
+      settled = fetch.settled;
+      return fetch.first;
     })();
     this.#flights.set(key, run);
     const done = () => {
       if (this.#flights.get(key) === run) this.#flights.delete(key);
     };
-    run.then(done, done);
+    run
+      .then(() => settled)
+      .catch(() => {})
+      .then(done);
     return run;
   }
 
@@ -124,7 +136,10 @@ export class OnDemandCoordinator {
    * Store, lock, store again, order. Resolves as soon as the certificate is issued (the host's
    * `onIssued`), while the commit to the store and the lock release finish behind it.
    */
-  #fetch(name: string, current?: OnDemandCertificate): Promise<FlightResult> {
+  #fetch(
+    name: string,
+    current?: OnDemandCertificate,
+  ): { first: Promise<FlightResult>; settled: Promise<FlightResult> } {
     let early: ((result: FlightResult) => void) | undefined;
     const issued = new Promise<FlightResult>((resolve) => {
       early = resolve;
@@ -137,7 +152,10 @@ export class OnDemandCoordinator {
       early = undefined;
       return remembered;
     };
-    return Promise.race([issued, this.#fetchLocked(name, onIssued, current)]);
+    const settled = this.#fetchLocked(name, onIssued, current);
+    this.#pending.add(settled);
+    settled.finally(() => this.#pending.delete(settled));
+    return { first: Promise.race([issued, settled]), settled };
   }
 
   async #fetchLocked(
@@ -246,7 +264,7 @@ export class OnDemandCoordinator {
   async close(): Promise<void> {
     this.#closing.abort(new CertkeeperError('MANAGER_STOPPED', 'on-demand coordinator closed'));
     this.#host.clock.clearTimeout(this.#sweepTimer);
-    await Promise.allSettled([...this.#flights.values(), this.#seen.idle()]);
+    await Promise.allSettled([...this.#flights.values(), ...this.#pending, this.#seen.idle()]);
   }
 
   /** Sizes of everything this coordinator keeps, for the status snapshot and tests. */
