@@ -249,7 +249,7 @@ await runBenchmark(async (cleanup) => {
       `  rotating: ${rotating.requests} requests in ${(rotating.elapsedMs / 1000).toFixed(1)} s (${rate(rotating).toFixed(0)}/s), ${rotating.failed} failed; ${rotating.detail}`,
     );
     console.log(
-      `  throughput while rotating / baseline: ${(rate(rotating) / rate(baseline)).toFixed(2)}; deploy-to-verified p50 ${median(sorted).toFixed(1)} ms, p90 ${percentile(sorted, 90).toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms`,
+      `  throughput while rotating / baseline: ${(rate(rotating) / rate(baseline)).toFixed(2)}; deploy-to-verified p50 ${median(sorted).toFixed(1)} ms, p90 ${percentile(sorted, 90).toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms (apply alone p50 ${applyP50.toFixed(1)} ms)`,
     );
     lines.push(
       `agent rotations: ${sorted.length} requests: ${rotating.requests} failed: ${rotating.failed} deploy-to-verified p50 ms: ${median(sorted).toFixed(1)} (${name}: ${server.how}; baseline ${baseline.requests} requests, ${baseline.failed} failed)`,

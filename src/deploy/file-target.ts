@@ -126,6 +126,8 @@ class FileTarget implements DeployTarget {
   readonly #options: FileTargetOptions;
   readonly #names: Partial<Record<FileKind, string>>;
   readonly #sets = new Map<string, AtomicFileSet>();
+  /** The last operation on each id: applies and rollbacks of one set never interleave. */
+  readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(options: FileTargetOptions) {
     validate(options);
@@ -149,7 +151,27 @@ class FileTarget implements DeployTarget {
     return this.#paths(this.#set(id).dir);
   }
 
-  async apply(id: string, generation: DeployableGeneration, signal: AbortSignal): Promise<void> {
+  apply(id: string, generation: DeployableGeneration, signal: AbortSignal): Promise<void> {
+    return this.#serialized(id, () => this.#apply(id, generation, signal));
+  }
+
+  rollback(id: string, previous: DeployableGeneration | null, signal: AbortSignal): Promise<void> {
+    return this.#serialized(id, () => this.#rollback(id, previous, signal));
+  }
+
+  async #serialized<T>(id: string, operation: () => Promise<T>): Promise<T> {
+    this.#set(id);
+    const before = this.#queues.get(id) ?? Promise.resolve();
+    const mine = before.catch(() => {}).then(operation);
+    this.#queues.set(id, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.#queues.get(id) === mine) this.#queues.delete(id);
+    }
+  }
+
+  async #apply(id: string, generation: DeployableGeneration, signal: AbortSignal): Promise<void> {
     const set = this.#set(id);
     const before = await set.current();
     if (before?.fingerprint256 === generation.info.fingerprint256) {
@@ -191,7 +213,7 @@ class FileTarget implements DeployTarget {
     return first;
   }
 
-  async rollback(id: string, previous: DeployableGeneration | null, signal: AbortSignal): Promise<void> {
+  async #rollback(id: string, previous: DeployableGeneration | null, signal: AbortSignal): Promise<void> {
     const set = this.#set(id);
     if (previous === null) {
       // Nothing to go back to: the set goes, and the service is not reloaded onto missing files.

@@ -1,7 +1,9 @@
 // fileTarget's own decisions, without a service: option validation, {id} directories, a repeated
 // deploy of what is already in the files, and a failed reload flipping the files back.
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fileTarget } from '../../src/deploy/file-target.js';
 import type { ReloadAction, ReloadContext } from '../../src/deploy/reload/action.js';
@@ -87,5 +89,46 @@ describe('fileTarget', () => {
       next.info.fingerprint256,
       old.info.fingerprint256,
     ]);
+  });
+
+  it('applies to one set run one after another, never interleaved', async () => {
+    const dir = join(tempDir('queue'), 'set');
+    const events: string[] = [];
+    const slow: ReloadAction = {
+      description: 'slow',
+      async run(context) {
+        events.push(`start ${context.fingerprint256.slice(0, 8)}`);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        events.push(`end ${context.fingerprint256.slice(0, 8)}`);
+      },
+    };
+    const target = fileTarget({ ids: ['web'], dir, reload: [slow] });
+    const [a, b] = [await ca.issue(), await ca.issue()];
+    await Promise.all([target.apply('web', a, signal), target.apply('web', b, signal)]);
+    const [fa, fb] = [a.info.fingerprint256.slice(0, 8), b.info.fingerprint256.slice(0, 8)];
+    expect(events).toEqual([`start ${fa}`, `end ${fa}`, `start ${fb}`, `end ${fb}`]);
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe(b.key.toPem());
+  });
+
+  it('a rollback whose old certificate is not served live either throws LIVE_VERIFY_FAILED', async () => {
+    const other = await ca.issue();
+    const server = tls.createServer({ key: other.key.toPem(), cert: other.chainPem }, (s) => s.end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const dir = join(tempDir('rb'), 'set');
+      const target = fileTarget({ ids: ['web'], dir, verify: [{ host: '127.0.0.1', port, timeoutMs: 500 }] });
+      const [old, next] = [await ca.issue(), await ca.issue()];
+      await target.apply('web', old, signal);
+      await target.apply('web', next, signal);
+      await expect(target.rollback('web', old, signal)).rejects.toMatchObject({
+        code: 'LIVE_VERIFY_FAILED',
+        details: { expected: old.info.fingerprint256, served: other.info.fingerprint256 },
+      });
+      // The files are the old ones all the same: what could be restored, was.
+      expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe(old.key.toPem());
+    } finally {
+      server.close();
+    }
   });
 });

@@ -1,15 +1,18 @@
 /**
  * Which files a certificate's set holds and what goes in each: the names services expect
  * (certbot's `fullchain.pem` / `privkey.pem` / `chain.pem` / `cert.pem`), a combined key+chain
- * PEM (HAProxy's `crt`, MongoDB's `certificateKeyFile`) and a trust bundle for clients.
+ * PEM (HAProxy's `crt`, MongoDB's `certificateKeyFile`), a trust bundle for clients and PKCS#12
+ * for Java.
  * Rendering is pure: the writer decides where and how the bytes land.
  */
 
+import { readFile } from 'node:fs/promises';
 import { parseCertificatePems } from '../../crypto/pem.js';
-import { CertkeeperError, optionError } from '../../errors.js';
+import { CertkeeperError, describeCause, optionError } from '../../errors.js';
 import type { DeployableGeneration } from '../target.js';
+import { buildPkcs12 } from './pkcs12.js';
 
-export const FILE_KINDS = ['fullchain', 'privkey', 'chain', 'cert', 'combined', 'trust'] as const;
+export const FILE_KINDS = ['fullchain', 'privkey', 'chain', 'cert', 'combined', 'trust', 'pkcs12'] as const;
 export type FileKind = (typeof FILE_KINDS)[number];
 
 /** Absolute paths of a set's files, by kind (only the kinds the set has). */
@@ -17,7 +20,7 @@ export type FileSetPaths = Readonly<Partial<Record<FileKind, string>>>;
 
 /**
  * Which files to write. The four certbot files are on by default (`false` leaves one out, a
- * string renames it); `combined` and `trust` are off unless given.
+ * string renames it); `combined`, `trust` and `pkcs12` are off unless given.
  */
 export interface FileSetSpec {
   /** Leaf then intermediates. Default `fullchain.pem`. */
@@ -32,6 +35,11 @@ export interface FileSetSpec {
   combined?: string | boolean;
   /** CA certificates clients of this service should trust (PEM you give), written beside the rest. */
   trust?: { name?: string; pem: string };
+  /**
+   * PKCS#12 (leaf, intermediates, key) for Java and .NET, `keystore.p12` by default. The password
+   * is read from `passwordFile` at every write (a Docker or Kubernetes secret), never an option.
+   */
+  pkcs12?: { name?: string; passwordFile: string };
 }
 
 /** One file of a rendered set. */
@@ -50,6 +58,7 @@ const DEFAULT_NAMES: Record<FileKind, string> = {
   cert: 'cert.pem',
   combined: 'combined.pem',
   trust: 'trust.pem',
+  pkcs12: 'keystore.p12',
 };
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -76,6 +85,16 @@ export function fileNames(spec: FileSetSpec = {}, owner = 'fileTarget'): Partial
     parseCertificatePems(spec.trust.pem, 'files.trust.pem');
     names.trust = spec.trust.name ?? DEFAULT_NAMES.trust;
   }
+  if (spec.pkcs12 !== undefined) {
+    if (typeof spec.pkcs12?.passwordFile !== 'string' || !spec.pkcs12.passwordFile.startsWith('/')) {
+      throw optionError(
+        'files.pkcs12.passwordFile',
+        'must be the absolute path of a file holding the password',
+        owner,
+      );
+    }
+    names.pkcs12 = spec.pkcs12.name ?? DEFAULT_NAMES.pkcs12;
+  }
   const seen = new Set<string>();
   for (const [kind, name] of Object.entries(names)) {
     // The set's own bookkeeping entries start with `..`; a name cannot reach them or leave the set.
@@ -97,6 +116,21 @@ function splitChain(chainPem: string): string[] {
   });
 }
 
+/** The password in `path`, without a trailing newline (as secrets are usually written). */
+async function readPassword(path: string): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new CertkeeperError(
+      'DEPLOY_FAILED',
+      `PKCS#12 password file ${path} unreadable: ${describeCause(error)}`,
+      {
+        details: { passwordFile: path },
+      },
+    );
+  }
+}
+
 /** Renders every file of the set for `generation`. */
 export async function renderFileSet(
   names: Partial<Record<FileKind, string>>,
@@ -114,12 +148,13 @@ export async function renderFileSet(
     cert: () => Buffer.from(leaf),
     combined: () => Buffer.from(fullchain + keyPem),
     trust: () => Buffer.from(splitChain(spec.trust?.pem ?? '').join('')),
+    pkcs12: async () => buildPkcs12(generation, await readPassword(spec.pkcs12!.passwordFile)),
   };
   const files: RenderedFile[] = [];
   for (const kind of FILE_KINDS) {
     const name = names[kind];
     if (name === undefined) continue;
-    const secret = kind === 'privkey' || kind === 'combined';
+    const secret = kind === 'privkey' || kind === 'combined' || kind === 'pkcs12';
     files.push({ kind, name, content: await contents[kind](), secret });
   }
   return files;

@@ -85,7 +85,7 @@ export function runCommand(
 /** Replaces `{kind}` placeholders with the set's stable paths. */
 function expand(argv: readonly string[], context: ReloadContext): string[] {
   return argv.map((arg) =>
-    arg.replace(/\{(fullchain|privkey|chain|cert|combined|trust|id)\}/g, (whole, kind: string) => {
+    arg.replace(/\{(fullchain|privkey|chain|cert|combined|trust|pkcs12|id)\}/g, (whole, kind: string) => {
       if (kind === 'id') return context.id;
       return context.paths[kind as keyof typeof context.paths] ?? whole;
     }),

@@ -99,8 +99,8 @@ describe('file set', () => {
       };
       (function loop() {
         for (let i = 0; i < 50 && reads < 200000; i++) {
-          const version = realpathSync(join(workerData, '..data'));
           try {
+            const version = realpathSync(join(workerData, '..data'));
             check(readFileSync(join(version, 'cert.pem')), readFileSync(join(version, 'privkey.pem')));
           } catch (error) {
             // A version two flips old is pruned: gone as a whole, never half there.
