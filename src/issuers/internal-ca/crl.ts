@@ -10,13 +10,13 @@
  * one among issuers of the same name (intermediates before and after a renewal).
  */
 import type { webcrypto } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
 import { toPem } from '../../crypto/pem.js';
 import { crypto, x509 } from '../../crypto/x509.js';
 import { REVOCATION_REASON_CODES as REASON_CODES } from '../revocation.js';
 import { type Authority, DAY, MINUTE } from './authority.js';
 import type { CaState } from './state.js';
-
-const CRL_NUMBER_OID = '2.5.29.20';
 
 /**
  * What `authority`'s CRL lists: entries it issued. Entries of an older store name no issuer;
@@ -48,7 +48,12 @@ async function signCrl(
       // RFC 5280 §5.2: both MUST be present.
       extensions: [
         new x509.AuthorityKeyIdentifierExtension(authority.certificate.info.subjectKeyId!, false),
-        new x509.Extension(CRL_NUMBER_OID, false, derInteger(Math.floor(now / 1000))),
+        // The CRL number: seconds, so it increases from one CRL to the next (across replicas too).
+        new x509.Extension(
+          id_ce_cRLNumber,
+          false,
+          AsnConvert.serialize(new CRLNumber(Math.floor(now / 1000))),
+        ),
       ],
       signingKey: (await authority.key.cryptoKeyPair()).privateKey,
       signingAlgorithm: authority.key.signingAlgorithm as webcrypto.Algorithm,
@@ -86,12 +91,4 @@ export async function allCrls(state: CaState, now: number, leafLifetimeMs: numbe
   if (state.previous)
     out.push(await signCrl(state.previous, entriesOf(state, state.previous, true), now, ms));
   return out;
-}
-
-/** DER of a non-negative INTEGER (the CRL number: seconds, increasing from one CRL to the next). */
-function derInteger(value: number): Uint8Array {
-  const bytes: number[] = [];
-  for (let v = value; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-  if (bytes.length === 0 || bytes[0]! >= 0x80) bytes.unshift(0);
-  return Uint8Array.from([0x02, bytes.length, ...bytes]);
 }
