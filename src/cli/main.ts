@@ -54,7 +54,7 @@ const COMMANDS: Record<
   },
   token: async () => {
     const m = await import('./token-command.js');
-    return { usage: m.TOKEN_USAGE, run: (argv) => m.tokenCommand(argv) };
+    return { usage: m.TOKEN_USAGE, run: (argv, ctx) => m.tokenCommand(argv, ctx) };
   },
 };
 COMMANDS.list = COMMANDS.status!;

@@ -11,6 +11,7 @@
  * A root that disappears is an error (CA_ROOT_MISSING) until someone restores it or calls
  * `recreate()`; it is never silently replaced.
  */
+import { type Clock, systemClock } from '../../clock.js';
 import { createCertificate } from '../../crypto/certificate-builder.js';
 import { inspectCsr } from '../../crypto/csr.js';
 import { parseCertificates } from '../../crypto/inspect.js';
@@ -52,6 +53,12 @@ export interface InternalCAOptions {
    * most this long. Default: the manager's `lockTtlMs` (60 s unless set), at least 1000.
    */
   lockTtlMs?: number;
+  /**
+   * The time the CA dates certificates and CRLs by when a call gives none (CRLs, rotations,
+   * `recreate`); issuance and revocation use their context's clock. Default: the clock of the
+   * manager it is bound to (when the manager passes one), else the system clock.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -104,6 +111,8 @@ export class InternalCA implements Issuer {
   /** Told after this process changed the published roots (see `onAnchorsChanged`). */
   readonly #anchorListeners = new Set<() => void>();
   #store: Store | undefined;
+  readonly #ownClock: boolean;
+  #clock: Clock;
 
   constructor(options: InternalCAOptions = {}) {
     this.name = options.name ?? 'certkeeper-internal';
@@ -129,6 +138,8 @@ export class InternalCA implements Issuer {
     this.#lockTtlMs = options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     option(Number.isFinite(this.#lockTtlMs) && this.#lockTtlMs >= 1000, 'lockTtlMs', 'must be at least 1000');
     this.#store = options.store;
+    this.#ownClock = options.clock !== undefined;
+    this.#clock = options.clock ?? systemClock;
     this.id = `internal-${this.name}`;
     this.#profile = {
       name: this.name,
@@ -150,9 +161,15 @@ export class InternalCA implements Issuer {
    * was given one) and leases its lock for the manager's `lockTtlMs` (unless given its own), so
    * a trust source or a rotation that uses the CA before any issuance finds the CA in its store.
    */
-  bind(binding: IssuerBinding): void {
+  bind(binding: IssuerBinding & { clock?: Clock }): void {
     this.#store ??= binding.store;
     if (!this.#ownLockTtl && binding.lockTtlMs !== undefined) this.#lockTtlMs = binding.lockTtlMs;
+    if (!this.#ownClock && binding.clock) this.#clock = binding.clock;
+  }
+
+  /** The clock the CA dates by when a call gives no time (see `InternalCAOptions.clock`). */
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /** The store the CA keeps its material in: given, bound by a manager, or first used. */
@@ -229,7 +246,7 @@ export class InternalCA implements Issuer {
    * Nothing is signed by it yet, so every peer can learn to trust it (refresh the trust stores)
    * before any certificate depends on it. Idempotent while `introduced`.
    */
-  async beginRootRotation(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+  async beginRootRotation(store?: Store, now = this.#clock.now()): Promise<RootRotationStatus> {
     return this.#step(store, now, (s) => t.beginRootRotation(s, this.#profile, now));
   }
 
@@ -238,7 +255,7 @@ export class InternalCA implements Issuer {
    * old root stays published as `previous`. Follow with `manager.renewAll()` so every
    * certificate is re-issued under the new root.
    */
-  async activateNextRoot(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+  async activateNextRoot(store?: Store, now = this.#clock.now()): Promise<RootRotationStatus> {
     return this.#step(store, now, (s) => t.activateNextRoot(s, this.#profile, now));
   }
 
@@ -250,7 +267,7 @@ export class InternalCA implements Issuer {
   async finishRootRotation(
     options: { store?: Store; guard?: (remaining: string[]) => void | Promise<void> } = {},
   ): Promise<RootRotationStatus> {
-    return this.#step(options.store, Date.now(), async (s) => {
+    return this.#step(options.store, this.#clock.now(), async (s) => {
       const next = t.finishRootRotation(s, this.#profile);
       await options.guard?.(publishedRoots(next));
       return next;
@@ -276,7 +293,7 @@ export class InternalCA implements Issuer {
     if (o.reason !== undefined) {
       option(REVOCATION_REASONS.includes(o.reason), 'reason', 'must be a RevocationReason');
     }
-    const at = o.now ?? now ?? Date.now();
+    const at = o.now ?? now ?? this.#clock.now();
     await this.#record.change(this.#useStore(o.store), at, (s) =>
       t.replaceIntermediate(s, this.#profile, at, o.reason),
     );
@@ -312,7 +329,7 @@ export class InternalCA implements Issuer {
    * checks the whole client chain once a CRL is set (CRL_CHECK_ALL), so a Node server needs
    * `crls()`, which adds the root's CRL (revoked intermediates) and the others.
    */
-  async crl(store?: Store, now = Date.now()): Promise<string> {
+  async crl(store?: Store, now = this.#clock.now()): Promise<string> {
     return intermediateCrl(await this.#ready(store, now), now, this.lifetimeMs);
   }
 
@@ -325,7 +342,7 @@ export class InternalCA implements Issuer {
    * Pass the list as the `crl` option of a Node `tls` / `https` server that requests client
    * certificates, and refresh it on a schedule (`nextUpdate` is at most a day away).
    */
-  async crls(store?: Store, now = Date.now()): Promise<string[]> {
+  async crls(store?: Store, now = this.#clock.now()): Promise<string[]> {
     return allCrls(await this.#ready(store, now), now, this.lifetimeMs);
   }
 
@@ -335,11 +352,11 @@ export class InternalCA implements Issuer {
    * new root: follow with `manager.renewAll()` and give the new root (resolved here) to every
    * peer. Files left of the old CA are deleted. Refuses (CA_ROTATION_STATE) while the CA exists.
    */
-  async recreate(store?: Store, now = Date.now()): Promise<string> {
+  async recreate(store?: Store, now = this.#clock.now()): Promise<string> {
     return (await this.#record.recreate(this.#useStore(store), now)).root.certificate.pem;
   }
 
-  #ready(store: Store | undefined, now = Date.now()): Promise<CaState> {
+  #ready(store: Store | undefined, now = this.#clock.now()): Promise<CaState> {
     return this.#record.ready(this.#useStore(store), now);
   }
 
