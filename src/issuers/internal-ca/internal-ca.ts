@@ -10,12 +10,17 @@
  * on every issuance (a replica never signs with an intermediate another replica replaced).
  * A root that disappears is an error (CA_ROOT_MISSING) until someone restores it or calls
  * `recreate()`; it is never silently replaced.
+ *
+ * Production mode, the root offline (`offline.ts`): `certkeeper ca init` leaves only the
+ * intermediate's key in the store; what needs the root is refused here with CA_ROOT_OFFLINE
+ * naming the command to run where the root key is, and `intermediateStatus()` /
+ * `onIntermediateDue` warn from when the intermediate should be re-signed.
  */
 import { type Clock, systemClock } from '../../clock.js';
 import { createCertificate } from '../../crypto/certificate-builder.js';
 import { inspectCsr } from '../../crypto/csr.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { DEFAULT_KEY_TYPE, isKeyType, type KeyType } from '../../crypto/keys.js';
+import { DEFAULT_KEY_TYPE, isKeyType, type KeyType, type PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError, optionError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
@@ -29,9 +34,12 @@ import type {
 } from '../issuer.js';
 import { type CaProfile, DAY, leafBackdateMs } from './authority.js';
 import { allCrls, intermediateCrl } from './crl.js';
+import * as offline from './offline.js';
 import { CaRecord } from './record.js';
-import { type CaState, publishedRoots, REVOCATION_REASONS } from './state.js';
+import { type CaState, publishedRoots, REVOCATION_REASONS, rootOffline } from './state.js';
 import * as t from './transitions.js';
+
+export type { IntermediateStatus } from './offline.js';
 
 export interface InternalCAOptions {
   /** Names the CA in the store and in its subject. Default `certkeeper-internal`. */
@@ -110,6 +118,9 @@ export class InternalCA implements Issuer {
   readonly #record: CaRecord;
   /** Told after this process changed the published roots (see `onAnchorsChanged`). */
   readonly #anchorListeners = new Set<() => void>();
+  readonly #dueListeners = new Set<(status: offline.IntermediateStatus) => void>();
+  /** The intermediate (fingerprint) last warned about, so one intermediate warns once per process. */
+  #warned: string | undefined;
   #store: Store | undefined;
   readonly #ownClock: boolean;
   #clock: Clock;
@@ -187,7 +198,9 @@ export class InternalCA implements Issuer {
     if (!csr.signatureValid)
       throw new CertkeeperError('ISSUER_FAILED', 'internal CA: CSR signature is invalid');
     const now = context.clock.now();
-    const { intermediate } = await this.#record.ready(store, now, context.signal);
+    const state = await this.#record.ready(store, now, context.signal);
+    const { intermediate } = state;
+    if (rootOffline(state)) this.#checkOffline(state, now, context);
     // A warm CA needs no lock (which would see the signal): a given-up attempt gets no certificate.
     if (context.signal.aborted) {
       throw new CertkeeperError('ISSUER_UNAVAILABLE', `${this.id}: the issuance was aborted`, {
@@ -343,7 +356,7 @@ export class InternalCA implements Issuer {
    * certificates, and refresh it on a schedule (`nextUpdate` is at most a day away).
    */
   async crls(store?: Store, now = this.#clock.now()): Promise<string[]> {
-    return allCrls(await this.#ready(store, now), now, this.lifetimeMs);
+    return allCrls(await this.#ready(store, now), this.#profile, now);
   }
 
   /**
@@ -354,6 +367,92 @@ export class InternalCA implements Issuer {
    */
   async recreate(store?: Store, now = this.#clock.now()): Promise<string> {
     return (await this.#record.recreate(this.#useStore(store), now)).root.certificate.pem;
+  }
+
+  /**
+   * `certkeeper ca init`: makes this CA in an empty store with its root offline. Resolves with
+   * the root key, which the store never sees: the caller writes it where the operator keeps it.
+   */
+  async initOffline(
+    options: { store?: Store; now?: number; crlValidityMs?: number } = {},
+  ): Promise<{ rootKey: PrivateKey; rootCertificate: string }> {
+    const now = options.now ?? this.#clock.now();
+    const validity = options.crlValidityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    let rootKey: PrivateKey | undefined;
+    const make = async () => {
+      const made = await offline.createOffline(this.#profile, now, validity);
+      rootKey = made.rootKey;
+      return made.state;
+    };
+    const state = await this.#record.recreate(this.#useStore(options.store), now, make, 'ca init');
+    return { rootKey: rootKey!, rootCertificate: state.root.certificate.pem };
+  }
+
+  /**
+   * `certkeeper ca sign-intermediate`: a new intermediate from the offline root key (the old one
+   * retired, or revoked with `reason`), and a fresh root CRL. Follow with `manager.renewAll()`.
+   */
+  async signIntermediate(
+    rootKey: PrivateKey,
+    options: { store?: Store; reason?: RevocationReason; now?: number; crlValidityMs?: number } = {},
+  ): Promise<offline.IntermediateStatus> {
+    if (options.reason !== undefined)
+      option(REVOCATION_REASONS.includes(options.reason), 'reason', 'must be a RevocationReason');
+    const now = options.now ?? this.#clock.now();
+    const crlValidityMs = options.crlValidityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    const state = await this.#record.change(this.#useStore(options.store), now, (s) =>
+      offline.signIntermediate(s, this.#profile, rootKey, now, {
+        ...(options.reason ? { reason: options.reason } : {}),
+        crlValidityMs,
+      }),
+    );
+    return offline.intermediateStatus(state, this.#profile, now);
+  }
+
+  /** `certkeeper ca sign-crl`: the root's CRL signed by the offline root key, imported; resolves with it. */
+  async signRootCrl(
+    rootKey: PrivateKey,
+    options: { store?: Store; now?: number; validityMs?: number } = {},
+  ): Promise<string> {
+    const now = options.now ?? this.#clock.now();
+    const validity = options.validityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    const state = await this.#record.change(this.#useStore(options.store), now, (s) =>
+      offline.importRootCrl(s, this.#profile, rootKey, now, validity),
+    );
+    return state.rootCrl!;
+  }
+
+  /** Whether the root is offline, and the intermediate's end and state (`due`: re-sign it now). */
+  async intermediateStatus(store?: Store): Promise<offline.IntermediateStatus & { rootOffline: boolean }> {
+    const now = this.#clock.now();
+    const state = await this.#ready(store, now);
+    return { ...offline.intermediateStatus(state, this.#profile, now), rootOffline: rootOffline(state) };
+  }
+
+  /** Called once per intermediate when an issuance finds it `due` while the root is offline. */
+  onIntermediateDue(listener: (status: offline.IntermediateStatus) => void): () => void {
+    this.#dueListeners.add(listener);
+    return () => this.#dueListeners.delete(listener);
+  }
+
+  /** Root offline: an unusable intermediate fails the issuance; a due one warns once. */
+  #checkOffline(state: CaState, now: number, context: IssuerContext): void {
+    const status = offline.intermediateStatus(state, this.#profile, now);
+    if (status.state === 'unusable') {
+      throw t.rootOfflineError(
+        this.#profile,
+        'issuing (the intermediate is expired or not valid yet)',
+        t.signIntermediateCommand(this.#profile),
+      );
+    }
+    if (status.state !== 'due' || this.#warned === status.fingerprint) return;
+    this.#warned = status.fingerprint;
+    context.logger.warn(
+      `internal CA ${this.name}: the intermediate expires ${status.notAfter.toISOString()} and the root is offline; ` +
+        `run \`${t.signIntermediateCommand(this.#profile)}\``,
+      { issuer: this.id, notAfter: status.notAfter.toISOString(), fingerprint: status.fingerprint },
+    );
+    for (const listener of this.#dueListeners) listener(status);
   }
 
   #ready(store: Store | undefined, now = this.#clock.now()): Promise<CaState> {
