@@ -15,7 +15,7 @@ import { optionError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
 import type { RevocationReason } from '../issuers/issuer.js';
 import { silentLogger } from '../logger.js';
-import { passphraseOf, readRootKey, writeRootKey } from './ca-keys.js';
+import { passphraseOf, readRootKey, reserveRootKeyFile } from './ca-keys.js';
 import { type CliContext, type CommandResult, failed, ok, parseError, usage } from './command.js';
 import { type OpenedStore, openStore, STORE_OPTIONS, STORE_USAGE } from './store-option.js';
 
@@ -119,8 +119,15 @@ export async function caCommand(argv: string[], ctx: CliContext): Promise<Comman
     const store = opened.store;
     if (sub === 'init') {
       const out = resolve(ctx.cwd, values['root-key-out']!);
-      const made = await ca.initOffline({ store, ...(crlValidityMs ? { crlValidityMs } : {}) });
-      writeRootKey(out, made.rootKey, passphrase);
+      const file = reserveRootKeyFile(out);
+      let made: Awaited<ReturnType<InternalCA['initOffline']>>;
+      try {
+        made = await ca.initOffline({ store, ...(crlValidityMs ? { crlValidityMs } : {}) });
+      } catch (error) {
+        file.abandon();
+        throw error;
+      }
+      file.write(made.rootKey, passphrase);
       return ok(made.rootCertificate, `root key written to ${out}: keep it offline\n`);
     }
     if (sub === 'status') {

@@ -4,7 +4,7 @@
  * file (`--passphrase-file`) or CERTKEEPER_CA_PASSPHRASE. Messages name files, never key bytes.
  */
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PrivateKey } from '../crypto/keys.js';
 import { CertkeeperError, optionError } from '../errors.js';
@@ -30,13 +30,17 @@ export function passphraseOf(file: string | undefined, ctx: CliContext): string 
   return env ? env : undefined;
 }
 
-/** Writes the root key to a new file (0600); refuses to replace one. */
-export function writeRootKey(path: string, key: PrivateKey, passphrase: string | undefined): void {
-  const pem = passphrase
-    ? (key.keyObject.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string)
-    : key.toPem();
+/**
+ * Creates the root key file (0600) before the CA exists, so a CA is never made whose key has
+ * nowhere to go; refuses to replace a file. `write` fills it, `abandon` removes it.
+ */
+export function reserveRootKeyFile(path: string): {
+  write(key: PrivateKey, passphrase: string | undefined): void;
+  abandon(): void;
+} {
+  let fd: number;
   try {
-    writeFileSync(path, pem, { mode: 0o600, flag: 'wx' });
+    fd = openSync(path, 'wx', 0o600);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new CertkeeperError(
@@ -47,6 +51,24 @@ export function writeRootKey(path: string, key: PrivateKey, passphrase: string |
       { details: { path } },
     );
   }
+  return {
+    write(key, passphrase) {
+      const pem = passphrase
+        ? (key.keyObject.export({
+            type: 'pkcs8',
+            format: 'pem',
+            cipher: 'aes-256-cbc',
+            passphrase,
+          }) as string)
+        : key.toPem();
+      writeFileSync(fd, pem);
+      closeSync(fd);
+    },
+    abandon() {
+      closeSync(fd);
+      unlinkSync(path);
+    },
+  };
 }
 
 /** Reads the root key file, decrypting it with the passphrase when it is encrypted. */

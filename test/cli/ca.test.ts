@@ -2,7 +2,7 @@
 // made on the "admin machine" stays in a key file, the service's InternalCA issues with the
 // intermediate alone, refuses what needs the root (naming the command), warns when the
 // intermediate is due, and runs again after `sign-intermediate` and `sign-crl`.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/command.js';
@@ -51,8 +51,10 @@ describe('certkeeper ca (root offline)', () => {
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const keyPem = readFileSync(keyFile, 'utf8');
     expect(keyPem).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
-    // Written once: a second init neither replaces the key file nor the CA.
-    expect((await s.ca('init', '--root-key-out', 'root.key')).code).toBe(1);
+    // Once: a second init refuses the store that holds the CA and leaves no key file behind.
+    const again = await s.ca('init', '--root-key-out', 'root2.key');
+    expect(again).toMatchObject({ code: 1, stderr: /ca init: the CA exists/ });
+    expect(existsSync(join(s.admin, 'root2.key'))).toBe(false);
 
     // The root key is nowhere in the store, sealed or not; the intermediate's is.
     const { createPrivateKey } = await import('node:crypto');
@@ -183,5 +185,49 @@ describe('certkeeper ca (root offline)', () => {
     expect(raw).not.toBeNull();
     expect(Buffer.from(raw!).toString('utf8')).not.toMatch(/PRIVATE KEY|"intermediate"/);
     expect(s.store).toBeInstanceOf(EncryptedStore);
+  });
+
+  it('init refuses an existing key file before touching the store; --key-type and --root-days shape the root', async () => {
+    const s = await setup();
+    writeFileSync(join(s.admin, 'taken.key'), 'something else');
+    const refused = await s.ca('init', '--root-key-out', 'taken.key');
+    expect(refused).toMatchObject({
+      code: 1,
+      stderr: /taken\.key exists: the root key is never written over a file/,
+    });
+    expect(readFileSync(join(s.admin, 'taken.key'), 'utf8')).toBe('something else');
+    expect(await s.store.list('ca')).toEqual([]);
+
+    const init = await s.ca(
+      'init',
+      '--root-key-out',
+      'root.key',
+      '--key-type',
+      'ec-p384',
+      '--root-days',
+      '100',
+      '--intermediate-days',
+      '50',
+    );
+    expect(init.code).toBe(0);
+    const shown = openssl(['x509', '-noout', '-text'], init.stdout).output;
+    expect(shown).toMatch(/NIST CURVE: P-384|secp384r1/);
+    const root = new (await import('../../src/crypto/x509.js')).x509.X509Certificate(init.stdout);
+    expect(root.notAfter.getTime() - s.clock.now()).toBeLessThanOrEqual(100 * DAY);
+    expect(root.notAfter.getTime() - s.clock.now()).toBeGreaterThan(99 * DAY);
+  });
+
+  it('sign-intermediate --reason keyCompromise revokes the old intermediate: the new root CRL lists it', async () => {
+    const s = await setup();
+    expect((await s.ca('init', '--root-key-out', 'root.key')).code).toBe(0);
+    const ca = new InternalCA({ store: s.store, clock: s.clock });
+    const before = await issue(ca, s.store, ['x.test'], 'server', s.clock);
+    const old = before.chain[0]!.info.serialNumber.toUpperCase();
+    const signed = await s.ca('sign-intermediate', '--root-key', 'root.key', '--reason', 'keyCompromise');
+    expect(signed.code).toBe(0);
+    const [, rootCrl] = await ca.crls();
+    const text = openssl(['crl', '-noout', '-text'], rootCrl).output;
+    expect(text).toContain(`Serial Number: ${old}`);
+    expect(text).toMatch(/Key Compromise/);
   });
 });
