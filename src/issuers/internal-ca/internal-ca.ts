@@ -20,7 +20,7 @@ import { type Clock, systemClock } from '../../clock.js';
 import { createCertificate } from '../../crypto/certificate-builder.js';
 import { inspectCsr } from '../../crypto/csr.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { DEFAULT_KEY_TYPE, isKeyType, type KeyType, type PrivateKey } from '../../crypto/keys.js';
+import { DEFAULT_KEY_TYPE, isKeyType, type PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError, optionError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
@@ -35,77 +35,26 @@ import type {
 import { type CaProfile, DAY, leafBackdateMs } from './authority.js';
 import { allCrls, intermediateCrl } from './crl.js';
 import * as offline from './offline.js';
+import {
+  DEFAULT_LOCK_TTL_MS,
+  type InternalCAOptions,
+  isStore,
+  option,
+  type RootRotationStatus,
+  type RotateIntermediateOptions,
+  status,
+} from './options.js';
 import { CaRecord } from './record.js';
 import { type CaState, publishedRoots, REVOCATION_REASONS, rootOffline } from './state.js';
 import * as t from './transitions.js';
 
 export type { IntermediateStatus } from './offline.js';
-
-export interface InternalCAOptions {
-  /** Names the CA in the store and in its subject. Default `certkeeper-internal`. */
-  name?: string;
-  /** Leaf lifetime. Default 24 h; at least 1 s (a minute or more outside tests). */
-  lifetimeMs?: number;
-  /** Default 10 years. */
-  rootLifetimeMs?: number;
-  /** Default 1 year; re-issued automatically when less than 10 leaf lifetimes (or 1/3) remain. */
-  intermediateLifetimeMs?: number;
-  /** Key type of the CA keys. Default ECDSA P-256. */
-  keyType?: KeyType;
-  /** `purpose` (default): serverAuth for servers, clientAuth for clients. `both`: both EKUs always. */
-  extKeyUsage?: 'purpose' | 'both';
-  /** Where the CA keeps its material; default: the store of the manager using it. */
-  store?: Store;
-  /**
-   * Lease of the CA's store lock (renewed while held); after a crash, other processes wait at
-   * most this long. Default: the manager's `lockTtlMs` (60 s unless set), at least 1000.
-   */
-  lockTtlMs?: number;
-  /**
-   * The time the CA dates certificates and CRLs by when a call gives none (CRLs, rotations,
-   * `recreate`); issuance and revocation use their context's clock. Default: the clock of the
-   * manager it is bound to (when the manager passes one), else the system clock.
-   */
-  clock?: Clock;
-}
-
-/**
- * Where a root rotation stands (see `beginRootRotation`):
- * `none` one root; `introduced` a next root is published beside the issuing one but signs nothing
- * yet; `activated` the new root issues, the previous one is still published until finished.
- */
-export type RootRotationPhase = 'none' | 'introduced' | 'activated';
-
-export interface RootRotationStatus {
-  phase: RootRotationPhase;
-  /** SHA-256 fingerprints (lowercase hex) of the issuing, next and previous roots. */
-  current: string;
-  next: string | null;
-  previous: string | null;
-}
-
-export interface RotateIntermediateOptions {
-  store?: Store;
-  /**
-   * Revoke the replaced intermediate for this reason (the compromise drill: `keyCompromise`).
-   * The root's CRL then lists it, so verifiers using `crls()` refuse every leaf under it,
-   * including any a thief of its key makes; re-issue the leaves (`manager.renewAll()`) first.
-   * Without a reason the old intermediate is retired: its leaves stay valid until they expire.
-   */
-  reason?: RevocationReason;
-  now?: number;
-}
-
-const DEFAULT_LOCK_TTL_MS = 60_000;
-
-function option(condition: boolean, name: string, bound: string): void {
-  if (!condition) {
-    throw optionError(name, bound, 'InternalCA');
-  }
-}
-
-const isStore = (value: unknown): value is Store =>
-  typeof value === 'object' && value !== null && typeof (value as Store).get === 'function';
+export type {
+  InternalCAOptions,
+  RootRotationPhase,
+  RootRotationStatus,
+  RotateIntermediateOptions,
+} from './options.js';
 
 export class InternalCA implements Issuer {
   readonly id: string;
@@ -118,9 +67,7 @@ export class InternalCA implements Issuer {
   readonly #record: CaRecord;
   /** Told after this process changed the published roots (see `onAnchorsChanged`). */
   readonly #anchorListeners = new Set<() => void>();
-  readonly #dueListeners = new Set<(status: offline.IntermediateStatus) => void>();
-  /** The intermediate (fingerprint) last warned about, so one intermediate warns once per process. */
-  #warned: string | undefined;
+  readonly #due: offline.DueWarnings;
   #store: Store | undefined;
   readonly #ownClock: boolean;
   #clock: Clock;
@@ -159,6 +106,7 @@ export class InternalCA implements Issuer {
       intermediateLifetimeMs,
       rootLifetimeMs,
     };
+    this.#due = new offline.DueWarnings(this.#profile, this.id);
     this.#record = new CaRecord(
       this.#profile,
       this.id,
@@ -200,7 +148,7 @@ export class InternalCA implements Issuer {
     const now = context.clock.now();
     const state = await this.#record.ready(store, now, context.signal);
     const { intermediate } = state;
-    if (rootOffline(state)) this.#checkOffline(state, now, context);
+    if (rootOffline(state)) this.#due.check(state, now, context.logger);
     // A warm CA needs no lock (which would see the signal): a given-up attempt gets no certificate.
     if (context.signal.aborted) {
       throw new CertkeeperError('ISSUER_UNAVAILABLE', `${this.id}: the issuance was aborted`, {
@@ -431,28 +379,7 @@ export class InternalCA implements Issuer {
 
   /** Called once per intermediate when an issuance finds it `due` while the root is offline. */
   onIntermediateDue(listener: (status: offline.IntermediateStatus) => void): () => void {
-    this.#dueListeners.add(listener);
-    return () => this.#dueListeners.delete(listener);
-  }
-
-  /** Root offline: an unusable intermediate fails the issuance; a due one warns once. */
-  #checkOffline(state: CaState, now: number, context: IssuerContext): void {
-    const status = offline.intermediateStatus(state, this.#profile, now);
-    if (status.state === 'unusable') {
-      throw t.rootOfflineError(
-        this.#profile,
-        'issuing (the intermediate is expired or not valid yet)',
-        t.signIntermediateCommand(this.#profile),
-      );
-    }
-    if (status.state !== 'due' || this.#warned === status.fingerprint) return;
-    this.#warned = status.fingerprint;
-    context.logger.warn(
-      `internal CA ${this.name}: the intermediate expires ${status.notAfter.toISOString()} and the root is offline; ` +
-        `run \`${t.signIntermediateCommand(this.#profile)}\``,
-      { issuer: this.id, notAfter: status.notAfter.toISOString(), fingerprint: status.fingerprint },
-    );
-    for (const listener of this.#dueListeners) listener(status);
+    return this.#due.listen(listener);
   }
 
   #ready(store: Store | undefined, now = this.#clock.now()): Promise<CaState> {
@@ -475,14 +402,4 @@ export class InternalCA implements Issuer {
     this.#store ??= chosen;
     return chosen;
   }
-}
-
-function status(state: CaState): RootRotationStatus {
-  const current = state.root.certificate.info.fingerprint256;
-  return {
-    phase: state.previous ? 'activated' : state.next ? 'introduced' : 'none',
-    current,
-    next: state.next?.certificate.info.fingerprint256 ?? null,
-    previous: state.previous?.certificate.info.fingerprint256 ?? null,
-  };
 }

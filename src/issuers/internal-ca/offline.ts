@@ -10,11 +10,17 @@
 
 import type { PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 import type { RevocationReason } from '../issuer.js';
 import { type CaProfile, makeIntermediate, makeRoot } from './authority.js';
 import { signRootCrl } from './crl.js';
 import type { CaState } from './state.js';
-import { intermediateUsable, replaceIntermediate } from './transitions.js';
+import {
+  intermediateUsable,
+  replaceIntermediate,
+  rootOfflineError,
+  signIntermediateCommand,
+} from './transitions.js';
 
 /** Default validity of a root CRL signed offline: it must outlive the interval between signings. */
 export const ROOT_CRL_VALIDITY_MS = 30 * 24 * 3_600_000;
@@ -108,4 +114,47 @@ export function intermediateStatus(state: CaState, profile: CaProfile, now: numb
     notAfter: info.notAfter,
     state: !valid ? 'unusable' : intermediateUsable(state, profile, now) ? 'ok' : 'due',
   };
+}
+
+/**
+ * What an issuance checks with the root offline: an unusable intermediate fails it
+ * (CA_ROOT_OFFLINE); a due one logs one warning naming the command and tells the listeners, once
+ * per intermediate in this process.
+ */
+export class DueWarnings {
+  readonly #profile: CaProfile;
+  readonly #issuerId: string;
+  readonly #listeners = new Set<(status: IntermediateStatus) => void>();
+  /** The intermediate (fingerprint) last warned about. */
+  #warned: string | undefined;
+
+  constructor(profile: CaProfile, issuerId: string) {
+    this.#profile = profile;
+    this.#issuerId = issuerId;
+  }
+
+  listen(listener: (status: IntermediateStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  check(state: CaState, now: number, logger: Logger): void {
+    const status = intermediateStatus(state, this.#profile, now);
+    const command = signIntermediateCommand(this.#profile);
+    if (status.state === 'unusable') {
+      throw rootOfflineError(
+        this.#profile,
+        'issuing (the intermediate is expired or not valid yet)',
+        command,
+      );
+    }
+    if (status.state !== 'due' || this.#warned === status.fingerprint) return;
+    this.#warned = status.fingerprint;
+    const notAfter = status.notAfter.toISOString();
+    logger.warn(
+      `internal CA ${this.#profile.name}: the intermediate expires ${notAfter} and the root is offline; run \`${command}\``,
+      { issuer: this.#issuerId, notAfter, fingerprint: status.fingerprint },
+    );
+    for (const listener of this.#listeners) listener(status);
+  }
 }
