@@ -41,6 +41,8 @@ export const ERROR_CODES = [
   // internal CA: its state (root) is gone after it existed, or an older copy of it was replayed
   'CA_ROOT_MISSING',
   'CA_STATE_ROLLBACK',
+  // internal CA with its root offline: the operation needs the root key (message names the command)
+  'CA_ROOT_OFFLINE',
   'NOT_SUPPORTED',
   // ACME
   'ACME_PROBLEM',

@@ -16,6 +16,7 @@ Commands:
   export-root    the embedded CA's root certificate (PEM)
   trust          install or uninstall that root in the system trust store and NSS databases
   token          mint a one-time enrollment token for a step-ca compatible CA
+  ca             the embedded CA with its root offline: init, sign-intermediate, sign-crl, status
   version        certkeeper's version (also --version)
 
 Run certkeeper <command> --help for its options.
@@ -52,9 +53,13 @@ const COMMANDS: Record<
     const m = await import('./trust-command.js');
     return { usage: m.TRUST_USAGE, run: m.trustCommand };
   },
+  ca: async () => {
+    const m = await import('./ca-command.js');
+    return { usage: m.CA_USAGE, run: m.caCommand };
+  },
   token: async () => {
     const m = await import('./token-command.js');
-    return { usage: m.TOKEN_USAGE, run: (argv) => m.tokenCommand(argv) };
+    return { usage: m.TOKEN_USAGE, run: (argv, ctx) => m.tokenCommand(argv, ctx) };
   },
 };
 COMMANDS.list = COMMANDS.status!;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { isCertkeeperError, optionError, scrubSecrets } from '../errors.js';
 import { normalizeFingerprint, rootFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { mintRevokeToken, mintToken } from '../issuers/step-ca/mint.js';
-import type { CommandResult } from './command.js';
+import type { CliContext, CommandResult } from './command.js';
 
 export const TOKEN_USAGE = `Usage: certkeeper token [options] <name> [<name>...]
 
@@ -47,7 +47,7 @@ function readText(path: string, flag: string, what: string): string {
   }
 }
 
-export async function tokenCommand(argv: string[]): Promise<CommandResult> {
+export async function tokenCommand(argv: string[], ctx?: Pick<CliContext, 'now'>): Promise<CommandResult> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -76,6 +76,7 @@ export async function tokenCommand(argv: string[]): Promise<CommandResult> {
       ? readText(values['password-file'], '--password-file', 'password file').replace(/\r?\n$/, '')
       : undefined;
     const common = {
+      ...(ctx ? { now: ctx.now() } : {}),
       caUrl: values['ca-url'],
       rootFingerprint: fingerprint!,
       provisioner: values.provisioner,

@@ -13,7 +13,9 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
 import { CertkeeperError, describeCause, optionError } from '../errors.js';
+import { every } from './poll.js';
 import type { TrustSource } from './source.js';
 
 export interface FileTrustSourceOptions {
@@ -25,6 +27,8 @@ export interface FileTrustSourceOptions {
   pollIntervalMs?: number;
   /** Use `fs.watch` on the directories (default true); false where it misbehaves (some NFS). */
   fsWatch?: boolean;
+  /** Times the poll (a FakeClock in tests). Default: the system clock. */
+  clock?: Clock;
 }
 
 export class FileTrustSource implements TrustSource {
@@ -32,6 +36,7 @@ export class FileTrustSource implements TrustSource {
   readonly paths: readonly string[];
   readonly #pollMs: number;
   readonly #fsWatch: boolean;
+  readonly #clock: Clock;
 
   constructor(options: FileTrustSourceOptions) {
     if (!Array.isArray(options.paths) || options.paths.length === 0) {
@@ -41,6 +46,7 @@ export class FileTrustSource implements TrustSource {
     this.name = options.name ?? `files:${basename(this.paths[0]!)}`;
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#fsWatch = options.fsWatch ?? true;
+    this.#clock = options.clock ?? systemClock;
     if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) {
       throw optionError('pollIntervalMs', 'must be >= 0', 'FileTrustSource');
     }
@@ -74,7 +80,7 @@ export class FileTrustSource implements TrustSource {
         // Directory missing or watch unsupported here: the poll is the fallback.
       }
     }
-    let timer: NodeJS.Timeout | undefined;
+    let stopPoll: (() => void) | undefined;
     let last: string | undefined;
     let stopped = false;
     const signature = async () =>
@@ -94,18 +100,17 @@ export class FileTrustSource implements TrustSource {
       void signature().then((first) => {
         last = first;
       });
-      timer = setInterval(() => {
+      stopPoll = every(this.#clock, this.#pollMs, () => {
         void signature().then((now) => {
           if (stopped) return;
           if (last !== undefined && now !== last) onChange();
           last = now;
         });
-      }, this.#pollMs);
-      timer.unref();
+      });
     }
     return () => {
       stopped = true;
-      if (timer) clearInterval(timer);
+      stopPoll?.();
       for (const watcher of watchers) watcher.close();
     };
   }

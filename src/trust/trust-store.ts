@@ -20,11 +20,13 @@
  * overwrites a newer one.
  */
 import { EventEmitter } from 'eventemitter3';
+import { type Clock, systemClock } from '../clock.js';
 import { type ParsedCertificate, parseCertificates } from '../crypto/inspect.js';
 import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../errors.js';
 import { makeBundle, type TrustBundle, type TrustBundleSource } from './bundle.js';
 import { chainsToAnchor } from './chain.js';
 import { writeBundleFile } from './export.js';
+import { every } from './poll.js';
 import type { TrustSource } from './source.js';
 
 /** Chains (PEM, leaf first) that every accepted bundle must keep trusting. */
@@ -38,6 +40,8 @@ export interface TrustStoreOptions {
   exportPath?: string;
   /** Re-load every source this often, beside the sources' own watches; 0 (default) disables. */
   pollIntervalMs?: number;
+  /** Times the poll (a FakeClock in tests). Default: the system clock. */
+  clock?: Clock;
 }
 
 export interface TrustChange {
@@ -76,6 +80,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
   /** Every write of a bundle file, in order: two at once could rename an older bundle last. */
   #writes: Promise<unknown> = Promise.resolve();
   readonly #pollMs: number;
+  readonly #clock: Clock;
   readonly #abort = new AbortController();
   #bundle: TrustBundle = EMPTY;
   #anchors: ParsedCertificate[] = [];
@@ -104,6 +109,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
     if (options.protect) this.#protectors.add(options.protect);
     this.#exportPath = options.exportPath;
     this.#pollMs = options.pollIntervalMs ?? 0;
+    this.#clock = options.clock ?? systemClock;
     if (!Number.isFinite(this.#pollMs) || this.#pollMs < 0) throw invalid('pollIntervalMs', 'must be >= 0');
   }
 
@@ -146,9 +152,7 @@ export class TrustStore extends EventEmitter<TrustStoreEvents> implements TrustB
       if (source.watch) this.#stops.push(source.watch(() => this.#background()));
     }
     if (this.#pollMs > 0) {
-      const timer = setInterval(() => this.#background(), this.#pollMs);
-      timer.unref();
-      this.#stops.push(() => clearInterval(timer));
+      this.#stops.push(every(this.#clock, this.#pollMs, () => this.#background()));
     }
     return bundle;
   }

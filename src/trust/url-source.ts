@@ -19,12 +19,14 @@
  * client's (`../net/https-client.ts`): one deadline for the whole fetch, a 1 MiB cap.
  */
 import tls from 'node:tls';
+import { type Clock, systemClock } from '../clock.js';
 import { parseCertificateDer } from '../crypto/inspect.js';
 import { checkIssuers, checkLinks, checkPurpose, checkValidity, type PathOptions } from '../crypto/path.js';
 import { DEFAULT_SKEW_MS } from '../crypto/validate.js';
 import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { HttpsClient, MAX_TIMEOUT_MS } from '../net/https-client.js';
+import { every } from './poll.js';
 import type { TrustSource } from './source.js';
 
 export interface UrlTrustSourceOptions {
@@ -43,6 +45,8 @@ export interface UrlTrustSourceOptions {
   skewMs?: number;
   /** Re-fetch interval for `watch`; 0 (default) means only on `refresh()`. */
   refreshIntervalMs?: number;
+  /** The time pinned chains are checked at and the re-fetch interval runs on. Default: the system clock. */
+  clock?: Clock;
 }
 
 const invalid = (option: string, problem: string) => optionError(option, problem, 'UrlTrustSource');
@@ -52,6 +56,7 @@ export class UrlTrustSource implements TrustSource {
   readonly url: URL;
   readonly #client: HttpsClient;
   readonly #intervalMs: number;
+  readonly #clock: Clock;
 
   constructor(options: UrlTrustSourceOptions) {
     this.url = new URL(options.url);
@@ -68,6 +73,7 @@ export class UrlTrustSource implements TrustSource {
     const timeoutMs = options.timeoutMs ?? 10_000;
     const skewMs = options.skewMs ?? DEFAULT_SKEW_MS;
     this.#intervalMs = options.refreshIntervalMs ?? 0;
+    this.#clock = options.clock ?? systemClock;
     if (!(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS))
       throw invalid('timeoutMs', `must be a number > 0 and <= ${MAX_TIMEOUT_MS}`);
     if (!(skewMs >= 0 && Number.isFinite(skewMs))) throw invalid('skewMs', 'must be a finite number >= 0');
@@ -81,7 +87,13 @@ export class UrlTrustSource implements TrustSource {
       ...(pins
         ? {
             checkPeer: (socket: tls.TLSSocket, host: string) => {
-              const problem = pinProblem(socket.getPeerCertificate(true), pins, host, skewMs);
+              const problem = pinProblem(
+                socket.getPeerCertificate(true),
+                pins,
+                host,
+                skewMs,
+                this.#clock.now(),
+              );
               return problem ? this.#fail(problem, 'TRUST_PIN_MISMATCH') : null;
             },
           }
@@ -103,9 +115,7 @@ export class UrlTrustSource implements TrustSource {
 
   watch(onChange: () => void): () => void {
     if (this.#intervalMs === 0) return () => {};
-    const timer = setInterval(onChange, this.#intervalMs);
-    timer.unref();
-    return () => clearInterval(timer);
+    return every(this.#clock, this.#intervalMs, onChange);
   }
 
   #fail(message: string, code: 'TRUST_SOURCE_FAILED' | 'TRUST_PIN_MISMATCH' = 'TRUST_SOURCE_FAILED') {
@@ -129,6 +139,7 @@ function pinProblem(
   pins: ReadonlySet<string>,
   host: string,
   skewMs: number,
+  now: number,
 ): string | null {
   const chain: tls.DetailedPeerCertificate[] = [];
   const seen = new Set<tls.DetailedPeerCertificate>();
@@ -153,7 +164,7 @@ function pinProblem(
   if (links.length > 0) {
     return `the presented chain does not lead to the pinned certificate by signature (${links[0]!.message})`;
   }
-  const options: PathOptions = { purpose: 'server', now: Date.now(), skewMs, anchor: at };
+  const options: PathOptions = { purpose: 'server', now, skewMs, anchor: at };
   const problems = [
     ...checkIssuers(path, at),
     ...checkValidity(path, options),

@@ -9,6 +9,7 @@
  */
 
 import type { ChallengeType } from '../../challenges/solver.js';
+import type { Clock } from '../../clock.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../../errors.js';
@@ -218,7 +219,7 @@ export class AcmeIssuer implements Issuer {
               `authorization for ${authz.identifier.value} is ${authz.status}`,
             );
           }
-          await solveAuthorization(client, authz, this.#plan(), context, this.#poll);
+          await solveAuthorization(client, authz, this.#plan(context.clock), context, this.#poll);
         }),
       );
       type OrderState = typeof order & { status: string; url: string; [key: string]: unknown };
@@ -303,16 +304,16 @@ export class AcmeIssuer implements Issuer {
     );
   }
 
-  #plan() {
+  #plan(clock: Clock) {
     const failures = this.#failures;
     return {
       solvers: this.#o.challenges,
       recentlyFailed(identifier: string, type: ChallengeType) {
         const at = failures.get(`${identifier}|${type}`);
-        return at !== undefined && Date.now() - at < FALLBACK_MEMORY_MS;
+        return at !== undefined && clock.now() - at < FALLBACK_MEMORY_MS;
       },
       markFailed(identifier: string, type: ChallengeType) {
-        failures.set(`${identifier}|${type}`, Date.now());
+        failures.set(`${identifier}|${type}`, clock.now());
       },
     };
   }

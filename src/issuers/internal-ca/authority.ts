@@ -31,6 +31,12 @@ export interface Authority {
   certificate: ParsedCertificate;
 }
 
+/** A root: its key is null when it is kept offline (only the certificate is in the store). */
+export interface RootAuthority {
+  key: PrivateKey | null;
+  certificate: ParsedCertificate;
+}
+
 /** What the CA is configured to make. */
 export interface CaProfile {
   name: string;
@@ -95,6 +101,16 @@ export function signedBy(child: ParsedCertificate, parent: ParsedCertificate): b
   } catch {
     return false;
   }
+}
+
+/** Throws CA_CORRUPT unless `certificate` is a self-signed CA certificate (a root kept offline). */
+export function checkOfflineRoot(caName: string, certificate: ParsedCertificate): void {
+  const fail = (why: string) =>
+    new CertkeeperError('CA_CORRUPT', `internal CA ${caName}: root in the store is damaged (${why})`, {
+      details: { which: 'root' },
+    });
+  if (!certificate.info.isCA) throw fail('not a CA certificate');
+  if (!signedBy(certificate, certificate)) throw fail('not self-signed');
 }
 
 /**

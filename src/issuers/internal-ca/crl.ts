@@ -8,21 +8,31 @@
  * root's, every retired intermediate's whose leaves may still be in service and, during a root
  * rotation, the previous root's. Every CRL carries an AKI, which is how OpenSSL picks the right
  * one among issuers of the same name (intermediates before and after a renewal).
+ *
+ * A root kept offline signs its CRL on the admin machine (`certkeeper ca sign-crl`, which
+ * imports it into the state); `crls()` serves that one while it is current and otherwise
+ * refuses (CA_ROOT_OFFLINE) rather than hand out a stale CRL that verifiers would reject.
  */
 import type { webcrypto } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
+import type { PrivateKey } from '../../crypto/keys.js';
 import { toPem } from '../../crypto/pem.js';
 import { crypto, x509 } from '../../crypto/x509.js';
 import { REVOCATION_REASON_CODES as REASON_CODES } from '../revocation.js';
-import { type Authority, DAY, MINUTE } from './authority.js';
+import { type Authority, type CaProfile, DAY, MINUTE } from './authority.js';
 import type { CaState } from './state.js';
-
-const CRL_NUMBER_OID = '2.5.29.20';
+import { rootOfflineError, signCrlCommand } from './transitions.js';
 
 /**
  * What `authority`'s CRL lists: entries it issued. Entries of an older store name no issuer;
  * they are leaves, listed by every intermediate (serials are random, so this harms nobody).
  */
-function entriesOf(state: CaState, authority: Authority, isRoot: boolean): x509.X509CrlEntryParams[] {
+function entriesOf(
+  state: CaState,
+  authority: { certificate: Authority['certificate'] },
+  isRoot: boolean,
+): x509.X509CrlEntryParams[] {
   const keyId = authority.certificate.info.subjectKeyId;
   return state.revoked
     .filter((e) => (e.issuerKeyId ? e.issuerKeyId === keyId : !isRoot))
@@ -48,7 +58,12 @@ async function signCrl(
       // RFC 5280 §5.2: both MUST be present.
       extensions: [
         new x509.AuthorityKeyIdentifierExtension(authority.certificate.info.subjectKeyId!, false),
-        new x509.Extension(CRL_NUMBER_OID, false, derInteger(Math.floor(now / 1000))),
+        // The CRL number: seconds, so it increases from one CRL to the next (across replicas too).
+        new x509.Extension(
+          id_ce_cRLNumber,
+          false,
+          AsnConvert.serialize(new CRLNumber(Math.floor(now / 1000))),
+        ),
       ],
       signingKey: (await authority.key.cryptoKeyPair()).privateKey,
       signingAlgorithm: authority.key.signingAlgorithm as webcrypto.Algorithm,
@@ -72,12 +87,46 @@ export function intermediateCrl(state: CaState, now: number, leafLifetimeMs: num
   );
 }
 
+/** The root's CRL signed with `rootKey` (the offline root's, on the admin machine). */
+export function signRootCrl(state: CaState, rootKey: PrivateKey, now: number, validityMs: number) {
+  return signCrl(
+    { key: rootKey, certificate: state.root.certificate },
+    entriesOf(state, state.root, true),
+    now,
+    validityMs,
+  );
+}
+
+/** The imported CRL of an offline root while it is current (signed by it), else CA_ROOT_OFFLINE. */
+async function importedRootCrl(state: CaState, profile: CaProfile, now: number): Promise<string> {
+  const pem = state.rootCrl;
+  if (pem) {
+    const crl = new x509.X509Crl(pem);
+    const root = new x509.X509Certificate(state.root.certificate.der);
+    const current = crl.thisUpdate.getTime() <= now && (crl.nextUpdate?.getTime() ?? 0) > now;
+    if (current && (await crl.verify({ publicKey: root }, crypto))) return pem;
+  }
+  throw rootOfflineError(
+    profile,
+    `a current root CRL (${pem ? 'the imported one expired' : 'none imported'})`,
+    signCrlCommand(profile),
+  );
+}
+
 /** Every CRL a verifier that checks the whole chain needs, the intermediate's first, the root's second. */
-export async function allCrls(state: CaState, now: number, leafLifetimeMs: number): Promise<string[]> {
-  const ms = validity(leafLifetimeMs);
+export async function allCrls(state: CaState, profile: CaProfile, now: number): Promise<string[]> {
+  const ms = validity(profile.leafLifetimeMs);
+  const { key } = state.root;
   const out = [
     await signCrl(state.intermediate, entriesOf(state, state.intermediate, false), now, ms),
-    await signCrl(state.root, entriesOf(state, state.root, true), now, ms),
+    key
+      ? await signCrl(
+          { key, certificate: state.root.certificate },
+          entriesOf(state, state.root, true),
+          now,
+          ms,
+        )
+      : await importedRootCrl(state, profile, now),
   ];
   for (const retired of state.retired) {
     if (retired.certificate.info.notAfter.getTime() > now)
@@ -86,12 +135,4 @@ export async function allCrls(state: CaState, now: number, leafLifetimeMs: numbe
   if (state.previous)
     out.push(await signCrl(state.previous, entriesOf(state, state.previous, true), now, ms));
   return out;
-}
-
-/** DER of a non-negative INTEGER (the CRL number: seconds, increasing from one CRL to the next). */
-function derInteger(value: number): Uint8Array {
-  const bytes: number[] = [];
-  for (let v = value; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-  if (bytes.length === 0 || bytes[0]! >= 0x80) bytes.unshift(0);
-  return Uint8Array.from([0x02, bytes.length, ...bytes]);
 }

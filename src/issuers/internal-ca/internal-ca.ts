@@ -10,11 +10,17 @@
  * on every issuance (a replica never signs with an intermediate another replica replaced).
  * A root that disappears is an error (CA_ROOT_MISSING) until someone restores it or calls
  * `recreate()`; it is never silently replaced.
+ *
+ * Production mode, the root offline (`offline.ts`): `certkeeper ca init` leaves only the
+ * intermediate's key in the store; what needs the root is refused here with CA_ROOT_OFFLINE
+ * naming the command to run where the root key is, and `intermediateStatus()` /
+ * `onIntermediateDue` warn from when the intermediate should be re-signed.
  */
+import { type Clock, systemClock } from '../../clock.js';
 import { createCertificate } from '../../crypto/certificate-builder.js';
 import { inspectCsr } from '../../crypto/csr.js';
 import { parseCertificates } from '../../crypto/inspect.js';
-import { DEFAULT_KEY_TYPE, isKeyType, type KeyType } from '../../crypto/keys.js';
+import { DEFAULT_KEY_TYPE, isKeyType, type PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError, optionError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type {
@@ -28,69 +34,27 @@ import type {
 } from '../issuer.js';
 import { type CaProfile, DAY, leafBackdateMs } from './authority.js';
 import { allCrls, intermediateCrl } from './crl.js';
+import * as offline from './offline.js';
+import {
+  DEFAULT_LOCK_TTL_MS,
+  type InternalCAOptions,
+  isStore,
+  option,
+  type RootRotationStatus,
+  type RotateIntermediateOptions,
+  status,
+} from './options.js';
 import { CaRecord } from './record.js';
-import { type CaState, publishedRoots, REVOCATION_REASONS } from './state.js';
+import { type CaState, publishedRoots, REVOCATION_REASONS, rootOffline } from './state.js';
 import * as t from './transitions.js';
 
-export interface InternalCAOptions {
-  /** Names the CA in the store and in its subject. Default `certkeeper-internal`. */
-  name?: string;
-  /** Leaf lifetime. Default 24 h; at least 1 s (a minute or more outside tests). */
-  lifetimeMs?: number;
-  /** Default 10 years. */
-  rootLifetimeMs?: number;
-  /** Default 1 year; re-issued automatically when less than 10 leaf lifetimes (or 1/3) remain. */
-  intermediateLifetimeMs?: number;
-  /** Key type of the CA keys. Default ECDSA P-256. */
-  keyType?: KeyType;
-  /** `purpose` (default): serverAuth for servers, clientAuth for clients. `both`: both EKUs always. */
-  extKeyUsage?: 'purpose' | 'both';
-  /** Where the CA keeps its material; default: the store of the manager using it. */
-  store?: Store;
-  /**
-   * Lease of the CA's store lock (renewed while held); after a crash, other processes wait at
-   * most this long. Default: the manager's `lockTtlMs` (60 s unless set), at least 1000.
-   */
-  lockTtlMs?: number;
-}
-
-/**
- * Where a root rotation stands (see `beginRootRotation`):
- * `none` one root; `introduced` a next root is published beside the issuing one but signs nothing
- * yet; `activated` the new root issues, the previous one is still published until finished.
- */
-export type RootRotationPhase = 'none' | 'introduced' | 'activated';
-
-export interface RootRotationStatus {
-  phase: RootRotationPhase;
-  /** SHA-256 fingerprints (lowercase hex) of the issuing, next and previous roots. */
-  current: string;
-  next: string | null;
-  previous: string | null;
-}
-
-export interface RotateIntermediateOptions {
-  store?: Store;
-  /**
-   * Revoke the replaced intermediate for this reason (the compromise drill: `keyCompromise`).
-   * The root's CRL then lists it, so verifiers using `crls()` refuse every leaf under it,
-   * including any a thief of its key makes; re-issue the leaves (`manager.renewAll()`) first.
-   * Without a reason the old intermediate is retired: its leaves stay valid until they expire.
-   */
-  reason?: RevocationReason;
-  now?: number;
-}
-
-const DEFAULT_LOCK_TTL_MS = 60_000;
-
-function option(condition: boolean, name: string, bound: string): void {
-  if (!condition) {
-    throw optionError(name, bound, 'InternalCA');
-  }
-}
-
-const isStore = (value: unknown): value is Store =>
-  typeof value === 'object' && value !== null && typeof (value as Store).get === 'function';
+export type { IntermediateStatus } from './offline.js';
+export type {
+  InternalCAOptions,
+  RootRotationPhase,
+  RootRotationStatus,
+  RotateIntermediateOptions,
+} from './options.js';
 
 export class InternalCA implements Issuer {
   readonly id: string;
@@ -103,7 +67,10 @@ export class InternalCA implements Issuer {
   readonly #record: CaRecord;
   /** Told after this process changed the published roots (see `onAnchorsChanged`). */
   readonly #anchorListeners = new Set<() => void>();
+  readonly #due: offline.DueWarnings;
   #store: Store | undefined;
+  readonly #ownClock: boolean;
+  #clock: Clock;
 
   constructor(options: InternalCAOptions = {}) {
     this.name = options.name ?? 'certkeeper-internal';
@@ -129,6 +96,8 @@ export class InternalCA implements Issuer {
     this.#lockTtlMs = options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     option(Number.isFinite(this.#lockTtlMs) && this.#lockTtlMs >= 1000, 'lockTtlMs', 'must be at least 1000');
     this.#store = options.store;
+    this.#ownClock = options.clock !== undefined;
+    this.#clock = options.clock ?? systemClock;
     this.id = `internal-${this.name}`;
     this.#profile = {
       name: this.name,
@@ -137,6 +106,7 @@ export class InternalCA implements Issuer {
       intermediateLifetimeMs,
       rootLifetimeMs,
     };
+    this.#due = new offline.DueWarnings(this.#profile, this.id);
     this.#record = new CaRecord(
       this.#profile,
       this.id,
@@ -150,9 +120,15 @@ export class InternalCA implements Issuer {
    * was given one) and leases its lock for the manager's `lockTtlMs` (unless given its own), so
    * a trust source or a rotation that uses the CA before any issuance finds the CA in its store.
    */
-  bind(binding: IssuerBinding): void {
+  bind(binding: IssuerBinding & { clock?: Clock }): void {
     this.#store ??= binding.store;
     if (!this.#ownLockTtl && binding.lockTtlMs !== undefined) this.#lockTtlMs = binding.lockTtlMs;
+    if (!this.#ownClock && binding.clock) this.#clock = binding.clock;
+  }
+
+  /** The clock the CA dates by when a call gives no time (see `InternalCAOptions.clock`). */
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /** The store the CA keeps its material in: given, bound by a manager, or first used. */
@@ -170,7 +146,9 @@ export class InternalCA implements Issuer {
     if (!csr.signatureValid)
       throw new CertkeeperError('ISSUER_FAILED', 'internal CA: CSR signature is invalid');
     const now = context.clock.now();
-    const { intermediate } = await this.#record.ready(store, now, context.signal);
+    const state = await this.#record.ready(store, now, context.signal);
+    const { intermediate } = state;
+    if (rootOffline(state)) this.#due.check(state, now, context.logger);
     // A warm CA needs no lock (which would see the signal): a given-up attempt gets no certificate.
     if (context.signal.aborted) {
       throw new CertkeeperError('ISSUER_UNAVAILABLE', `${this.id}: the issuance was aborted`, {
@@ -229,7 +207,7 @@ export class InternalCA implements Issuer {
    * Nothing is signed by it yet, so every peer can learn to trust it (refresh the trust stores)
    * before any certificate depends on it. Idempotent while `introduced`.
    */
-  async beginRootRotation(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+  async beginRootRotation(store?: Store, now = this.#clock.now()): Promise<RootRotationStatus> {
     return this.#step(store, now, (s) => t.beginRootRotation(s, this.#profile, now));
   }
 
@@ -238,7 +216,7 @@ export class InternalCA implements Issuer {
    * old root stays published as `previous`. Follow with `manager.renewAll()` so every
    * certificate is re-issued under the new root.
    */
-  async activateNextRoot(store?: Store, now = Date.now()): Promise<RootRotationStatus> {
+  async activateNextRoot(store?: Store, now = this.#clock.now()): Promise<RootRotationStatus> {
     return this.#step(store, now, (s) => t.activateNextRoot(s, this.#profile, now));
   }
 
@@ -250,7 +228,7 @@ export class InternalCA implements Issuer {
   async finishRootRotation(
     options: { store?: Store; guard?: (remaining: string[]) => void | Promise<void> } = {},
   ): Promise<RootRotationStatus> {
-    return this.#step(options.store, Date.now(), async (s) => {
+    return this.#step(options.store, this.#clock.now(), async (s) => {
       const next = t.finishRootRotation(s, this.#profile);
       await options.guard?.(publishedRoots(next));
       return next;
@@ -276,7 +254,7 @@ export class InternalCA implements Issuer {
     if (o.reason !== undefined) {
       option(REVOCATION_REASONS.includes(o.reason), 'reason', 'must be a RevocationReason');
     }
-    const at = o.now ?? now ?? Date.now();
+    const at = o.now ?? now ?? this.#clock.now();
     await this.#record.change(this.#useStore(o.store), at, (s) =>
       t.replaceIntermediate(s, this.#profile, at, o.reason),
     );
@@ -312,7 +290,7 @@ export class InternalCA implements Issuer {
    * checks the whole client chain once a CRL is set (CRL_CHECK_ALL), so a Node server needs
    * `crls()`, which adds the root's CRL (revoked intermediates) and the others.
    */
-  async crl(store?: Store, now = Date.now()): Promise<string> {
+  async crl(store?: Store, now = this.#clock.now()): Promise<string> {
     return intermediateCrl(await this.#ready(store, now), now, this.lifetimeMs);
   }
 
@@ -325,8 +303,8 @@ export class InternalCA implements Issuer {
    * Pass the list as the `crl` option of a Node `tls` / `https` server that requests client
    * certificates, and refresh it on a schedule (`nextUpdate` is at most a day away).
    */
-  async crls(store?: Store, now = Date.now()): Promise<string[]> {
-    return allCrls(await this.#ready(store, now), now, this.lifetimeMs);
+  async crls(store?: Store, now = this.#clock.now()): Promise<string[]> {
+    return allCrls(await this.#ready(store, now), this.#profile, now);
   }
 
   /**
@@ -335,11 +313,76 @@ export class InternalCA implements Issuer {
    * new root: follow with `manager.renewAll()` and give the new root (resolved here) to every
    * peer. Files left of the old CA are deleted. Refuses (CA_ROTATION_STATE) while the CA exists.
    */
-  async recreate(store?: Store, now = Date.now()): Promise<string> {
+  async recreate(store?: Store, now = this.#clock.now()): Promise<string> {
     return (await this.#record.recreate(this.#useStore(store), now)).root.certificate.pem;
   }
 
-  #ready(store: Store | undefined, now = Date.now()): Promise<CaState> {
+  /**
+   * `certkeeper ca init`: makes this CA in an empty store with its root offline. Resolves with
+   * the root key, which the store never sees: the caller writes it where the operator keeps it.
+   */
+  async initOffline(
+    options: { store?: Store; now?: number; crlValidityMs?: number } = {},
+  ): Promise<{ rootKey: PrivateKey; rootCertificate: string }> {
+    const now = options.now ?? this.#clock.now();
+    const validity = options.crlValidityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    let rootKey: PrivateKey | undefined;
+    const make = async () => {
+      const made = await offline.createOffline(this.#profile, now, validity);
+      rootKey = made.rootKey;
+      return made.state;
+    };
+    const state = await this.#record.recreate(this.#useStore(options.store), now, make, 'ca init');
+    return { rootKey: rootKey!, rootCertificate: state.root.certificate.pem };
+  }
+
+  /**
+   * `certkeeper ca sign-intermediate`: a new intermediate from the offline root key (the old one
+   * retired, or revoked with `reason`), and a fresh root CRL. Follow with `manager.renewAll()`.
+   */
+  async signIntermediate(
+    rootKey: PrivateKey,
+    options: { store?: Store; reason?: RevocationReason; now?: number; crlValidityMs?: number } = {},
+  ): Promise<offline.IntermediateStatus> {
+    if (options.reason !== undefined)
+      option(REVOCATION_REASONS.includes(options.reason), 'reason', 'must be a RevocationReason');
+    const now = options.now ?? this.#clock.now();
+    const crlValidityMs = options.crlValidityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    const state = await this.#record.change(this.#useStore(options.store), now, (s) =>
+      offline.signIntermediate(s, this.#profile, rootKey, now, {
+        ...(options.reason ? { reason: options.reason } : {}),
+        crlValidityMs,
+      }),
+    );
+    return offline.intermediateStatus(state, this.#profile, now);
+  }
+
+  /** `certkeeper ca sign-crl`: the root's CRL signed by the offline root key, imported; resolves with it. */
+  async signRootCrl(
+    rootKey: PrivateKey,
+    options: { store?: Store; now?: number; validityMs?: number } = {},
+  ): Promise<string> {
+    const now = options.now ?? this.#clock.now();
+    const validity = options.validityMs ?? offline.ROOT_CRL_VALIDITY_MS;
+    const state = await this.#record.change(this.#useStore(options.store), now, (s) =>
+      offline.importRootCrl(s, this.#profile, rootKey, now, validity),
+    );
+    return state.rootCrl!;
+  }
+
+  /** Whether the root is offline, and the intermediate's end and state (`due`: re-sign it now). */
+  async intermediateStatus(store?: Store): Promise<offline.IntermediateStatus & { rootOffline: boolean }> {
+    const now = this.#clock.now();
+    const state = await this.#ready(store, now);
+    return { ...offline.intermediateStatus(state, this.#profile, now), rootOffline: rootOffline(state) };
+  }
+
+  /** Called once per intermediate when an issuance finds it `due` while the root is offline. */
+  onIntermediateDue(listener: (status: offline.IntermediateStatus) => void): () => void {
+    return this.#due.listen(listener);
+  }
+
+  #ready(store: Store | undefined, now = this.#clock.now()): Promise<CaState> {
     return this.#record.ready(this.#useStore(store), now);
   }
 
@@ -359,14 +402,4 @@ export class InternalCA implements Issuer {
     this.#store ??= chosen;
     return chosen;
   }
-}
-
-function status(state: CaState): RootRotationStatus {
-  const current = state.root.certificate.info.fingerprint256;
-  return {
-    phase: state.previous ? 'activated' : state.next ? 'introduced' : 'none',
-    current,
-    next: state.next?.certificate.info.fingerprint256 ?? null,
-    previous: state.previous?.certificate.info.fingerprint256 ?? null,
-  };
 }

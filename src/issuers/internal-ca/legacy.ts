@@ -116,5 +116,6 @@ export async function readLegacy(
     previous,
     retired,
     revoked: revokedList(name, revoked),
+    rootCrl: null,
   };
 }

@@ -147,19 +147,25 @@ export class CaRecord {
   }
 
   /**
-   * Starts the CA over after its state was lost (CA_ROOT_MISSING): a new root and intermediate.
+   * Starts the CA over after its state was lost (CA_ROOT_MISSING): a new root and intermediate
+   * (`make`: an online root by default; `ca init` makes one whose key stays offline).
    * Refuses while a state exists (a root is rotated, never replaced).
    */
-  async recreate(store: Store, now: number): Promise<CaState> {
+  async recreate(
+    store: Store,
+    now: number,
+    make: () => Promise<CaState> = () => createState(this.#profile, now),
+    step = 'recreate',
+  ): Promise<CaState> {
     return this.#locked(store, undefined, async () => {
       if (await store.get(this.#key(STATE_FILE))) {
         throw new CertkeeperError(
           'CA_ROTATION_STATE',
-          `internal CA ${this.#profile.name}: recreate: the CA exists; rotate its root instead`,
-          { details: { step: 'recreate' } },
+          `internal CA ${this.#profile.name}: ${step}: the CA exists; rotate its root instead`,
+          { details: { step } },
         );
       }
-      const state = await this.#commit(store, await createState(this.#profile, now), 0);
+      const state = await this.#commit(store, await make(), 0);
       await this.#tidy(store, state, []);
       this.#onRootsChanged();
       return state;

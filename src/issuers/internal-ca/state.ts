@@ -9,12 +9,15 @@
  * nor forge it. Decoding re-checks what binds the parts together (each key matches its
  * certificate, the intermediate and retired ones are signed by a root of this CA, roots are
  * self-signed), and anything else is CA_CORRUPT, never repaired by making a new root.
+ *
+ * With its root offline (`certkeeper ca init`, see `offline.ts`) the record holds the root
+ * certificate without its key, and the root's CRL as it was signed offline and imported.
  */
 import { parseCertificates } from '../../crypto/inspect.js';
 import { PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError, isCertkeeperError } from '../../errors.js';
 import type { RevocationReason } from '../issuer.js';
-import { type Authority, checkAuthority } from './authority.js';
+import { type Authority, checkAuthority, checkOfflineRoot, type RootAuthority } from './authority.js';
 
 export const STATE_FILE = 'state.key';
 const FORMAT = 1;
@@ -40,7 +43,8 @@ export interface RevokedEntry {
 export interface CaState {
   /** Increases by one with every commit; an older one read later is a replay. */
   version: number;
-  root: Authority;
+  /** The issuing root; its key is null when it is kept offline. */
+  root: RootAuthority;
   intermediate: Authority;
   /** During a root rotation: the next root, published before it signs (`introduced`). */
   next: Authority | null;
@@ -49,14 +53,22 @@ export interface CaState {
   /** Replaced intermediates whose leaves may still be in service: they sign CRLs for them. */
   retired: Authority[];
   revoked: RevokedEntry[];
+  /** Root offline: its CRL (PEM), signed offline and imported (`certkeeper ca sign-crl`). */
+  rootCrl: string | null;
 }
 
 interface StoredAuthority {
   cert: string;
-  key: string;
+  key: string | null;
 }
 
-const stored = (a: Authority): StoredAuthority => ({ cert: a.certificate.pem, key: a.key.toPem() });
+const stored = (a: RootAuthority): StoredAuthority => ({
+  cert: a.certificate.pem,
+  key: a.key ? a.key.toPem() : null,
+});
+
+/** Whether the root's key is kept offline (not in the store). */
+export const rootOffline = (state: CaState): boolean => state.root.key === null;
 
 export function encodeState(state: CaState): string {
   return JSON.stringify({
@@ -68,6 +80,7 @@ export function encodeState(state: CaState): string {
     previous: state.previous ? stored(state.previous) : null,
     retired: state.retired.map(stored),
     revoked: state.revoked,
+    ...(state.rootCrl ? { rootCrl: state.rootCrl } : {}),
   });
 }
 
@@ -91,21 +104,29 @@ export function decodeState(caName: string, raw: Uint8Array): CaState {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     throw corrupt(STATE_FILE, 'bad version');
   }
-  const authority = (which: string, value: unknown): Authority => {
+  /** A stored certificate with its key; `keyless` allows a null key (the offline root). */
+  function authority(which: string, value: unknown): Authority;
+  function authority(which: string, value: unknown, keyless: true): RootAuthority;
+  function authority(which: string, value: unknown, keyless = false): RootAuthority {
     const { cert, key } = (value ?? {}) as Partial<StoredAuthority>;
-    if (typeof cert !== 'string' || typeof key !== 'string') throw corrupt(which, 'missing');
+    if (typeof cert !== 'string' || (typeof key !== 'string' && !(keyless && key === null)))
+      throw corrupt(which, 'missing');
     try {
       const [certificate, ...extra] = parseCertificates(cert, `internal CA ${which}`);
       if (extra.length > 0) throw corrupt(which, 'more than one certificate');
-      return { key: PrivateKey.fromPem(key), certificate: certificate! };
+      return { key: key === null ? null : PrivateKey.fromPem(key!), certificate: certificate! };
     } catch (error) {
       throw isCertkeeperError(error, 'CA_CORRUPT') ? error : corrupt(which, 'unreadable', error);
     }
-  };
+  }
   const optional = (which: string, value: unknown) => (value == null ? null : authority(which, value));
-
-  const root = authority('root', record.root);
-  checkAuthority(caName, 'root', root, 'self');
+  // The root alone may come without its key: then it is kept offline.
+  const root = authority('root', record.root, true);
+  if (root.key) checkAuthority(caName, 'root', { key: root.key, certificate: root.certificate }, 'self');
+  else checkOfflineRoot(caName, root.certificate);
+  const rootCrl = record.rootCrl ?? null;
+  if (rootCrl !== null && (typeof rootCrl !== 'string' || !rootCrl.includes('-----BEGIN X509 CRL-----')))
+    throw corrupt('root CRL', 'not a PEM CRL');
   const next = optional('root-next', record.next);
   if (next) checkAuthority(caName, 'root-next', next, 'self');
   const previous = optional('root-previous', record.previous);
@@ -127,6 +148,7 @@ export function decodeState(caName: string, raw: Uint8Array): CaState {
     previous,
     retired,
     revoked: revokedList(caName, record.revoked),
+    rootCrl,
   };
 }
 

@@ -8,12 +8,46 @@ import type { ParsedCertificate } from '../../crypto/inspect.js';
 import { CertkeeperError } from '../../errors.js';
 import type { RevocationReason } from '../issuer.js';
 import { type Authority, type CaProfile, makeIntermediate, makeRoot, resignRoot } from './authority.js';
-import type { CaState } from './state.js';
+import { type CaState, rootOffline } from './state.js';
 
 export async function createState(profile: CaProfile, now: number): Promise<CaState> {
   const root = await makeRoot(profile, now, false);
   const intermediate = await makeIntermediate(profile, root, now);
-  return { version: 0, root, intermediate, next: null, previous: null, retired: [], revoked: [] };
+  return {
+    version: 0,
+    root,
+    intermediate,
+    next: null,
+    previous: null,
+    retired: [],
+    revoked: [],
+    rootCrl: null,
+  };
+}
+
+/**
+ * CA_ROOT_OFFLINE: `operation` needs the root key, which this CA keeps offline; the message says
+ * which command to run on the machine that holds it.
+ */
+export function rootOfflineError(profile: CaProfile, operation: string, command: string): CertkeeperError {
+  return new CertkeeperError(
+    'CA_ROOT_OFFLINE',
+    `internal CA ${profile.name}: ${operation} needs the root key, which is kept offline; ` +
+      `run \`${command}\` where the root key is`,
+    { details: { operation, command } },
+  );
+}
+
+export const signIntermediateCommand = (profile: CaProfile) =>
+  `certkeeper ca sign-intermediate --ca-name ${profile.name} --root-key <file>`;
+export const signCrlCommand = (profile: CaProfile) =>
+  `certkeeper ca sign-crl --ca-name ${profile.name} --root-key <file>`;
+
+/** The root as a signer, or CA_ROOT_OFFLINE naming `command`. */
+function rootSigner(state: CaState, profile: CaProfile, operation: string, command: string): Authority {
+  const { key, certificate } = state.root;
+  if (!key) throw rootOfflineError(profile, operation, command);
+  return { key, certificate };
 }
 
 /**
@@ -30,6 +64,8 @@ export function intermediateUsable(state: CaState, profile: CaProfile, now: numb
 }
 
 export function needsHealing(state: CaState, profile: CaProfile, now: number): boolean {
+  // Nothing here can heal a CA whose root is offline: InternalCA checks and warns instead.
+  if (rootOffline(state)) return false;
   return state.root.certificate.info.notBefore.getTime() > now || !intermediateUsable(state, profile, now);
 }
 
@@ -39,9 +75,10 @@ export function needsHealing(state: CaState, profile: CaProfile, now: number): b
  * is replaced (the old one retired, to sign CRLs for its leaves).
  */
 export async function heal(state: CaState, profile: CaProfile, now: number): Promise<CaState> {
+  if (!needsHealing(state, profile, now)) return state;
   let next = state;
   if (state.root.certificate.info.notBefore.getTime() > now) {
-    next = { ...next, root: await resignRoot(state.root, now) };
+    next = { ...next, root: await resignRoot(rootSigner(state, profile, 'heal', ''), now) };
   }
   if (!intermediateUsable(next, profile, now)) next = await replaceIntermediate(next, profile, now);
   return next;
@@ -58,9 +95,15 @@ export async function replaceIntermediate(
   profile: CaProfile,
   now: number,
   reason?: RevocationReason,
+  signer: Authority = rootSigner(
+    state,
+    profile,
+    'replacing the intermediate',
+    signIntermediateCommand(profile),
+  ),
 ): Promise<CaState> {
   const old = state.intermediate;
-  const intermediate = await makeIntermediate(profile, state.root, now);
+  const intermediate = await makeIntermediate(profile, signer, now);
   const alive = state.retired.filter((r) => r.certificate.info.notAfter.getTime() > now);
   if (!reason) return { ...state, intermediate, retired: [...alive, old] };
   return {
@@ -80,7 +123,7 @@ function entry(certificate: ParsedCertificate, reason: RevocationReason, now: nu
   };
 }
 
-const same = (a: Authority, b: ParsedCertificate) =>
+const same = (a: { certificate: ParsedCertificate }, b: ParsedCertificate) =>
   a.certificate.info.fingerprint256 === b.info.fingerprint256;
 
 /**
@@ -119,19 +162,27 @@ export async function beginRootRotation(state: CaState, profile: CaProfile, now:
     throw rotationState(profile, 'beginRootRotation', 'a previous rotation is not finished');
   }
   if (state.next) return state;
+  if (rootOffline(state)) {
+    throw rootOfflineError(
+      profile,
+      'a root rotation',
+      `certkeeper ca init --ca-name ${profile.name} --rotate`,
+    );
+  }
   return { ...state, next: await makeRoot(profile, now, true) };
 }
 
 /** Step 2: the next root issues (fresh intermediate); the old one stays published as previous. */
 export async function activateNextRoot(state: CaState, profile: CaProfile, now: number): Promise<CaState> {
-  if (!state.next) throw rotationState(profile, 'activateNextRoot', 'no next root (call beginRootRotation)');
+  const next = state.next;
+  if (!next) throw rotationState(profile, 'activateNextRoot', 'no next root (call beginRootRotation)');
   const alive = state.retired.filter((r) => r.certificate.info.notAfter.getTime() > now);
   return {
     ...state,
-    root: state.next,
-    intermediate: await makeIntermediate(profile, state.next, now),
+    root: next,
+    intermediate: await makeIntermediate(profile, next, now),
     next: null,
-    previous: state.root,
+    previous: rootSigner(state, profile, 'a root rotation', ''),
     retired: [...alive, state.intermediate],
   };
 }

@@ -16,6 +16,7 @@
  */
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
+import { systemClock } from '../../clock.js';
 import { parseCertificates } from '../../crypto/inspect.js';
 import type { PrivateKey } from '../../crypto/keys.js';
 import { CertkeeperError, optionError } from '../../errors.js';
@@ -180,7 +181,7 @@ async function signClaims(
     throw invalid('lifetimeMs', 'must be between 1000 and 86400000');
   const key = await loadProvisionerKey(options);
   const jose = await loadJose();
-  const now = Math.floor((options.now ?? Date.now()) / 1000);
+  const now = Math.floor((options.now ?? systemClock.now()) / 1000);
   return new jose.SignJWT({ ...claims, sha: fingerprint })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
     .setIssuer(options.provisioner)

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../../src/cli/main.js';
 import { StepCaIssuer } from '../../../src/issuers/step-ca/step-ca-issuer.js';
+import { FakeClock } from '../../../src/testing/fake-clock.js';
 import { FakeStepCa } from '../../support/step-ca/ca.js';
 import { context, makeRequest } from '../../support/step-ca/harness.js';
 
@@ -84,6 +86,19 @@ describe('certkeeper token', () => {
     const issued = await issuer.issue(await makeRequest(['api.test', '10.0.0.7']), context());
     expect(issued.chainPem).toMatch(/BEGIN CERTIFICATE/);
     expect(ca.log.filter((e) => e.path === '/1.0/sign').map((e) => e.status)).toEqual([201]);
+  });
+
+  it("dates the token by the command's clock (nbf, iat, exp): a FakeClock's time, not the host's", async () => {
+    const clock = new FakeClock(Date.UTC(2030, 0, 2, 3, 4, 5));
+    const run = await runCli(['token', ...common(), 'api.test'], {
+      env: {},
+      cwd: dir,
+      now: () => clock.now(),
+    });
+    expect(run.stderr).toBe('');
+    const claims = decodeJwt(run.stdout.trim());
+    const at = Date.UTC(2030, 0, 2, 3, 4, 5) / 1000;
+    expect(claims).toMatchObject({ nbf: at, iat: at, exp: at + 300 });
   });
 
   it.each([
