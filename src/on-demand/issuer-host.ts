@@ -38,6 +38,9 @@ export interface IssuerHostOptions {
   keyType?: KeyType;
 }
 
+/** How long the issuer's trust anchors are reused before they are read again. */
+const ANCHORS_TTL_MS = 60_000;
+
 /** The certificate id an on-demand name is stored under. */
 export function onDemandId(name: string): string {
   return `on-demand:${name}`;
@@ -49,6 +52,7 @@ export class IssuerHost implements OnDemandHost {
   readonly logger: Logger;
   readonly issuer: Issuer;
   readonly keyType: KeyType;
+  #anchors: { at: number; list: string[] } | undefined;
 
   constructor(options: IssuerHostOptions) {
     if (typeof options?.issuer?.issue !== 'function')
@@ -138,10 +142,29 @@ export class IssuerHost implements OnDemandHost {
     return { store: this.store, clock: this.clock, logger: this.logger, signal };
   }
 
-  /** The first reason not to serve `generation` for `name` now, or null. */
+  /**
+   * The first reason not to serve `generation` for `name` now, or null. The issuer's anchors are
+   * kept for `ANCHORS_TTL_MS` (reading them costs store reads on the handshake's path); a chain
+   * they do not accept is checked once more against freshly read anchors, so a root rotation is
+   * never refused because of the copy.
+   */
   async #problem(name: string, generation: Pick<Generation, 'key' | 'chainPem'>, context: IssuerContext) {
-    const anchors = this.issuer.trustAnchors ? await this.issuer.trustAnchors(context) : [];
-    const verdict = validateBundle({
+    const cached = this.#anchors && this.clock.now() - this.#anchors.at < ANCHORS_TTL_MS;
+    let verdict = this.#verdict(name, generation, await this.#trustAnchors(context, !cached));
+    if (!verdict.ok && cached && verdict.problems.some((p) => p.code === 'UNTRUSTED_ROOT'))
+      verdict = this.#verdict(name, generation, await this.#trustAnchors(context, true));
+    return verdict.ok ? null : verdict.error;
+  }
+
+  async #trustAnchors(context: IssuerContext, fresh: boolean): Promise<string[]> {
+    if (!fresh && this.#anchors) return this.#anchors.list;
+    const list = this.issuer.trustAnchors ? await this.issuer.trustAnchors(context) : [];
+    this.#anchors = { at: this.clock.now(), list };
+    return list;
+  }
+
+  #verdict(name: string, generation: Pick<Generation, 'key' | 'chainPem'>, anchors: string[]) {
+    return validateBundle({
       key: generation.key,
       chain: generation.chainPem,
       names: [name],
@@ -149,7 +172,6 @@ export class IssuerHost implements OnDemandHost {
       trustAnchors: anchors.length > 0 ? anchors : undefined,
       now: new Date(this.clock.now()),
     });
-    return verdict.ok ? null : verdict.error;
   }
 }
 

@@ -129,4 +129,26 @@ describe('on-demand guards', () => {
     expect(issuer.total).toBe(1);
     expect(events.at(-1)).toMatchObject({ type: 'denied', reason: 'global-budget' });
   });
+
+  it('reuses the trust anchors it read, and reads them again when they refuse a chain', async () => {
+    const store = new MemoryStore();
+    const issuer = new CountingIssuer();
+    const host = new IssuerHost({ issuer, store });
+    const lease = await store.lock('test/lease');
+    const other = new InternalCA({ name: 'other' });
+    const ctx = { store: new MemoryStore(), clock: host.clock, logger: host.logger, signal: never };
+    // Anchors of another CA are what the host reads first (as if a root changed after the read).
+    issuer.anchorsOverride = await other.trustAnchors(ctx);
+    await expect(host.obtain('a.test', { signal: never, lease })).rejects.toMatchObject({
+      code: 'UNTRUSTED_ROOT',
+    });
+    const reads = issuer.anchorReads;
+    issuer.anchorsOverride = null;
+    // The copy refuses the chain: read again, accepted.
+    await host.obtain('b.test', { signal: never, lease });
+    expect(issuer.anchorReads).toBe(reads + 1);
+    // Now the copy is right and reused.
+    await host.obtain('c.test', { signal: never, lease });
+    expect(issuer.anchorReads).toBe(reads + 1);
+  });
 });

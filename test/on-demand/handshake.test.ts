@@ -128,4 +128,30 @@ describe('on-demand handshakes (embedded CA, FileStore)', () => {
     expect(a.serial).toBe(b.serial);
     expect(issuer.total).toBe(1);
   });
+
+  it('an order that outlasts waitMs goes on, and the next handshake is served what it obtained', async () => {
+    const { store, dispose } = tempStore();
+    cleanups.push(dispose);
+    const issuer = new CountingIssuer();
+    issuer.delayMs = 1500;
+    const rig = await startRig(issuer, store, { decide: allowShop, waitMs: 100 });
+    const events = track(rig);
+    expect(sansOf(await rig.served('late.shop.test'))).toEqual([DEFAULT_NAME]);
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'obtained')).toBe(true), { timeout: 30_000 });
+    expect(sansOf(await rig.served('late.shop.test'))).toEqual(['late.shop.test']);
+    expect(issuer.total).toBe(1);
+  });
+
+  it('an order that outlasts orderTimeoutMs is given up as failed', async () => {
+    const { store, dispose } = tempStore();
+    cleanups.push(dispose);
+    const issuer = new CountingIssuer();
+    issuer.delayMs = 600_000;
+    const rig = await startRig(issuer, store, { decide: allowShop, waitMs: 100, orderTimeoutMs: 500 });
+    const events = track(rig);
+    expect(sansOf(await rig.served('stuck.shop.test'))).toEqual([DEFAULT_NAME]);
+    await vi.waitFor(() => expect(events.at(-1)).toMatchObject({ type: 'failed', name: 'stuck.shop.test' }), {
+      timeout: 30_000,
+    });
+  });
 });

@@ -30,6 +30,9 @@ export class CountingIssuer implements Issuer {
   /** Makes every order take at least this long (so concurrency is observable). */
   delayMs = 0;
   down = false;
+  /** Answered instead of the CA's roots while set (a stale or foreign list of anchors). */
+  anchorsOverride: string[] | null = null;
+  anchorReads = 0;
 
   constructor(readonly ca: InternalCA = new InternalCA()) {
     this.id = ca.id;
@@ -53,7 +56,8 @@ export class CountingIssuer implements Issuer {
   }
 
   trustAnchors(context: IssuerContext): Promise<string[]> {
-    return this.ca.trustAnchors(context);
+    this.anchorReads++;
+    return this.anchorsOverride ? Promise.resolve(this.anchorsOverride) : this.ca.trustAnchors(context);
   }
 
   bind(binding: Parameters<NonNullable<Issuer['bind']>>[0]): void {

@@ -98,4 +98,33 @@ describe('on-demand lifecycle', () => {
     expect(events.at(-1)).toMatchObject({ type: 'loaded', name: 'm0.test' });
     expect(issuer.total).toBe(6);
   });
+
+  it('writes when a name was last served at most once per forgetAfterMs / 10', async () => {
+    const clock = new FakeClock();
+    const { rig, store, events } = await rigAt(clock, { forgetAfterMs: 10 * MINUTE });
+    const seenAt = async () => {
+      const raw = await store.get('on-demand/seen/often.test');
+      return raw && JSON.parse(Buffer.from(raw).toString()).at;
+    };
+    await rig.served('often.test');
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'obtained')).toBe(true));
+    const first = await seenAt();
+    expect(first).toBe(clock.now());
+    await clock.advance(MINUTE / 2);
+    await rig.served('often.test');
+    // Give a write that should not happen the time to land.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await seenAt()).toBe(first);
+    await clock.advance(MINUTE / 2 + 1);
+    await rig.served('often.test');
+    await vi.waitFor(async () => expect(await seenAt()).toBe(clock.now()));
+  });
+
+  it('a listener that throws does not fail the handshake', async () => {
+    const { rig } = await rigAt(new FakeClock());
+    rig.coordinator.events.on(() => {
+      throw new Error('listener bug');
+    });
+    expect((await rig.served('listener.test')).subjectaltname).toBe('DNS:listener.test');
+  });
 });
