@@ -48,6 +48,7 @@ describe('npm tarball', () => {
         'dist/index.d.ts',
         'dist/testing/index.js',
         'dist/cli/index.js',
+        'docs/errors.md',
       ]),
     );
   });
