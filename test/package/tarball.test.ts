@@ -49,6 +49,9 @@ describe('npm tarball', () => {
         'dist/testing/index.js',
         'dist/cli/index.js',
         'docs/errors.md',
+        'docs/getting-started.md',
+        'examples/README.md',
+        'examples/https.mjs',
       ]),
     );
   });
@@ -93,6 +96,20 @@ describe('npm tarball', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('every relative link of a shipped Markdown file points at a shipped file (npm has no repository to resolve them)', () => {
+    const shipped = new Set(paths);
+    const broken: string[] = [];
+    for (const path of paths.filter((p) => p.endsWith('.md'))) {
+      const text = readFileSync(join(root, path), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:|^#/.test(target!)) continue;
+        const file = normalize(join(dirname(path), target!.split('#')[0]!));
+        if (!shipped.has(file)) broken.push(`${path} → ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
   });
 
   it('ships no secrets, keys, stores or environment files', () => {
