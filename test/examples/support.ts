@@ -138,6 +138,7 @@ export function httpsGet(
         port,
         path,
         servername: options.servername ?? 'localhost',
+        headers: { host: options.servername ?? 'localhost' },
         ca: options.ca,
         ...(options.cert ? { cert: options.cert, key: options.key } : {}),
         agent: false,
