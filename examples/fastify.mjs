@@ -29,6 +29,7 @@ function certkeeperTls(fastify, { manager }, done) {
   });
   fastify.addHook('onClose', async () => {
     manager.detach(fastify.server);
+    console.log('detached from the https server');
   });
   done();
 }

@@ -65,5 +65,6 @@ describePebble('examples/fastify.mjs', () => {
       location: 'https://shop.test/cart?x=1',
     });
     expect(await example.stop()).toEqual({ code: 0, signal: null });
+    expect(example.output()).toMatch(/detached from the https server/);
   });
 });

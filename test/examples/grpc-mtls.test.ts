@@ -46,11 +46,15 @@ it('grpc-mtls.mjs: the rotating gRPC client presents the current client certific
   const root = await exportRoot(store);
   const anonymous = new Greeter(`localhost:${port}`, grpc.credentials.createSsl(Buffer.from(root)));
   const refused = await new Promise<grpc.ServiceError | null>((done) =>
-    (anonymous as unknown as { hello: Function }).hello(
-      {},
-      { deadline: Date.now() + 10_000 },
-      (error: grpc.ServiceError | null) => done(error),
-    ),
+    (
+      anonymous as unknown as {
+        hello(
+          req: unknown,
+          options: grpc.CallOptions,
+          callback: (error: grpc.ServiceError | null) => void,
+        ): void;
+      }
+    ).hello({}, { deadline: Date.now() + 10_000 }, (error: grpc.ServiceError | null) => done(error)),
   );
   anonymous.close();
   expect(refused?.code).toBe(grpc.status.UNAVAILABLE);
