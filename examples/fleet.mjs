@@ -35,7 +35,7 @@ process.on('SIGHUP', () =>
 await manager.start();
 await manager.ready();
 
-const server = createHttpsServer(manager, {}, (req, res) => res.end(`hello from ${me}\n`));
+const server = createHttpsServer(manager, {}, (_req, res) => res.end(`hello from ${me}\n`));
 server.listen(Number(env.PORT ?? 8443), env.HOST ?? '127.0.0.1', () =>
   console.log(`${me}: listening on https://localhost:${server.address().port}/`),
 );
