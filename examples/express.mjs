@@ -2,7 +2,7 @@
 // ACME_DIRECTORY_URL says otherwise), validated by HTTP-01 through a small Express app on port 80
 // that also redirects everything else to HTTPS; /healthz and /readyz for the load balancer.
 //
-// Environment: DOMAIN (required: a name that reaches this host), ACME_DIRECTORY_URL, ACME_CONTACT
+// Needs express (npm install express). Environment: DOMAIN (required: a name that reaches this host), ACME_DIRECTORY_URL, ACME_CONTACT
 // (mailto:…), ACME_CA_FILE (roots for the CA's own HTTPS, for a private or test CA), ACME_ROOT_FILE
 // (the root issued chains must end at), PORT (default 443), HTTP_PORT (default 80), HOST,
 // CERTKEEPER_DIR (the store, default ./.certkeeper).

@@ -3,7 +3,7 @@
 // it is ready and detaches it on close, and a second Fastify instance on port 80 answers HTTP-01
 // (a route that hands the raw request to certkeeper with reply.hijack()) and redirects the rest.
 //
-// Environment: as examples/express.mjs (DOMAIN required; ACME_DIRECTORY_URL, ACME_CONTACT,
+// Needs fastify (npm install fastify). Environment: as examples/express.mjs (DOMAIN required; ACME_DIRECTORY_URL, ACME_CONTACT,
 // ACME_CA_FILE, ACME_ROOT_FILE, PORT, HTTP_PORT, HOST, CERTKEEPER_DIR).
 import { readFileSync } from 'node:fs';
 import {

@@ -3,7 +3,8 @@
 // issues it and the others adopt it, and all serve it. `kill -HUP <pid>` renews on that replica;
 // the others pick the new certificate up from the store and swap it in.
 //
-// Environment: STORE (redis://… or postgres://…, required), CERTKEEPER_ENCRYPTION_KEY (required,
+// Needs ioredis or pg (npm install ioredis / pg). Environment: STORE (redis://… or postgres://…,
+// required), CERTKEEPER_ENCRYPTION_KEY (required,
 // the same on every replica: `openssl rand -base64 32`), STORE_PREFIX (Redis key prefix or
 // PostgreSQL table, default certkeeper), NAME (this replica, for its log lines), PORT (default
 // 8443; 0 picks a free one), HOST (default 127.0.0.1).
