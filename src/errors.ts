@@ -7,7 +7,10 @@
  * expected never to interpolate key bytes in the first place.
  */
 
-/** Stable error codes, grouped by the part that raises them. */
+/**
+ * Stable error codes, grouped by the part that raises them. What each means, its usual causes and
+ * what to do: docs/errors.md (test/errors-doc.test.ts keeps it in step with this list).
+ */
 export const ERROR_CODES = [
   // toolkit: parsing and bundle validation
   'MALFORMED_PEM',
