@@ -13,6 +13,7 @@ import { fetchRoot, normalizeFingerprint } from '../issuers/step-ca/bootstrap.js
 import { MAX_TIMEOUT_MS } from '../net/https-client.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `BootstrapTrustSource`. */
 export interface BootstrapTrustSourceOptions {
   /** The CA's base URL (`https://ca.internal:9000`). */
   caUrl: string | URL;

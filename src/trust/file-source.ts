@@ -16,6 +16,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `FileTrustSource`. */
 export interface FileTrustSourceOptions {
   /** Files holding one or more PEM certificates each. */
   paths: string[];

@@ -27,6 +27,7 @@ import { normalizeFingerprint } from '../issuers/step-ca/bootstrap.js';
 import { HttpsClient, MAX_TIMEOUT_MS } from '../net/https-client.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `UrlTrustSource`. */
 export interface UrlTrustSourceOptions {
   url: string | URL;
   name?: string;

@@ -32,6 +32,7 @@ import { CaRecord } from './record.js';
 import { type CaState, publishedRoots, REVOCATION_REASONS } from './state.js';
 import * as t from './transitions.js';
 
+/** Options of `InternalCA`. */
 export interface InternalCAOptions {
   /** Names the CA in the store and in its subject. Default `certkeeper-internal`. */
   name?: string;
@@ -61,6 +62,7 @@ export interface InternalCAOptions {
  */
 export type RootRotationPhase = 'none' | 'introduced' | 'activated';
 
+/** Where a rotation of the embedded CA's root stands. */
 export interface RootRotationStatus {
   phase: RootRotationPhase;
   /** SHA-256 fingerprints (lowercase hex) of the issuing, next and previous roots. */
@@ -69,6 +71,7 @@ export interface RootRotationStatus {
   previous: string | null;
 }
 
+/** Options of `InternalCA.rotateIntermediate`. */
 export interface RotateIntermediateOptions {
   store?: Store;
   /**
@@ -92,6 +95,7 @@ function option(condition: boolean, name: string, bound: string): void {
 const isStore = (value: unknown): value is Store =>
   typeof value === 'object' && value !== null && typeof (value as Store).get === 'function';
 
+/** An embedded CA (root and intermediate kept in the store) issuing short-lived certificates, with CRLs and root rotation. */
 export class InternalCA implements Issuer {
   readonly id: string;
   readonly name: string;

@@ -32,6 +32,7 @@ export const TOKEN_LIFETIME_MS = 5 * 60_000;
  */
 const MAX_PBES2_COUNT = 1_000_000;
 
+/** A step-ca JWK provisioner's private key and its password. */
 export interface ProvisionerKeyOptions {
   /** A private JWK (object or JSON text), a PEM private key, or step-ca's encrypted key (JWE). */
   key: JWK | string;
@@ -39,6 +40,7 @@ export interface ProvisionerKeyOptions {
   password?: string | Uint8Array;
 }
 
+/** A loaded provisioner key, ready to sign tokens. */
 export interface ProvisionerKey {
   kid: string;
   alg: string;
@@ -137,6 +139,7 @@ export async function loadProvisionerKey(options: ProvisionerKeyOptions): Promis
   return { kid, alg, jwk };
 }
 
+/** Options of `mintToken`: the provisioner, the CA and the names the token allows. */
 export interface MintTokenOptions extends ProvisionerKeyOptions {
   /** The CA URL the service will use (the audience is `<caUrl>/1.0/sign`). */
   caUrl: string;
