@@ -37,8 +37,10 @@ function anchors(markdown: string): Set<string> {
 /** The references in `text` (written in file `from`) that a reader of the repository cannot follow. */
 function brokenReferences(from: string, text: string, exists: (path: string) => string | null): string[] {
   const broken: string[] = [];
-  for (const [token] of text.matchAll(REFERENCE)) {
-    if (token.includes('://')) continue;
+  for (const match of text.matchAll(REFERENCE)) {
+    const token = match[0];
+    // URLs are someone else's files; `<entry>.api.md` and `${name}.api.md` are patterns.
+    if (token.includes('://') || /[>}*\]]/.test(text[(match.index ?? 0) - 1] ?? '')) continue;
     const [file = '', anchor] = token.replace(/^[.:]+(?=[\w])/, '').split('#');
     const candidates = [join(dirname(from), file), file];
     const target = candidates.map((c) => exists(c)).find((content) => content !== null);

@@ -32,13 +32,17 @@ const PEER_BOUND = { 'certkeeper/undici': 'undici', 'certkeeper/grpc': '@grpc/gr
 let app: string;
 
 /** `tsc --noEmit` in the application with one source file; the compiler's output, '' when clean. */
-function compile(source: string): string {
+function compile(source: string, project = 'tsconfig.json'): string {
   writeFileSync(join(app, 'index.ts'), source);
   try {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', app], {
-      cwd: app,
-      encoding: 'utf8',
-    });
+    execFileSync(
+      process.execPath,
+      [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', join(app, project)],
+      {
+        cwd: app,
+        encoding: 'utf8',
+      },
+    );
     return '';
   } catch (error) {
     return String((error as { stdout?: string }).stdout);
@@ -79,6 +83,15 @@ beforeAll(() => {
       files: ['index.ts'],
     }),
   );
+  // TypeScript's older resolution ignores "exports": subpaths are found through "typesVersions".
+  writeFileSync(
+    join(app, 'tsconfig.node10.json'),
+    JSON.stringify({
+      extends: './tsconfig.json',
+      // esModuleInterop as `tsc --init` sets it: the declarations default-import Node's modules.
+      compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
+    }),
+  );
 }, 120_000);
 
 afterAll(() => {
@@ -112,6 +125,16 @@ describe('the packed package in an application without the optional peers', () =
       `export const used = [manager.status().length, ${PEER_FREE.map((_, i) => `Object.keys(e${i}).length`).join(', ')}];`,
     ].join('\n');
     expect(compile(source)).toBe('');
+  }, 120_000);
+
+  it('with moduleResolution node10 the root and the subpaths resolve to their declarations (typesVersions)', () => {
+    const source = [
+      `import { createCertificateManager, MemoryStore } from 'certkeeper';`,
+      `import { AcmeIssuer } from 'certkeeper/acme';`,
+      `import { PrivateKey } from 'certkeeper/crypto';`,
+      `export const used: unknown[] = [createCertificateManager, MemoryStore, AcmeIssuer, PrivateKey];`,
+    ].join('\n');
+    expect(compile(source, 'tsconfig.node10.json')).toBe('');
   }, 120_000);
 
   it('the entries named after a peer need it: compiling them without it fails on the peer', () => {
