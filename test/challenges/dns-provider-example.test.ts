@@ -1,7 +1,7 @@
 // The example provider of docs/dns-providers.md, run as printed there (its code block, with the
-// package's import paths pointed at the source entries) against a fake of the HTTP DNS API it is written for. The
-// fake publishes its TXT records through pebble-challtestsrv's DNS, so Pebble validates a
-// wildcard certificate through the example end to end.
+// package's import paths pointed at the source entries) against a fake of the HTTP DNS API it is
+// written for. The fake publishes its TXT records through pebble-challtestsrv's DNS, so Pebble
+// validates a wildcard certificate through the example end to end.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
