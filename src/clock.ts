@@ -12,6 +12,7 @@ export interface Clock {
 /** Node's timers cap delays at 2^31-1 ms (~24.8 days); longer waits are chained. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The real clock (`Date.now` and timers); the default wherever a `Clock` is accepted. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => {

@@ -200,6 +200,7 @@ export interface CertkeeperErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** The error certkeeper throws: a stable `code` (see `ERROR_CODES`), a message free of secrets, and `details`. */
 export class CertkeeperError extends Error {
   readonly code: ErrorCode;
   readonly details: Readonly<Record<string, unknown>>;

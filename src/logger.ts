@@ -9,6 +9,7 @@
  */
 import { optionError, scrubSecrets } from './errors.js';
 
+/** Where certkeeper logs: four levels, a message and structured fields (`toLogger` adapts pino, bunyan, winston, console). */
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -16,13 +17,18 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** Log levels, lowest first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** Line formats of the console logger. */
 export type LogFormat = 'logfmt' | 'json';
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** Environment variable choosing the console logger's format. */
 export const LOG_FORMAT_ENV = 'CERTKEEPER_LOG_FORMAT';
+/** Environment variable choosing the console logger's lowest level. */
 export const LOG_LEVEL_ENV = 'CERTKEEPER_LOG_LEVEL';
 
+/** Options of `createConsoleLogger`. */
 export interface ConsoleLoggerOptions {
   /** Default: `CERTKEEPER_LOG_FORMAT` (`logfmt` or `json`), else logfmt. Read at each line when unset. */
   format?: LogFormat;
@@ -120,6 +126,7 @@ export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger 
 export const defaultLogger: Logger = createConsoleLogger();
 
 const noop = () => {};
+/** A logger that drops everything. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
 /** How a logger wants its arguments. */

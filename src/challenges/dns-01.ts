@@ -30,6 +30,7 @@ export interface DnsProvider {
   removeTxt(fqdn: string, value: string): Promise<void>;
 }
 
+/** Options of `Dns01Solver`. */
 export interface Dns01Options {
   provider: DnsProvider;
   /**
@@ -59,6 +60,7 @@ export function dns01Value(keyAuthorization: string): string {
   return createHash('sha256').update(keyAuthorization).digest('base64url');
 }
 
+/** Answers DNS-01 challenges by publishing TXT records through a `DnsProvider`, then waiting until they are visible. */
 export class Dns01Solver implements ChallengeSolver {
   readonly type = 'dns-01' as const;
   readonly #o: Required<Omit<Dns01Options, 'resolvers' | 'authoritative'>> &

@@ -29,6 +29,7 @@ const PREFIX = '/.well-known/acme-challenge/';
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 const ANSWER = /^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$/;
 
+/** Answers HTTP-01 challenges by writing the key authorization to the store, where `createHttp01Handler` serves it. */
 export class Http01Solver implements ChallengeSolver {
   readonly type = 'http-01' as const;
 
@@ -45,7 +46,9 @@ export class Http01Solver implements ChallengeSolver {
   }
 }
 
+/** A request handler that answers ACME HTTP-01 challenges from the store (plain `http`, Express, Connect). */
 export interface Http01Handler {
+  /** Handles one request; a request it does not answer goes to `next` when one is given. */
   (req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void;
   /** Whether a request is for an ACME HTTP-01 path (synchronous, cheap). */
   matches(req: http.IncomingMessage): boolean;
@@ -94,6 +97,7 @@ export function createHttp01Handler(store: Store): Http01Handler {
   return handler;
 }
 
+/** Options of `startHttp01Server`. */
 export interface Http01ServerOptions {
   store: Store;
   /** Default 80. */

@@ -7,10 +7,12 @@
 import type { CertkeeperError } from '../errors.js';
 import type { IssuerContext } from '../issuers/issuer.js';
 
+/** The ACME challenge types certkeeper can answer. */
 export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
 
 export const CHALLENGE_TYPES: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
 
+/** One challenge of an authorization, as handed to a `ChallengeSolver`. */
 export interface ChallengeTask {
   type: ChallengeType;
   /** The authorization's identifier. For a wildcard order this is the base name (no `*.`). */
@@ -21,6 +23,7 @@ export interface ChallengeTask {
   keyAuthorization: string;
 }
 
+/** Answers one type of ACME challenge: publishes the proof, then removes it. */
 export interface ChallengeSolver {
   readonly type: ChallengeType;
   /**

@@ -10,6 +10,7 @@ import type { PrivateKey } from './keys.js';
 import { parseNames } from './names.js';
 import { crypto, x509 } from './x509.js';
 
+/** What `createCertificate` puts in a certificate. */
 export interface CertificateSpec {
   /** Public key the certificate certifies (from a CSR or a PrivateKey). */
   publicKey: WebCrypto.CryptoKey | PrivateKey;

@@ -10,6 +10,7 @@ import { PrivateKey } from './keys.js';
 import { canonicalIp, type Identifier, parseName, parseNames } from './names.js';
 import { crypto, x509 } from './x509.js';
 
+/** Options of `createCsr`. */
 export interface CsrOptions {
   key: PrivateKey;
   names: readonly string[];
@@ -17,6 +18,7 @@ export interface CsrOptions {
   commonName?: string | false;
 }
 
+/** A certificate signing request, in PEM and DER, with the names it asks for. */
 export interface Csr {
   pem: string;
   der: Buffer;

@@ -13,7 +13,9 @@ import { canonicalIp } from './names.js';
 import { parseCertificatePems, toPem } from './pem.js';
 import { x509 } from './x509.js';
 
+/** OID of the serverAuth extended key usage. */
 export const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+/** OID of the clientAuth extended key usage. */
 export const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const EKU_NAMES: Record<string, string> = {
   [EKU_SERVER_AUTH]: 'serverAuth',
@@ -32,6 +34,7 @@ const KEY_USAGES = [
   'decipherOnly',
 ] as const;
 
+/** What certkeeper reads from a certificate: subject, names, validity, serial, key identifiers, key usages. */
 export interface CertificateInfo {
   subject: string;
   issuer: string;

@@ -21,8 +21,11 @@ import { parsePem, toPem } from './pem.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
+/** Every key type certkeeper generates and accepts. */
 export const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const;
+/** A key type: ECDSA P-256/P-384, RSA 2048/3072/4096 or Ed25519. */
 export type KeyType = (typeof KEY_TYPES)[number];
+/** The key type used when none is configured. */
 export const DEFAULT_KEY_TYPE: KeyType = 'ec-p256';
 
 type ImportAlgorithm = WebCrypto.EcKeyImportParams | WebCrypto.RsaHashedImportParams | WebCrypto.Algorithm;
@@ -78,6 +81,7 @@ export function keyTypeOf(key: KeyObject): KeyType | null {
 
 const PRIVATE_LABELS = new Set(['PRIVATE KEY', 'EC PRIVATE KEY', 'RSA PRIVATE KEY']);
 
+/** A private key whose material never appears in strings, JSON or logs; `toPem()` exports it explicitly. */
 export class PrivateKey {
   readonly type: KeyType;
   readonly #key: KeyObject;

@@ -10,8 +10,10 @@ import { domainToASCII } from 'node:url';
 import { CertkeeperError } from '../errors.js';
 import { describeValue } from './guards.js';
 
+/** The kind of a certificate name. */
 export type NameType = 'dns' | 'ip';
 
+/** A certificate name, parsed and normalised (lower case DNS name without trailing dot, canonical IP). */
 export interface Identifier {
   type: NameType;
   /** Normalised value. */

@@ -22,6 +22,7 @@ import { CertkeeperError, type ErrorCode } from '../errors.js';
 import { isSignedBy, type ParsedCertificate } from './inspect.js';
 import { commonNameAsDns, constraintViolation, ipSanHex } from './name-constraints.js';
 
+/** What a certificate must be good for: server, client, both, or any. */
 export type Purpose = 'server' | 'client' | 'both' | 'any';
 
 export const PURPOSES: readonly Purpose[] = ['server', 'client', 'both', 'any'];

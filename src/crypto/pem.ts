@@ -6,6 +6,7 @@
 import { CertkeeperError } from '../errors.js';
 import { describeValue, isBytes, textOf } from './guards.js';
 
+/** One PEM block: its label and its DER bytes. */
 export interface PemBlock {
   label: string;
   der: Buffer;

@@ -35,6 +35,7 @@ import {
 
 export type { Purpose } from './path.js';
 
+/** What `validateBundle` checks: a key, its chain, and optionally names, anchors, purpose and time. */
 export interface BundleInput {
   /** The private key (PEM or PrivateKey). */
   key: string | Uint8Array | PrivateKey;
@@ -55,10 +56,12 @@ export interface BundleInput {
   skewMs?: number;
 }
 
+/** The outcome of `validateBundle`: the parsed chain, or the first problem and all of them. */
 export type BundleVerdict =
   | { ok: true; leaf: CertificateInfo; chain: CertificateInfo[] }
   | { ok: false; error: CertkeeperError; problems: CertkeeperError[] };
 
+/** The clock skew tolerated at validity boundaries by default (one minute). */
 export const DEFAULT_SKEW_MS = 60_000;
 
 function problem(code: ErrorCode, message: string, details: Record<string, unknown> = {}): CertkeeperError {

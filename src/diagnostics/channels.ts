@@ -19,6 +19,7 @@ import dc from 'node:diagnostics_channel';
 import type { CertkeeperError } from '../errors.js';
 import type { ObtainReason } from '../manager/events.js';
 
+/** Names of the `node:diagnostics_channel` channels certkeeper publishes on (exported as `DIAGNOSTIC_CHANNELS`). */
 export const CHANNELS = {
   /** TracingChannel name: subscribe with `diagnostics_channel.tracingChannel(CHANNELS.renewal)`. */
   renewal: 'certkeeper:renewal',
@@ -49,6 +50,7 @@ export interface RenewalContext {
   retryAt?: Date;
 }
 
+/** Published on the deploy channel after a new certificate was swapped in or rolled back. */
 export interface DeployMessage {
   manager: object;
   id: string;
@@ -70,6 +72,7 @@ export interface DeployMessage {
   error?: CertkeeperError;
 }
 
+/** Published on the live-check channel after a handshake checked which certificate a server presents. */
 export interface LiveCheckMessage {
   manager: object;
   id: string;

@@ -11,10 +11,12 @@
 import type { CertificateManager } from '../manager/manager.js';
 import type { TrustBundle, TrustBundleSource } from '../trust/bundle.js';
 
+/** An identity update for grpc-js: certificate chain and private key, PEM. */
 export interface IdentityCertificateUpdate {
   certificate: Buffer;
   privateKey: Buffer;
 }
+/** A CA update for grpc-js: the accepted CA certificates, PEM. */
 export interface CaCertificateUpdate {
   caCertificate: Buffer;
 }

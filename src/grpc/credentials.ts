@@ -14,6 +14,7 @@ import { ManagedIdentityProvider, TrustBundleCaProvider } from './certificate-pr
 
 type Grpc = typeof grpc;
 
+/** Options of `grpcServerCredentials`. */
 export interface GrpcServerCredentialsOptions {
   /** The managed server certificate to present. */
   id: string;
@@ -23,6 +24,7 @@ export interface GrpcServerCredentialsOptions {
   requireClientCert?: boolean;
 }
 
+/** Options of `grpcChannelCredentials`. */
 export interface GrpcChannelCredentialsOptions {
   /** Accepted server CAs (e.g. a TrustStore, or `await manager.trustAnchors()`). */
   trust: TrustBundleSource | readonly string[];

@@ -19,6 +19,7 @@ import { GenerationPool } from '../mtls/generation-pool.js';
 import { ClientIdentity, type ClientIdentityOptions, followIdentity } from '../mtls/generations.js';
 import { loadGrpc } from './credentials.js';
 
+/** Options of `createRotatingGrpcClient`. */
 export interface RotatingGrpcClientOptions<C> extends ClientIdentityOptions {
   /** Managed client certificate (purpose 'client'). */
   id: string;
@@ -38,6 +39,7 @@ export interface RotatingGrpcClientOptions<C> extends ClientIdentityOptions {
   graceMs?: number;
 }
 
+/** A gRPC client per client-certificate generation; `current()` is the newest. */
 export interface RotatingGrpcClient<C> {
   readonly identity: ClientIdentity;
   /** The client of the newest generation: take it for each call, do not keep it. */

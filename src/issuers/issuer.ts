@@ -17,8 +17,10 @@ import type { KeyType, PrivateKey } from '../crypto/keys.js';
 import type { Logger } from '../logger.js';
 import type { Store } from '../store/store.js';
 
+/** What a managed certificate is for: serving TLS or authenticating as a client. */
 export type CertificatePurpose = 'server' | 'client';
 
+/** What the manager gives an issuer for one call: store, clock, logger and cancellation. */
 export interface IssuerContext {
   store: Store;
   clock: Clock;
@@ -31,6 +33,7 @@ export interface IssuerContext {
   replicaId?: string;
 }
 
+/** What the manager asks an issuer for: the names, key and CSR of one certificate. */
 export interface CertificateRequest {
   /** The managed certificate's id. */
   id: string;
@@ -46,6 +49,7 @@ export interface CertificateRequest {
   current?: IssuedCertificate & { info: CertificateInfo; key: PrivateKey };
 }
 
+/** What an issuer returns: the chain, and the key when it is not the requested one. */
 export interface IssuedCertificate {
   /** Leaf first, then intermediates, PEM. A trailing root is tolerated. */
   chainPem: string;
@@ -56,6 +60,7 @@ export interface IssuedCertificate {
   key?: PrivateKey;
 }
 
+/** When the CA suggests renewing a certificate (ACME ARI). */
 export interface RenewalWindow {
   start: Date;
   end: Date;
@@ -63,6 +68,7 @@ export interface RenewalWindow {
   refreshAt?: Date;
 }
 
+/** RFC 5280 revocation reasons. */
 export type RevocationReason =
   | 'unspecified'
   | 'keyCompromise'
@@ -78,6 +84,7 @@ export interface IssuerBinding {
   lockTtlMs?: number;
 }
 
+/** Where certificates come from: an ACME CA, step-ca, the embedded CA, or your own. */
 export interface Issuer {
   /** Stable identity; certificates are stored under it (e.g. `internal`, an ACME directory URL). */
   readonly id: string;

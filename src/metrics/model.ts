@@ -15,6 +15,7 @@ import { DEFAULT_MAX_CERTIFICATE_SERIES } from './names.js';
 
 export type MeteredManager = Pick<CertificateManager, 'status' | 'on' | 'off'>;
 
+/** Options shared by the Prometheus and OpenTelemetry collectors. */
 export interface MetricsOptions {
   /** The manager's clock (readiness and expiry are judged by it). Default: the system clock. */
   clock?: Pick<Clock, 'now'>;
@@ -41,6 +42,7 @@ export function resolveMetricsOptions(options: MetricsOptions = {}): ResolvedMet
   return { now: () => clock.now(), maxCertificateSeries: max };
 }
 
+/** The per-certificate values of one collection. */
 export interface CertificateSeries {
   labels: { id: string; issuer: string };
   info: { id: string; issuer: string; serial: string; names: string; purpose: string };
@@ -51,6 +53,7 @@ export interface CertificateSeries {
   failures: number;
 }
 
+/** One collection: per-certificate series and the counts by state. */
 export interface Snapshot {
   series: CertificateSeries[];
   omitted: number;

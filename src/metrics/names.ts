@@ -11,6 +11,7 @@
 
 export type MetricType = 'gauge' | 'counter' | 'histogram';
 
+/** One metric: its Prometheus and OpenTelemetry names, type, help and labels. */
 export interface MetricDefinition {
   /** Prometheus name (counters end in `_total`). */
   prometheus: string;
@@ -27,6 +28,7 @@ export interface MetricDefinition {
 
 const CERT = ['id', 'issuer'] as const;
 
+/** Every metric certkeeper exports, by key. */
 export const METRICS = {
   expiration: {
     prometheus: 'certkeeper_certificate_expiration_timestamp_seconds',
@@ -148,6 +150,7 @@ export const METRICS = {
   },
 } as const satisfies Record<string, MetricDefinition>;
 
+/** The key of a metric in `METRICS`. */
 export type MetricKey = keyof typeof METRICS;
 
 /** Buckets of the duration histograms, in seconds: an internal CA takes milliseconds, an ACME order minutes. */

@@ -34,6 +34,7 @@ export interface MeterLike {
   removeBatchObservableCallback(callback: BatchCallback, observables: ObservableLike[]): void;
 }
 
+/** Options of an OpenTelemetry instrument, as the `MeterLike` interface takes them. */
 export interface InstrumentOptions {
   description?: string;
   unit?: string;
@@ -46,11 +47,13 @@ type BatchCallback = (observer: {
   observe(observable: ObservableLike, value: number, attributes?: Attributes): void;
 }) => void;
 
+/** Options of `createOpenTelemetryMetrics`. */
 export interface OpenTelemetryMetricsOptions extends MetricsOptions {
   /** Default: `metrics.getMeter('certkeeper', version)` from `@opentelemetry/api`. */
   meter?: MeterLike;
 }
 
+/** What `createOpenTelemetryMetrics` returns. */
 export interface OpenTelemetryMetrics {
   /** Stops observing and counting (instruments stay registered with the meter, as OpenTelemetry has it). */
   close(): void;

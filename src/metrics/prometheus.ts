@@ -34,6 +34,7 @@ export interface PromRegistryLike {
 }
 type Registry = PromRegistryLike;
 
+/** Options of `createPrometheusCollector`. */
 export interface PrometheusCollectorOptions extends MetricsOptions {
   /** The registry to register in. Default: prom-client's global `register`. */
   registry?: Registry;
@@ -41,6 +42,7 @@ export interface PrometheusCollectorOptions extends MetricsOptions {
   client?: unknown;
 }
 
+/** What `createPrometheusCollector` returns: the registry and an HTTP handler serving it. */
 export interface PrometheusCollector {
   readonly registry: Registry;
   /** Serves the registry in the Prometheus text format on GET `/metrics` (plain http, Express). */

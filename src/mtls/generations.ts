@@ -27,11 +27,13 @@ export interface ClientGeneration {
   readonly ca: string[] | undefined;
 }
 
+/** Options shared by the rotating agent, dispatcher and gRPC client. */
 export interface ClientIdentityOptions {
   /** Accepted server CAs: a trust source (e.g. a `TrustStore`) or fixed PEMs. Default: Node's roots. */
   trust?: TrustBundleSource | readonly string[];
 }
 
+/** A managed client certificate followed generation by generation, with the CAs its peers are checked against. */
 export class ClientIdentity {
   readonly manager: CertificateManager;
   readonly id: string;

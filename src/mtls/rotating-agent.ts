@@ -18,6 +18,7 @@ import type { CertificateManager } from '../manager/manager.js';
 import { GenerationPool } from './generation-pool.js';
 import { ClientIdentity, type ClientIdentityOptions, followIdentity } from './generations.js';
 
+/** Options of `createRotatingAgent`. */
 export interface RotatingAgentOptions extends ClientIdentityOptions {
   /** Options of every underlying Agent (keepAlive, maxSockets, timeout, servername, …). */
   agentOptions?: Omit<https.AgentOptions, 'key' | 'cert' | 'ca' | 'pfx' | 'passphrase'>;
@@ -38,6 +39,7 @@ interface AgentInternals {
   keepAlive: boolean;
 }
 
+/** An `https.Agent` that presents the current managed client certificate, one pool per certificate generation. */
 export class RotatingAgent extends https.Agent {
   readonly identity: ClientIdentity;
   readonly #pool: GenerationPool<Generation>;

@@ -25,6 +25,7 @@ import {
   followIdentity,
 } from './generations.js';
 
+/** Options of `createRotatingDispatcher`. */
 export interface RotatingDispatcherOptions extends ClientIdentityOptions {
   /** Options of every underlying undici Agent (connections, keepAliveTimeout, …); `connect` TLS fields are ours. */
   agentOptions?: Omit<UndiciAgent.Options, 'connect'> & {
@@ -34,6 +35,7 @@ export interface RotatingDispatcherOptions extends ClientIdentityOptions {
   graceMs?: number;
 }
 
+/** An undici dispatcher presenting the current managed client certificate, one Agent per certificate generation. */
 export type RotatingDispatcher = Dispatcher & {
   readonly identity: ClientIdentity;
   /** The serial presented by new connections, and the number of generations still alive. */

@@ -23,6 +23,7 @@ import {
 } from './http.js';
 import { type ObservedManager, observe } from './observer.js';
 
+/** Options of `createHealthHandler`. */
 export interface HealthHandlerOptions extends HealthOptions {
   /** Default `/healthz`. */
   livePath?: string;
@@ -32,6 +33,7 @@ export interface HealthHandlerOptions extends HealthOptions {
   details?: boolean;
 }
 
+/** Liveness and readiness endpoints for plain `http`, Express, Connect and Fastify. */
 export interface HealthHandler extends NodeHandler {
   /** The response for a method and path, or null when the path is not one of the handler's. */
   respond(method: string, path: string): OpsResponse | null;

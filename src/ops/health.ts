@@ -11,6 +11,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { optionError } from '../errors.js';
 import { type ObservedManager, observe } from './observer.js';
 
+/** Options of `health` and the health handler. */
 export interface HealthOptions {
   /** The manager's clock (a FakeClock in tests). Default: the system clock. */
   clock?: Pick<Clock, 'now'>;
@@ -20,8 +21,10 @@ export interface HealthOptions {
   certificates?: readonly string[];
 }
 
+/** Why a certificate is not ready. */
 export type NotReadyReason = 'missing' | 'expired' | 'not-yet-valid' | 'expiring' | 'unverified';
 
+/** The health of one managed certificate. */
 export interface CertificateHealth {
   id: string;
   ready: boolean;
@@ -38,6 +41,7 @@ export interface CertificateHealth {
   lastError: { code: string; message: string } | null;
 }
 
+/** Liveness and readiness of a manager, with the health of each certificate. */
 export interface HealthReport {
   /** The process answers (this report was made). */
   live: true;

@@ -4,18 +4,19 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** A response of the operations handlers, independent of the HTTP framework. */
 export interface OpsResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
 }
 
-/** A handler for `http.createServer`, Express (`app.use`) and Connect: unknown paths go to `next`. */
-export type NodeHandler = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  next?: (error?: unknown) => void,
-) => void;
+/** A handler for `http.createServer`, Express (`app.use`) and Connect. */
+export interface NodeHandler {
+  /** Handles one request; unknown paths go to `next`. */
+  // biome-ignore lint/style/useShorthandFunctionType: an interface lets the call signature carry its documentation
+  (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void;
+}
 
 /** What every operations response carries: not cached, not framed, not sniffed. */
 export const BASE_HEADERS: Readonly<Record<string, string>> = {

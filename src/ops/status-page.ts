@@ -34,6 +34,7 @@ import {
 import { type ObservedManager, observe } from './observer.js';
 import { PAGE_CSP, pageHtml } from './status-page-html.js';
 
+/** Options of `createStatusPage`. */
 export interface StatusPageOptions extends Omit<HealthOptions, 'certificates'> {
   /** Shown as the page's heading. Default `certkeeper`. */
   title?: string;
@@ -45,6 +46,7 @@ export interface StatusPageOptions extends Omit<HealthOptions, 'certificates'> {
   maxStreams?: number;
 }
 
+/** The status page: HTML, its JSON data and a live event stream. */
 export interface StatusPage extends NodeHandler {
   /** The response for a method and path below the mount point; null when not the page's. Not the event stream. */
   respond(method: string, path: string): OpsResponse | null;
@@ -54,6 +56,7 @@ export interface StatusPage extends NodeHandler {
   close(): void;
 }
 
+/** One certificate as the status page shows it. */
 export interface PageCertificate extends Omit<CertificateHealth, 'notBefore' | 'notAfter' | 'nextRenewalAt'> {
   names: string[];
   purpose: string;

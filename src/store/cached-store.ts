@@ -23,6 +23,7 @@ import type {
   WriteOptions,
 } from './store.js';
 
+/** Options of `CachedStore`. */
 export interface CachedStoreOptions {
   /** The shared store: the truth, and the only one that locks. */
   primary: Store;
@@ -36,6 +37,7 @@ function unavailable(error: unknown): boolean {
   return isCertkeeperError(error) && (error.code === 'STORE_IO' || error.code === 'STORE_CLOSED');
 }
 
+/** A shared store with a local copy, read when the shared store is unreachable. */
 export class CachedStore implements Store {
   readonly #primary: Store;
   readonly #cache: Store;

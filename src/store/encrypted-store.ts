@@ -31,11 +31,13 @@ import type {
   WriteOptions,
 } from './store.js';
 
+/** Options of `EncryptedStore`. */
 export interface EncryptedStoreOptions extends EncryptionOptions {
   /** Receives the warning when no key is configured. Default: console. */
   logger?: Logger;
 }
 
+/** Wraps any store and encrypts private keys and sealed records at rest (AES-256-GCM). */
 export class EncryptedStore implements Store {
   readonly #inner: Store;
   readonly #sealer: Sealer;

@@ -53,6 +53,7 @@ function fromProcessEnv(): string {
   return slot[ENV_SLOT] ?? '';
 }
 
+/** An encryption key and the id stored with what it encrypts. */
 export interface EncryptionKey {
   /** Stored in every envelope written with this key. `[A-Za-z0-9._-]{1,64}`; default: a fingerprint. */
   id?: string;
@@ -63,6 +64,7 @@ export interface EncryptionKey {
 /** A key: its base64 (optionally `id:base64`), its 32 bytes, or `{ id, key }`. */
 export type EncryptionKeyInput = string | Uint8Array | EncryptionKey;
 
+/** The keys for encryption at rest. */
 export interface EncryptionOptions {
   /**
    * Keys accepted for reading; the first one encrypts every write. Default: the comma-separated

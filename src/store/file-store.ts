@@ -43,6 +43,7 @@ import { assertStoreKey } from './layout.js';
 import { closedError, fencedOut, fenceOf, leaseTtl, toBytes } from './shared.js';
 import type { LockLease, LockOptions, Store, StoreStat, WriteOptions } from './store.js';
 
+/** Options of `FileStore`. */
 export interface FileStoreOptions {
   /**
    * Root directory of the store. Created (mode 0700) on the first write if missing. An existing
@@ -63,6 +64,7 @@ const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants
 /** Retries of a write whose directory a concurrent `delete` pruned between mkdir and create. */
 const PUT_ATTEMPTS = 4;
 
+/** The default store: files in a private directory, atomic writes, cross-process leases. */
 export class FileStore implements Store {
   /** Absolute path of the root directory. */
   readonly directory: string;

@@ -19,6 +19,7 @@ import {
 } from './shared.js';
 import type { LockLease, LockOptions, Store, StoreStat, WriteOptions } from './store.js';
 
+/** Options of `MemoryStore`. */
 export interface MemoryStoreOptions {
   /**
    * Epoch milliseconds for lease expiry and `stat().modified`: a function or any object with
@@ -42,6 +43,7 @@ interface Held {
 /** The longest a waiter sleeps between checks: bounds the delay when an injected clock jumps. */
 const MAX_WAIT_MS = 250;
 
+/** A store in the process's memory, for tests and single-process services that need nothing kept. */
 export class MemoryStore implements Store {
   readonly #clock: () => number;
   readonly #entries = new Map<string, Entry>();

@@ -54,6 +54,7 @@ export interface PgPoolLike {
   connect: (...args: never[]) => unknown;
 }
 
+/** Options of `PostgresStore`. */
 export interface PostgresStoreOptions extends SharedStoreOptions {
   /** `postgres://user:password@host:port/database?sslmode=…` */
   connectionString?: string;
@@ -120,6 +121,7 @@ export function likeBelow(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}/%`;
 }
 
+/** A store in PostgreSQL (driver `pg`, an optional peer), shared by replicas. */
 export class PostgresStore extends SharedStore {
   readonly table: string;
   readonly schema: string;

@@ -64,6 +64,7 @@ export interface RedisClientLike {
   on: (...args: never[]) => unknown;
 }
 
+/** Options of `RedisStore`. */
 export interface RedisStoreOptions extends SharedStoreOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
   url?: string;
@@ -78,6 +79,7 @@ export interface RedisStoreOptions extends SharedStoreOptions {
   prefix?: string;
 }
 
+/** A store in Redis (driver `ioredis`, an optional peer), shared by replicas. */
 export class RedisStore extends SharedStore {
   /** The namespace of this store's Redis keys. */
   readonly prefix: string;

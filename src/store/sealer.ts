@@ -23,6 +23,7 @@ import {
 import { layout } from './layout.js';
 import { RecordSealer } from './sealed-records.js';
 
+/** What `reencrypt()` did. */
 export interface ReencryptResult {
   /** Sensitive keys and sealed records looked at. */
   examined: number;

@@ -22,6 +22,7 @@ import type {
 } from './store.js';
 import { WatchHub } from './watch.js';
 
+/** Options shared by `RedisStore` and `PostgresStore`. */
 export interface SharedStoreOptions {
   /**
    * Encryption of private keys at rest (AES-256-GCM). Default: keys from the

@@ -121,6 +121,7 @@ export interface StoreStat {
   modified: Date;
 }
 
+/** Options of `Store.lock`. */
 export interface LockOptions {
   /** Lease duration in milliseconds. Default 30 000. */
   ttlMs?: number;
@@ -151,6 +152,7 @@ export interface WriteOptions {
 /** What `Store.watch` reports: a key that changed, or a gap after which everything should be re-read. */
 export type StoreChange = { readonly type: 'change'; readonly key: string } | { readonly type: 'resync' };
 
+/** Receives the changes a `Store.watch` reports. */
 export type StoreChangeListener = (change: StoreChange) => void;
 
 /** What `RecordSealing.open` returns: the value and the version it was sealed at. */
@@ -184,6 +186,7 @@ export interface RecordSealing {
   open(key: string, stored: Uint8Array | null, options?: { atLeast?: number }): SealedRecord | null;
 }
 
+/** The storage contract every store keeps (described at the top of this file; `runStoreConformance` checks it). */
 export interface Store {
   get(key: string): Promise<Uint8Array | null>;
   /** With `options.fence`, a fenced write (see "Fenced writes" above). */
@@ -215,4 +218,5 @@ export interface Store {
   readonly sealing?: RecordSealing;
 }
 
+/** Lease duration of a lock when none is given. */
 export const DEFAULT_LOCK_TTL_MS = 30_000;

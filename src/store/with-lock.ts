@@ -6,6 +6,7 @@ import { CertkeeperError, isCertkeeperError } from '../errors.js';
 import { leaseTtl } from './shared.js';
 import type { LockLease, Store } from './store.js';
 
+/** Options of `withLock`. */
 export interface WithLockOptions {
   /** Lease duration; renewed every third of it while `fn` runs. Default 30 000. */
   ttlMs?: number;

@@ -37,6 +37,7 @@ import {
 
 export type { ChallengeReach, Sighting } from './challenge-reach.js';
 
+/** A solver for `runChallengeSolverConformance`, with where its answers can be looked at. */
 export interface ChallengeSolverUnderTest {
   solver: ChallengeSolver;
   /** A DNS domain the CA would validate names of: the suite uses `<random>.<domain>`. */
@@ -59,6 +60,7 @@ export interface ChallengeSolverUnderTest {
 /** Called before every test. */
 export type ChallengeSolverFactory = () => ChallengeSolverUnderTest | Promise<ChallengeSolverUnderTest>;
 
+/** Options of `runChallengeSolverConformance`. */
 export interface ChallengeSolverConformanceOptions {
   /** How long an answer may take to disappear after cleanup (DNS caches). Default 10 000 ms. */
   settleMs?: number;

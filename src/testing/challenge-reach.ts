@@ -24,6 +24,7 @@ export type ChallengeReach =
   /** Anything else: whether the CA would find the answer of `task` now. */
   | { custom(task: ChallengeTask): Promise<boolean> };
 
+/** What the conformance kit found where the CA would look. */
 export interface Sighting {
   /** The CA would accept what it found. */
   answered: boolean;

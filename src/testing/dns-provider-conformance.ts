@@ -21,6 +21,7 @@ import type { TestContext } from 'vitest';
 import type { DnsProvider } from '../challenges/dns-01.js';
 import { eventually, expectNone, failureProblems, freshLabel, freshToken, within } from './kit-support.js';
 
+/** A provider for `runDnsProviderConformance`, with its zone and the servers answering for it. */
 export interface DnsProviderUnderTest {
   provider: DnsProvider;
   /** A zone the provider may write: the suite writes TXT records at `_acme-challenge.<random>.<zone>`. */
@@ -36,6 +37,7 @@ export interface DnsProviderUnderTest {
 /** Called before every test. */
 export type DnsProviderFactory = () => DnsProviderUnderTest | Promise<DnsProviderUnderTest>;
 
+/** Options of `runDnsProviderConformance`. */
 export interface DnsProviderConformanceOptions {
   /** How long a change may take to show at the resolvers. Default 10 000 ms. */
   propagationMs?: number;

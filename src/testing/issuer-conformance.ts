@@ -47,6 +47,7 @@ import {
   within,
 } from './kit-support.js';
 
+/** An issuer for `runIssuerConformance`, with what its CA issues. */
 export interface IssuerUnderTest {
   issuer: Issuer;
   /** A DNS domain the CA issues under: the suite asks for `<random>.<domain>` names. */
@@ -77,6 +78,7 @@ export interface IssuerUnderTest {
 /** Called before every test. */
 export type IssuerFactory = () => IssuerUnderTest | Promise<IssuerUnderTest>;
 
+/** Options of `runIssuerConformance`. */
 export interface IssuerConformanceOptions {
   /** How long an aborted or unreachable call may take to reject. Default 5000 ms. */
   promptMs?: number;

@@ -37,6 +37,7 @@ export type { StoreUnderTest } from './store-conformance/kit.js';
 /** Called before every test. */
 export type StoreFactory = () => StoreUnderTest | Promise<StoreUnderTest>;
 
+/** Options of `runStoreConformance`. */
 export interface StoreConformanceOptions {
   /** Lease used by the takeover and renewal tests. Default 300 ms; raise it for slow backends. */
   shortTtlMs?: number;

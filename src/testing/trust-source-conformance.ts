@@ -20,6 +20,7 @@ import { isCertkeeperError } from '../errors.js';
 import { makeBundle } from '../trust/bundle.js';
 import type { TrustSource } from '../trust/source.js';
 
+/** A trust source for `runTrustSourceConformance`, with what it holds and how to change it. */
 export interface TrustSourceUnderTest {
   source: TrustSource;
   /** Lowercase hex SHA-256 fingerprints of the anchors the source holds now. */
@@ -32,8 +33,10 @@ export interface TrustSourceUnderTest {
   cleanup?: () => void | Promise<void>;
 }
 
+/** Makes a fresh trust source for each test of `runTrustSourceConformance`. */
 export type TrustSourceFactory = () => TrustSourceUnderTest | Promise<TrustSourceUnderTest>;
 
+/** Options of `runTrustSourceConformance`. */
 export interface TrustSourceConformanceOptions {
   /** How long `watch` may take to report a change. Default 5000 ms. */
   watchTimeoutMs?: number;

@@ -23,6 +23,7 @@ import type { Store } from '../store/store.js';
 import { InternalCaTrustSource } from './internal-ca-source.js';
 import type { ProtectedChains, TrustStore } from './trust-store.js';
 
+/** Options of `rotateCa`. */
 export interface RotateCaOptions {
   ca: InternalCA;
   manager: CertificateManager;

@@ -18,6 +18,7 @@ import { CertkeeperError, describeCause, optionError } from '../errors.js';
 import { every } from './poll.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `FileTrustSource`. */
 export interface FileTrustSourceOptions {
   /** Files holding one or more PEM certificates each. */
   paths: string[];

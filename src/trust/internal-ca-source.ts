@@ -10,6 +10,7 @@ import { layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `InternalCaTrustSource`. */
 export interface InternalCaTrustSourceOptions {
   /**
    * The CA's store, when the CA was given none and is not used by a manager (a manager's

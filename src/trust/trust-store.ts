@@ -32,6 +32,7 @@ import type { TrustSource } from './source.js';
 /** Chains (PEM, leaf first) that every accepted bundle must keep trusting. */
 export type ProtectedChains = () => Iterable<string> | Promise<Iterable<string>>;
 
+/** Options of `TrustStore`. */
 export interface TrustStoreOptions {
   sources: TrustSource[];
   /** Chains that must stay trusted; more can be added with `protect()`. */
@@ -44,6 +45,7 @@ export interface TrustStoreOptions {
   clock?: Clock;
 }
 
+/** A change of the trusted bundle: what was added and removed (fingerprints). */
 export interface TrustChange {
   version: number;
   added: string[];
@@ -51,6 +53,7 @@ export interface TrustChange {
   fingerprints: readonly string[];
 }
 
+/** The events of a `TrustStore`. */
 export interface TrustStoreEvents {
   changed: [TrustChange];
   sourceFailed: [{ source: string; error: CertkeeperError }];
@@ -59,6 +62,7 @@ export interface TrustStoreEvents {
   exportFailed: [{ path: string; error: CertkeeperError }];
 }
 
+/** Options of `TrustStore.refresh`. */
 export interface RefreshOptions {
   /** Apply even if protected chains would no longer be trusted. */
   force?: boolean;

@@ -29,6 +29,7 @@ import { HttpsClient, MAX_TIMEOUT_MS } from '../net/https-client.js';
 import { every } from './poll.js';
 import type { TrustSource } from './source.js';
 
+/** Options of `UrlTrustSource`. */
 export interface UrlTrustSourceOptions {
   url: string | URL;
   name?: string;

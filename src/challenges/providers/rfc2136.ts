@@ -41,6 +41,7 @@ import {
   WireError,
 } from './dns-wire.js';
 
+/** Options of `Rfc2136Provider`. */
 export interface Rfc2136Options {
   /** The server that accepts updates (the zone's primary): `host`, `host:port` or `[v6]:port`. */
   server: string;

@@ -38,6 +38,7 @@ const FALLBACK_MEMORY_MS = 60 * 60_000;
 /** Deactivating a given-up order's authorizations is best effort, and bounded. */
 const ABANDON_TIMEOUT_MS = 5_000;
 
+/** Issues certificates from an ACME CA (RFC 8555), with ARI renewal windows and profiles where the CA offers them. */
 export class AcmeIssuer implements Issuer {
   readonly id: string;
   readonly #o: AcmeIssuerOptions;

@@ -8,6 +8,7 @@ import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import type { AccountKeyType } from './account.js';
 import { DEFAULT_POLL, type PollOptions } from './order.js';
 
+/** Options of `AcmeIssuer`. */
 export interface AcmeIssuerOptions {
   /** The CA's directory, `https:` (an `http:` one only with `allowHttp`). */
   directoryUrl: string;

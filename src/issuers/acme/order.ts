@@ -16,6 +16,7 @@ import type { AcmeClient } from './account.js';
 import { challengeRetryable } from './problems.js';
 import { parseRetryAfter } from './transport.js';
 
+/** How an order and its authorizations are polled while the CA works on them. */
 export interface PollOptions {
   /** The first delay (default 25 ms); delays then follow the time already waited (doubling). */
   initialMs: number;

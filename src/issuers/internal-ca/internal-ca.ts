@@ -56,6 +56,7 @@ export type {
   RotateIntermediateOptions,
 } from './options.js';
 
+/** An embedded CA (root and intermediate kept in the store) issuing short-lived certificates, with CRLs and root rotation. */
 export class InternalCA implements Issuer {
   readonly id: string;
   readonly name: string;

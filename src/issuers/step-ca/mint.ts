@@ -33,6 +33,7 @@ export const TOKEN_LIFETIME_MS = 5 * 60_000;
  */
 const MAX_PBES2_COUNT = 1_000_000;
 
+/** A step-ca JWK provisioner's private key and its password. */
 export interface ProvisionerKeyOptions {
   /** A private JWK (object or JSON text), a PEM private key, or step-ca's encrypted key (JWE). */
   key: JWK | string;
@@ -40,6 +41,7 @@ export interface ProvisionerKeyOptions {
   password?: string | Uint8Array;
 }
 
+/** A loaded provisioner key, ready to sign tokens. */
 export interface ProvisionerKey {
   kid: string;
   alg: string;
@@ -138,6 +140,7 @@ export async function loadProvisionerKey(options: ProvisionerKeyOptions): Promis
   return { kid, alg, jwk };
 }
 
+/** Options of `mintToken`: the provisioner, the CA and the names the token allows. */
 export interface MintTokenOptions extends ProvisionerKeyOptions {
   /** The CA URL the service will use (the audience is `<caUrl>/1.0/sign`). */
   caUrl: string;

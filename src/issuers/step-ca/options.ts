@@ -9,6 +9,7 @@ import { MAX_TIMEOUT_MS } from '../../net/https-client.js';
 import { normalizeFingerprint, parseRoot, rootFingerprint } from './bootstrap.js';
 import { type TokenOption, TokenSource } from './token-source.js';
 
+/** Options of `StepCaIssuer`. */
 export interface StepCaIssuerOptions {
   /** The CA's URL, e.g. `https://ca.internal:9000`. Tokens must be minted for this host. */
   caUrl: string;

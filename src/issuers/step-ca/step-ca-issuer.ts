@@ -38,6 +38,7 @@ import type { TokenSource } from './token-source.js';
 
 export type { StepCaIssuerOptions };
 
+/** Enrolls with a step-ca compatible CA using a one-time token, then renews over mutual TLS. */
 export class StepCaIssuer implements Issuer {
   readonly id: string;
   readonly caUrl: URL;

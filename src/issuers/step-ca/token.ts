@@ -16,6 +16,7 @@ import { CertkeeperError } from '../../errors.js';
 /** step-ca validates times with one minute of leeway; the client uses the same, so it never refuses a token the CA would take. */
 export const TOKEN_LEEWAY_MS = 60_000;
 
+/** The claims of a step-ca one-time token that certkeeper checks before presenting it. */
 export interface TokenClaims {
   iss: string | null;
   sub: string | null;

@@ -5,6 +5,7 @@
 import type { ExpectStatic, TestContext } from 'vitest';
 import type { Store } from '../../store/store.js';
 
+/** A store for `runStoreConformance`, and how to reach its backend again. */
 export interface StoreUnderTest {
   /** A fresh, empty store. The suite closes it after the test. */
   store: Store;
