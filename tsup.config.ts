@@ -1,11 +1,23 @@
 import { defineConfig } from 'tsup';
 
+// One entry per package export (package.json "exports"; test/package/exports.test.ts checks the
+// two lists agree), plus the command line.
+export const entries: Record<string, string> = {
+  index: 'src/index.ts',
+  'acme/index': 'src/entries/acme.ts',
+  'step-ca/index': 'src/entries/step-ca.ts',
+  'stores/index': 'src/entries/stores.ts',
+  'crypto/index': 'src/entries/crypto.ts',
+  'grpc/index': 'src/entries/grpc.ts',
+  'undici/index': 'src/entries/undici.ts',
+  // certkeeper/metrics: the prom-client and OpenTelemetry collectors (optional peers).
+  'metrics/index': 'src/metrics/index.ts',
+  'testing/index': 'src/testing/index.ts',
+};
+
 export default defineConfig({
   entry: {
-    index: 'src/index.ts',
-    'testing/index': 'src/testing/index.ts',
-    // certkeeper/metrics: the prom-client and OpenTelemetry collectors (optional peers).
-    'metrics/index': 'src/metrics/index.ts',
+    ...entries,
     // The `certkeeper` command (package.json `bin`).
     'cli/index': 'src/cli/index.ts',
   },

@@ -4,14 +4,8 @@
 // SNI lookup cost, a real handshake to a certificate never touched before (lazy load), and one
 // maintenance pass (reconcile: every pointer re-read). Prints one JSON line.
 import tls from 'node:tls';
-import {
-  createCertificateManager,
-  createTlsServer,
-  FileStore,
-  InternalCA,
-  RedisStore,
-  silentLogger,
-} from 'certkeeper';
+import { createCertificateManager, createTlsServer, FileStore, InternalCA, silentLogger } from 'certkeeper';
+import { RedisStore } from 'certkeeper/stores';
 
 const [kind, location, countText] = process.argv.slice(2);
 const count = Number(countText);

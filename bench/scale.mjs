@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createCertificateManager, InternalCA, MemoryStore, RedisStore, silentLogger } from 'certkeeper';
+import { createCertificateManager, InternalCA, MemoryStore, silentLogger } from 'certkeeper';
+import { RedisStore } from 'certkeeper/stores';
 
 const N = Number(process.env.BENCH_SCALE_N ?? 10_000);
 const dir = mkdtempSync(join(tmpdir(), 'certkeeper-bench-scale-'));

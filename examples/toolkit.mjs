@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCertificate, FileStore, layout, PrivateKey, validateBundle } from 'certkeeper';
+import { FileStore } from 'certkeeper';
+import { createCertificate, PrivateKey, validateBundle } from 'certkeeper/crypto';
 
 const now = Date.now();
 const caKey = await PrivateKey.generate();
@@ -33,11 +34,14 @@ console.log(`validated: serial ${verdict.leaf.serialNumber}, names ${verdict.lea
 
 const dir = mkdtempSync(join(tmpdir(), 'certkeeper-example-'));
 const store = new FileStore({ directory: dir });
-const keys = layout.certificate('example', 'localhost');
-const gen = keys.generation(leaf.info.serialNumber);
+// Plain keys of our own: the manager's layout of the store is its business, not the toolkit's.
+const gen = {
+  cert: `example/${leaf.info.serialNumber}/cert.pem`,
+  key: `example/${leaf.info.serialNumber}/key.pem`,
+};
 await store.put(gen.cert, leaf.pem);
 await store.put(gen.key, key.toPem());
-console.log(`stored under ${dir}/${gen.dir}`);
+console.log(`stored under ${dir}/example/${leaf.info.serialNumber}`);
 
 const server = https.createServer(
   { key: Buffer.from(await store.get(gen.key)), cert: Buffer.from(await store.get(gen.cert)) },

@@ -1,5 +1,5 @@
 /**
- * Trust anchors from a step-ca compatible CA, bootstrapped by fingerprint (protocols.md §6): the
+ * Trust anchors from a step-ca compatible CA, bootstrapped by fingerprint (docs/platform.md#step-ca): the
  * root is fetched from `GET {ca}/root/{fingerprint}` without TLS verification and accepted only if
  * the SHA-256 of its DER equals the configured fingerprint. It reuses the step-ca issuer's
  * bootstrap (`fetchRoot`), so both agree on fingerprint forms and error codes: a substituted root

@@ -1,5 +1,5 @@
 // The example provider of docs/dns-providers.md, run as printed there (its code block, with the
-// package name pointed at the source) against a fake of the HTTP DNS API it is written for. The
+// package's import paths pointed at the source entries) against a fake of the HTTP DNS API it is written for. The
 // fake publishes its TXT records through pebble-challtestsrv's DNS, so Pebble validates a
 // wildcard certificate through the example end to end.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { parseCertificates } from '../../src/crypto/inspect.js';
 import { AcmeIssuer } from '../../src/issuers/acme/acme-issuer.js';
 import { createCertificateManager } from '../../src/manager/manager.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { entries } from '../../tsup.config.js';
 import { describePebble, type Pebble, startPebble } from '../support/pebble.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,7 +29,15 @@ async function loadExample(): Promise<{ ExampleDnsProvider: ProviderClass; clean
   if (!block) throw new Error('docs/dns-providers.md: no example block');
   const dir = mkdtempSync(join(tmpdir(), 'certkeeper-doc-example-'));
   const file = join(dir, 'example-dns-provider.ts');
-  writeFileSync(file, block.replaceAll("from 'certkeeper'", `from '${join(root, 'src/index.ts')}'`));
+  const entry = (path: string) => {
+    const source = entries[path === 'certkeeper' ? 'index' : `${path.slice('certkeeper/'.length)}/index`];
+    if (!source) throw new Error(`docs/dns-providers.md imports ${path}, which the package does not export`);
+    return `from '${join(root, source)}'`;
+  };
+  writeFileSync(
+    file,
+    block.replaceAll(/from '(certkeeper(?:\/[\w-]+)?)'/g, (_, path: string) => entry(path)),
+  );
   const module = (await import(file)) as { ExampleDnsProvider: ProviderClass };
   return { ExampleDnsProvider: module.ExampleDnsProvider, cleanup: () => rmSync(dir, { recursive: true }) };
 }

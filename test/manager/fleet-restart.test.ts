@@ -18,7 +18,8 @@ import { handshake } from '../support/tls.js';
 const redisUrl = await redisPeer();
 
 const APP = `
-import { CachedStore, FileStore, RedisStore, InternalCA, createCertificateManager, createHttpsServer, silentLogger } from 'certkeeper';
+import { FileStore, InternalCA, createCertificateManager, createHttpsServer, silentLogger } from 'certkeeper';
+import { CachedStore, RedisStore } from 'certkeeper/stores';
 
 const { FLEET_REDIS_URL, FLEET_PREFIX, FLEET_DIR, FLEET_KEY } = process.env;
 // The README's example, with the keys given explicitly and quiet logs.

@@ -30,14 +30,14 @@ const cjsPatch = `
   };
 `;
 
-/** Runs in the child with `ck` bound to the package. */
+/** Runs in the child with `ck`, `undici` and `grpc` bound to the package's entries (root, certkeeper/undici, certkeeper/grpc). */
 const probe = `
   const results = {};
   results.loaded = typeof ck.createCertificateManager === 'function' && typeof ck.createRotatingAgent === 'function';
   const manager = ck.createCertificateManager({ certificates: [{ id: 'c', names: ['c.test'], purpose: 'client' }], logger: ck.silentLogger, reconcileIntervalMs: 0 });
   for (const [name, run] of [
-    ['dispatcher', () => ck.createRotatingDispatcher(manager, 'c')],
-    ['grpc', () => ck.grpcChannelCredentials(manager, { trust: [] })],
+    ['dispatcher', () => undici.createRotatingDispatcher(manager, 'c')],
+    ['grpc', () => grpc.grpcChannelCredentials(manager, { trust: [] })],
   ]) {
     try { await run(); results[name] = 'resolved'; }
     catch (e) { results[name] = { code: e.code, dependency: e.details?.dependency }; }
@@ -61,7 +61,7 @@ describe('optional peers absent', () => {
       esmHook,
       '--input-type=module',
       '-e',
-      `import * as ck from 'certkeeper'; ${probe}`,
+      `import * as ck from 'certkeeper'; import * as undici from 'certkeeper/undici'; import * as grpc from 'certkeeper/grpc'; ${probe}`,
     ]);
     expect(out).toEqual(expected);
   });
@@ -71,7 +71,7 @@ describe('optional peers absent', () => {
       '--import',
       esmHook,
       '-e',
-      `${cjsPatch} (async () => { const ck = require('certkeeper'); ${probe} })();`,
+      `${cjsPatch} (async () => { const ck = require('certkeeper'); const undici = require('certkeeper/undici'); const grpc = require('certkeeper/grpc'); ${probe} })();`,
     ]);
     expect(out).toEqual(expected);
   });

@@ -1,5 +1,5 @@
-// A faithful stand-in for step-ca (which cannot run here), following protocols.md §6 rule by
-// rule over real HTTPS (node:https) with client-certificate verification. The rules themselves
+// A faithful stand-in for step-ca (which cannot run here), following docs/platform.md#step-ca rule
+// by rule over real HTTPS (node:https) with client-certificate verification. The rules themselves
 // are in rules.ts; this file is the server: PKI, routes, the answers' shapes and status codes,
 // mTLS, the injectable clock, restarts, and test-only faults (a proxy answering garbage).
 //

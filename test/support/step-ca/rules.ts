@@ -1,5 +1,5 @@
 // The authorization and policy rules of the fake step-ca, one function per rule family, each
-// rule commented with where it comes from (protocols.md §6 and step-ca's authority package).
+// rule commented with where it comes from (docs/platform.md#step-ca and step-ca's authority package).
 // A rule that fails throws a `Refusal`: the HTTP status step-ca answers, and the reason step-ca
 // would log (tests read the log to prove which rule fired; the client sees only the status and
 // step-ca's public message).
