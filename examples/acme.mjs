@@ -11,17 +11,15 @@
 // TLS-ALPN-01 is validated on 443), HTTP_PORT (default 80), HOST, CERTKEEPER_DIR,
 // CHALLTESTSRV_URL and DNS_RESOLVERS (host:port, comma-separated) for dns-01.
 import { readFileSync } from 'node:fs';
+import { createCertificateManager, createHttpsServer, FileStore } from 'certkeeper';
 import {
   AcmeIssuer,
   ChallTestSrvProvider,
-  createCertificateManager,
-  createHttpsServer,
   Dns01Solver,
-  FileStore,
   Http01Solver,
   startHttp01Server,
   TlsAlpn01Solver,
-} from 'certkeeper';
+} from 'certkeeper/acme';
 
 const env = process.env;
 const domain = env.DOMAIN;

@@ -8,15 +8,8 @@
 // CERTKEEPER_DIR (the store, default ./.certkeeper).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import {
-  AcmeIssuer,
-  createCertificateManager,
-  createHealthHandler,
-  createHttp01Handler,
-  createHttpsServer,
-  FileStore,
-  Http01Solver,
-} from 'certkeeper';
+import { createCertificateManager, createHealthHandler, createHttpsServer, FileStore } from 'certkeeper';
+import { AcmeIssuer, createHttp01Handler, Http01Solver } from 'certkeeper/acme';
 import express from 'express';
 
 const env = process.env;

@@ -6,14 +6,8 @@
 // Needs fastify (npm install fastify). Environment: as examples/express.mjs (DOMAIN required; ACME_DIRECTORY_URL, ACME_CONTACT,
 // ACME_CA_FILE, ACME_ROOT_FILE, PORT, HTTP_PORT, HOST, CERTKEEPER_DIR).
 import { readFileSync } from 'node:fs';
-import {
-  AcmeIssuer,
-  createCertificateManager,
-  createHealthHandler,
-  createHttp01Handler,
-  FileStore,
-  Http01Solver,
-} from 'certkeeper';
+import { createCertificateManager, createHealthHandler, FileStore } from 'certkeeper';
+import { AcmeIssuer, createHttp01Handler, Http01Solver } from 'certkeeper/acme';
 import Fastify from 'fastify';
 
 const env = process.env;

@@ -8,12 +8,12 @@
 import {
   createCertificateManager,
   createHttpsServer,
-  createRotatingDispatcher,
   InternalCA,
   InternalCaTrustSource,
   peerIdentity,
   TrustStore,
 } from 'certkeeper';
+import { createRotatingDispatcher } from 'certkeeper/undici';
 import { fetch } from 'undici';
 
 const ca = new InternalCA({ lifetimeMs: Number(process.env.LIFETIME_MS ?? 60_000) });

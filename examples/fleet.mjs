@@ -8,7 +8,8 @@
 // the same on every replica: `openssl rand -base64 32`), STORE_PREFIX (Redis key prefix or
 // PostgreSQL table, default certkeeper), NAME (this replica, for its log lines), PORT (default
 // 8443; 0 picks a free one), HOST (default 127.0.0.1).
-import { createCertificateManager, createHttpsServer, PostgresStore, RedisStore } from 'certkeeper';
+import { createCertificateManager, createHttpsServer } from 'certkeeper';
+import { PostgresStore, RedisStore } from 'certkeeper/stores';
 
 const env = process.env;
 const url = env.STORE ?? '';

@@ -6,14 +6,8 @@
 // Needs @grpc/grpc-js >= 1.12. Environment: LIFETIME_MS (certificate lifetime, default 60000),
 // INTERVAL_MS (between calls, default 500), CERTKEEPER_DIR.
 import * as grpc from '@grpc/grpc-js';
-import {
-  createCertificateManager,
-  createRotatingGrpcClient,
-  grpcServerCredentials,
-  InternalCA,
-  InternalCaTrustSource,
-  TrustStore,
-} from 'certkeeper';
+import { createCertificateManager, InternalCA, InternalCaTrustSource, TrustStore } from 'certkeeper';
+import { createRotatingGrpcClient, grpcServerCredentials } from 'certkeeper/grpc';
 
 // One unary method with JSON messages, so the example needs no .proto file.
 const json = {

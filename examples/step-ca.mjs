@@ -8,7 +8,8 @@
 // TOKEN_FILE (default /run/secrets/enroll-token), NAMES (comma-separated, as in the token;
 // default localhost), PORT (default 8443; 0 picks a free one), HOST (default 127.0.0.1),
 // CERTKEEPER_DIR.
-import { createCertificateManager, createHttpsServer, StepCaIssuer } from 'certkeeper';
+import { createCertificateManager, createHttpsServer } from 'certkeeper';
+import { StepCaIssuer } from 'certkeeper/step-ca';
 
 const env = process.env;
 const names = (env.NAMES ?? 'localhost').split(',');
