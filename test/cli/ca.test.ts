@@ -83,7 +83,10 @@ describe('certkeeper ca (root offline)', () => {
       code: 'CA_ROOT_OFFLINE',
       message: /certkeeper ca sign-intermediate --ca-name certkeeper-internal --root-key <file>/,
     });
-    await expect(ca.beginRootRotation()).rejects.toMatchObject({ code: 'CA_ROOT_OFFLINE' });
+    await expect(ca.beginRootRotation()).rejects.toMatchObject({
+      code: 'CA_ROOT_OFFLINE',
+      message: /rotating an offline root is not supported yet/,
+    });
     await expect(
       ca.revoke({ chainPem: leaf.chain[0]!.pem }, 'keyCompromise', context(s.store, s.clock)),
     ).rejects.toMatchObject({ code: 'CA_ROOT_OFFLINE' });
@@ -91,6 +94,10 @@ describe('certkeeper ca (root offline)', () => {
     // The root CRL signed at init is served beside the intermediate's, verified by the root.
     const crls = await ca.crls();
     expect(crls).toHaveLength(2);
+    // The root CRL signed at init runs for the default 30 days (the intermediate's for a day).
+    const { x509 } = await import('../../src/crypto/x509.js');
+    const imported = new x509.X509Crl(crls[1]!);
+    expect(imported.nextUpdate!.getTime() - Math.floor(s.clock.now() / 1000) * 1000).toBe(30 * DAY);
     const rootCrl = join(s.admin, 'root-crl.pem');
     writeFileSync(rootCrl, crls[1]!);
     expect(

@@ -163,10 +163,12 @@ export async function beginRootRotation(state: CaState, profile: CaProfile, now:
   }
   if (state.next) return state;
   if (rootOffline(state)) {
-    throw rootOfflineError(
-      profile,
-      'a root rotation',
-      `certkeeper ca init --ca-name ${profile.name} --rotate`,
+    // No command rotates an offline root yet: say so rather than name one.
+    throw new CertkeeperError(
+      'CA_ROOT_OFFLINE',
+      `internal CA ${profile.name}: a root rotation needs the root key, which is kept offline; ` +
+        'rotating an offline root is not supported yet (docs/operations.md)',
+      { details: { operation: 'a root rotation' } },
     );
   }
   return { ...state, next: await makeRoot(profile, now, true) };
