@@ -1,7 +1,7 @@
 // The nginx and Apache recipes test the configuration before signalling: `nginx -s reload` and
 // `apache2 -k graceful` exit 0 even when the master then refuses what it reads, so without the
 // test step a broken configuration would look like a successful reload.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { fileTarget } from '../../../src/deploy/file-target.js';
@@ -31,3 +31,31 @@ for (const definition of [nginx, apache]) {
     });
   });
 }
+
+// Why fileTarget checks the pair before writing (docs/deploy.md): `apache2 -t` accepts a key
+// that is not the certificate's, and the graceful restart that then meets it ends the server.
+describe.skipIf(!apache.available())('Apache meeting a mismatched pair at graceful', () => {
+  it('passes the configuration test, then its parent exits', async () => {
+    const dir = join(tempDir('apache-mismatch'), 'set');
+    await fileTarget({ ids: ['svc'], dir }).apply('svc', await ca.issue(), AbortSignal.timeout(60_000));
+    const service = await apache.start(dir);
+    // Written around the target (which would refuse it): a key from another certificate.
+    const other = await ca.issue();
+    const key = join(dir, 'privkey.pem');
+    rmSync(key);
+    writeFileSync(key, other.key.toPem(), { mode: 0o600 });
+    const exited = new Promise((resolve) => service.peer.child.once('exit', resolve));
+    await service.reload[0]!.run({
+      id: 'svc',
+      fingerprint256: other.info.fingerprint256,
+      paths: {},
+      versionPaths: {},
+      signal: AbortSignal.timeout(60_000),
+    });
+    await exited;
+    expect(service.peer.child.exitCode ?? service.peer.child.signalCode).not.toBeNull();
+    expect(service.peer.output() + readFileSync(join(service.config!, '..', 'error.log'), 'utf8')).toMatch(
+      /do not match/,
+    );
+  });
+});
