@@ -51,7 +51,10 @@ async function waitListening(port, child, output) {
   for (let i = 0; i < 200; i++) {
     if (child.exitCode !== null) break;
     const up = await new Promise((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (up) return;

@@ -7,6 +7,7 @@ import type { ReloadAction } from '../../../src/deploy/reload/action.js';
 import { haproxyRuntimeApi } from '../../../src/deploy/reload/recipes/haproxy.js';
 import { apacheReload, nginxReload } from '../../../src/deploy/reload/recipes/web-servers.js';
 import type { Protocol } from '../../../src/deploy/verify/preambles.js';
+import { probeOnce } from '../../../src/deploy/verify/probe.js';
 import { findTool, requireTools } from '../system-tools.js';
 import { freePort, listening, type Peer, startPeer, tempDir } from './process.js';
 
@@ -115,10 +116,15 @@ SSLCertificateKeyFile ${dir}/privkey.pem
     );
     writeFileSync(join(work, 'index.html'), 'ok\n');
     const binary = findTool('apache2')!;
+    // Ready once it completes a handshake: Apache reads its configuration a second time after
+    // it opened its listener, and a configuration changed in between would be read half-started.
     const peer = await startPeer({
       name: 'apache',
       argv: [binary, '-f', config, '-DFOREGROUND'],
-      ready: () => listening(port),
+      ready: () =>
+        probeOnce({ host: '127.0.0.1', port, servername: 'localhost', protocol: 'tls' }, 2_000).then(
+          () => true,
+        ),
     });
     return {
       name: 'apache',
