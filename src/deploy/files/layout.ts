@@ -10,7 +10,6 @@ import { readFile } from 'node:fs/promises';
 import { parseCertificatePems } from '../../crypto/pem.js';
 import { CertkeeperError, describeCause, optionError } from '../../errors.js';
 import type { DeployableGeneration } from '../target.js';
-import { buildPkcs12 } from './pkcs12.js';
 
 export const FILE_KINDS = ['fullchain', 'privkey', 'chain', 'cert', 'combined', 'trust', 'pkcs12'] as const;
 export type FileKind = (typeof FILE_KINDS)[number];
@@ -148,7 +147,12 @@ export async function renderFileSet(
     cert: () => Buffer.from(leaf),
     combined: () => Buffer.from(fullchain + keyPem),
     trust: () => Buffer.from(splitChain(spec.trust?.pem ?? '').join('')),
-    pkcs12: async () => buildPkcs12(generation, await readPassword(spec.pkcs12!.passwordFile)),
+    // Loaded only when asked for: pkijs is ESM-only, and a CommonJS application that never writes
+    // PKCS#12 should not need require(esm) to load the deploy entry.
+    pkcs12: async () => {
+      const { buildPkcs12 } = await import('./pkcs12.js');
+      return buildPkcs12(generation, await readPassword(spec.pkcs12!.passwordFile));
+    },
   };
   const files: RenderedFile[] = [];
   for (const kind of FILE_KINDS) {
