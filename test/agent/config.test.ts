@@ -1,0 +1,357 @@
+// The agent's configuration file: YAML or JSON, each rule of the schema refused with an
+// INVALID_OPTION error naming the file and the setting's path, environment overrides, and
+// secrets read from files (Docker secrets).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseAgentConfig } from '../../src/agent/config-file.js';
+import { buildIssuers } from '../../src/agent/issuers.js';
+import { CertkeeperError } from '../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'certkeeper-agent-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = join(dir, 'certkeeper.yaml');
+
+const load = (text: string, env: Record<string, string> = {}) =>
+  parseAgentConfig(text, file, { env, cwd: dir });
+
+/** The INVALID_OPTION a configuration is refused with. */
+function refusal(text: string, env: Record<string, string> = {}): CertkeeperError {
+  try {
+    load(text, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CertkeeperError);
+    expect((error as CertkeeperError).code).toBe('INVALID_OPTION');
+    return error as CertkeeperError;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+function refusedAt(text: string, option: string, message: RegExp, env: Record<string, string> = {}) {
+  const error = refusal(text, env);
+  expect(error.details.option).toBe(option);
+  expect(error.message).toMatch(message);
+  return error;
+}
+
+const BASE = `store: file:./store
+certificates:
+  - names: [web.test]
+`;
+
+describe('the agent configuration', () => {
+  it('a minimal file: the store, one certificate; the embedded CA, purpose server and the id by default', () => {
+    const config = load(BASE);
+    expect(config.store).toEqual({ url: 'file:./store' });
+    expect(load(BASE, { CERTKEEPER__STORE__REDIS_PREFIX: 'p' }).store).toEqual({
+      url: 'file:./store',
+      redisPrefix: 'p',
+    });
+    expect(config.issuers).toEqual([{ type: 'internal', id: 'internal' }]);
+    expect(config.certificates).toEqual([
+      { id: 'web.test', names: ['web.test'], issuers: ['internal'], purpose: 'server', targets: [] },
+    ]);
+    expect(config.health).toBeUndefined();
+  });
+
+  it('JSON is read the same way', () => {
+    const config = load(
+      JSON.stringify({
+        store: { url: 'file:/s' },
+        certificates: [{ id: 'api', names: ['api.test'], purpose: 'client' }],
+      }),
+    );
+    expect(config.certificates[0]).toMatchObject({ id: 'api', purpose: 'client' });
+  });
+
+  it('every issuer kind, durations and health', () => {
+    const config = load(`store: file:/s
+health: { port: 9000 }
+issuers:
+  - { id: ca, type: internal, name: my-ca, lifetime: 48h, keyType: ec-p384 }
+  - id: le
+    type: acme
+    directory: https://acme.test/dir
+    email: ops@example.test
+    agreeToTerms: true
+    eab: { kid: k1, hmacKey: c2VjcmV0 }
+    challenges:
+      - { type: http-01, port: 8080 }
+      - { type: dns-01, challtestsrv: "http://127.0.0.1:8055", propagationTimeout: 30s }
+  - { id: step, type: step-ca, url: "https://ca.test:9000", rootFingerprint: "ab", tokenFile: /run/secrets/t, lifetime: 90m }
+  - { id: certbot, type: files, chain: "/etc/letsencrypt/live/{id}/fullchain.pem", key: "/etc/letsencrypt/live/{id}/privkey.pem" }
+certificates:
+  - { id: web, names: [web.test], issuer: [le, ca], keyType: rsa-2048, targets: [{ type: nginx, directory: /certs }] }
+`);
+    expect(config.health).toEqual({ port: 9000, host: '0.0.0.0' });
+    expect(config.issuers[0]).toEqual({
+      type: 'internal',
+      id: 'ca',
+      name: 'my-ca',
+      lifetimeMs: 48 * 3_600_000,
+      keyType: 'ec-p384',
+    });
+    expect(config.issuers[1]).toMatchObject({
+      type: 'acme',
+      eab: { kid: 'k1', hmacKey: 'c2VjcmV0' },
+      challenges: [
+        { type: 'http-01', port: 8080 },
+        { type: 'dns-01', challtestsrv: 'http://127.0.0.1:8055', propagationTimeoutMs: 30_000 },
+      ],
+    });
+    expect(config.issuers[2]).toMatchObject({
+      type: 'step-ca',
+      lifetimeMs: 90 * 60_000,
+      tokenFile: '/run/secrets/t',
+    });
+    expect(config.certificates[0]).toMatchObject({
+      issuers: ['le', 'ca'],
+      keyType: 'rsa-2048',
+      targets: [{ type: 'nginx' }],
+    });
+  });
+
+  it('names the file and the path of what it refuses', () => {
+    const error = refusedAt(BASE.replace('names', 'nmes'), 'certificates[0].nmes', /is not a known setting/);
+    expect(error.message).toContain(file);
+    expect(error.details.file).toBe(file);
+    refusedAt(`${BASE}stroe: x\n`, 'stroe', /is not a known setting/);
+    refusedAt('certificates: []\n', 'store', /is required/);
+    refusedAt('store: file:/s\n', 'certificates', /is required/);
+    refusedAt('store: file:/s\ncertificates: []\n', 'certificates', /at least one/);
+  });
+
+  it('certificates: names, ids, issuers, purpose, key type, targets', () => {
+    refusedAt(
+      `store: file:/s
+certificates:
+  - names: [ok.test]
+  - names: ["bad name!"]
+`,
+      'certificates[1].names[0]',
+      /not a DNS name/,
+    );
+    refusedAt(
+      `store: file:/s
+certificates:
+  - { id: a, names: [a.test] }
+  - { id: a, names: [b.test] }
+`,
+      'certificates[1].id',
+      /duplicates id "a"/,
+    );
+    refusedAt(
+      `${BASE}    issuer: nope\n`,
+      'certificates[0].issuer',
+      /names no issuer of issuers \(known: internal\)/,
+    );
+    refusedAt(`${BASE}    issuer: [internal, nope]\n`, 'certificates[0].issuer[1]', /names no issuer/);
+    refusedAt(`${BASE}    purpose: peer\n`, 'certificates[0].purpose', /one of server, client/);
+    refusedAt(`${BASE}    keyType: dsa\n`, 'certificates[0].keyType', /one of ec-p256/);
+    refusedAt(`${BASE}    targets: [nginx]\n`, 'certificates[0].targets[0]', /must be a mapping/);
+    refusedAt(`${BASE}    id: "a/../b"\n`, 'certificates[0].id', /must be 1-128 of/);
+    expect(load('store: file:/s\ncertificates: [{ names: ["*.Web.test"] }]\n').certificates[0]!.id).toBe(
+      'wildcard.web.test',
+    );
+  });
+
+  it('the store: known schemes; a shared store needs encryption keys or says none', () => {
+    refusedAt(BASE.replace('file:./store', 'mysql://db/x'), 'store.url', /unknown scheme/);
+    refusedAt(
+      BASE.replace('file:./store', 'redis://127.0.0.1:6379'),
+      'store.encryptionKey',
+      /required for a shared store/,
+    );
+    expect(
+      load(BASE.replace('file:./store', '{ url: "redis://h:6379", encryption: none }')).store.encryption,
+    ).toBe('none');
+    refusedAt(
+      BASE.replace('file:./store', '{ url: "postgres://h/db", encryption: none, encryptionKey: k }'),
+      'store.encryption',
+      /give one/,
+    );
+    refusedAt(
+      BASE.replace('file:./store', '{ url: "postgres://h/db", encryption: none, pgTable: "x;drop" }'),
+      'store.pgTable',
+      /SQL name/,
+    );
+  });
+
+  it("issuers: ids, types and each kind's required settings", () => {
+    const certs = 'certificates: [{ names: [a.test] }]\nstore: file:/s\n';
+    refusedAt(
+      `issuers: [{ id: x, type: vault }]\n${certs}`,
+      'issuers[0].type',
+      /one of internal, acme, step-ca, files/,
+    );
+    refusedAt(
+      `issuers: [{ id: x, type: internal }, { id: x, type: internal }]\n${certs}`,
+      'issuers[1].id',
+      /duplicates/,
+    );
+    refusedAt(`issuers: [{ id: "-x", type: internal }]\n${certs}`, 'issuers[0].id', /1-64 of/);
+    refusedAt(
+      `issuers: [{ id: x, type: internal, lifetime: soon }]\n${certs}`,
+      'issuers[0].lifetime',
+      /must be a duration/,
+    );
+    refusedAt(
+      `issuers: [{ id: x, type: internal, lifetime: 10ms }]\n${certs}`,
+      'issuers[0].lifetime',
+      /at least 1000 ms/,
+    );
+    const acme = (extra: string) => `issuers: [{ id: le, type: acme, ${extra} }]\n${certs}`;
+    refusedAt(
+      acme('directory: "https://a/d", challenges: [{ type: http-01 }]'),
+      'issuers[0].agreeToTerms',
+      /is required/,
+    );
+    refusedAt(
+      acme('directory: "http://a/d", agreeToTerms: true, challenges: [{ type: http-01 }]'),
+      'issuers[0].directory',
+      /allowHttp/,
+    );
+    refusedAt(
+      acme('directory: "https://a/d", agreeToTerms: true, challenges: []'),
+      'issuers[0].challenges',
+      /at least one/,
+    );
+    refusedAt(
+      acme('directory: "https://a/d", agreeToTerms: true, challenges: [{ type: tls-alpn-01 }]'),
+      'issuers[0].challenges[0].type',
+      /one of http-01, dns-01/,
+    );
+    refusedAt(
+      acme('directory: "https://a/d", agreeToTerms: true, challenges: [{ type: dns-01 }]'),
+      'issuers[0].challenges[0].rfc2136',
+      /exactly one DNS provider/,
+    );
+    refusedAt(
+      acme(
+        'directory: "https://a/d", agreeToTerms: true, email: "mailto:x", challenges: [{ type: http-01 }]',
+      ),
+      'issuers[0].email',
+      /e-mail/,
+    );
+    refusedAt(
+      `issuers: [{ id: s, type: step-ca, url: "https://ca:9000" }]\n${certs}`,
+      'issuers[0].rootFingerprint',
+      /rootFile is required/,
+    );
+    refusedAt(`issuers: [{ id: f, type: files, chain: /c }]\n${certs}`, 'issuers[0].key', /non-empty string/);
+  });
+
+  it('a file that is not YAML is refused with its position, not its content', () => {
+    const error = refusedAt(
+      'store: file:/s\ncertificates: [\n  secretvalue: {',
+      '(file)',
+      /not valid YAML or JSON at line \d+/,
+    );
+    expect(error.message).not.toContain('secretvalue');
+    refusedAt('- a\n- b\n', '(file)', /mapping/);
+  });
+
+  it('secrets from files: <setting>File reads the file (relative to the configuration), never both forms', () => {
+    writeFileSync(join(dir, 'enc.key'), 'ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTEyMzQ=\n');
+    writeFileSync(join(dir, 'hmac'), 'aG1hYw\n');
+    const config = load(`store: { url: "redis://127.0.0.1:6379", encryptionKeyFile: enc.key }
+issuers:
+  - { id: le, type: acme, directory: "https://a/d", agreeToTerms: true, eab: { kid: k, hmacKeyFile: ${join(dir, 'hmac')} }, challenges: [{ type: http-01 }] }
+certificates: [{ names: [a.test], issuer: le }]
+`);
+    expect(config.store.encryptionKey).toBe('ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTEyMzQ=');
+    expect((config.issuers[0] as { eab: unknown }).eab).toEqual({ kid: 'k', hmacKey: 'aG1hYw' });
+    refusedAt(
+      'store: { url: file:/s, encryptionKey: a, encryptionKeyFile: enc.key }\ncertificates: [{ names: [a.test] }]\n',
+      'store.encryptionKeyFile',
+      /both given/,
+    );
+    refusedAt(
+      'store: { url: file:/s, encryptionKeyFile: missing.key }\ncertificates: [{ names: [a.test] }]\n',
+      'store.encryptionKeyFile',
+      /cannot be read: missing.key \(ENOENT\)/,
+    );
+    writeFileSync(join(dir, 'empty'), '\n');
+    refusedAt(
+      'store: { url: file:/s, encryptionKeyFile: empty }\ncertificates: [{ names: [a.test] }]\n',
+      'store.encryptionKeyFile',
+      /empty file/,
+    );
+  });
+
+  it('environment overrides: CERTKEEPER__<PATH>, list elements by id or index, YAML values, *_FILE', () => {
+    writeFileSync(join(dir, 'url'), 'redis://127.0.0.1:6379/2\n');
+    const text = `store: { url: file:/s, encryptionKey: fromfile }
+issuers:
+  - { id: le-prod, type: acme, directory: "https://a/d", agreeToTerms: true, challenges: [{ type: http-01 }] }
+certificates: [{ id: web, names: [web.test], issuer: le-prod }]
+`;
+    const config = load(text, {
+      CERTKEEPER__ISSUERS__LE_PROD__EMAIL: 'ops@example.test',
+      CERTKEEPER__ISSUERS__0__CHALLENGES__0__PORT: '8080',
+      CERTKEEPER__CERTIFICATES__WEB__NAMES: '[web.test, www.web.test]',
+      CERTKEEPER__HEALTH__PORT: '9100',
+      CERTKEEPER__STORE__URL_FILE: join(dir, 'url'),
+      CERTKEEPER__STORE__ENCRYPTION_KEY: '1234',
+    });
+    expect(config.issuers[0]).toMatchObject({
+      email: 'ops@example.test',
+      challenges: [{ type: 'http-01', port: 8080 }],
+    });
+    expect(config.certificates[0]!.names).toEqual(['web.test', 'www.web.test']);
+    expect(config.health).toEqual({ port: 9100, host: '0.0.0.0' });
+    expect(config.store.url).toBe('redis://127.0.0.1:6379/2');
+    // A secret stays text even when it looks like a number.
+    expect(config.store.encryptionKey).toBe('1234');
+    // The variables the other commands read.
+    expect(load(text, { CERTKEEPER_STORE: 'file:/other', CERTKEEPER_ENCRYPTION_KEY: 'k2' }).store).toEqual({
+      url: 'file:/other',
+      encryptionKey: 'k2',
+    });
+    // An override of one form of a secret replaces the other form from the file.
+    writeFileSync(join(dir, 'enc2'), 'fromsecret\n');
+    expect(
+      load(text, { CERTKEEPER__STORE__ENCRYPTION_KEY_FILE: join(dir, 'enc2') }).store.encryptionKey,
+    ).toBe('fromsecret');
+    const error = refusal(text, { CERTKEEPER__CERTIFICATES__NOPE__NAMES: '[x.test]' });
+    expect(error.details.option).toBe('CERTKEEPER__CERTIFICATES__NOPE__NAMES');
+    expect(error.message).toMatch(
+      /^environment option CERTKEEPER__CERTIFICATES__NOPE__NAMES names no element "NOPE"/,
+    );
+    // What an override sets is validated like the file.
+    refusedAt(text, 'health.port', /integer in 0..65535/, { CERTKEEPER__HEALTH__PORT: 'x' });
+  });
+
+  it('issuers are built, and an option their constructors refuse is named by its path in the file', () => {
+    const config = load(`store: file:/s
+issuers:
+  - { id: ca, type: internal, lifetime: 2h }
+  - { id: certbot, type: files, chain: "live/{id}/fullchain.pem", key: "live/{id}/privkey.pem" }
+  - { id: le, type: acme, directory: "https://acme.test/dir", agreeToTerms: true, challenges: [{ type: http-01, port: 0 }] }
+certificates: [{ names: [a.test] }]
+`);
+    const built = buildIssuers(config);
+    expect(built.byId.get('ca')!.id).toBe('internal-certkeeper-internal');
+    expect(built.byId.get('le')!.id).toBe('https://acme.test/dir');
+    expect((built.byId.get('certbot') as unknown as { files(id: string): unknown }).files('web')).toEqual({
+      chain: join(dir, 'live/web/fullchain.pem'),
+      key: join(dir, 'live/web/privkey.pem'),
+    });
+    expect(built.listeners).toHaveLength(1);
+    const bad = load(`store: file:/s
+issuers: [{ id: s, type: step-ca, url: "https://ca.test:9000", rootFingerprint: "not-hex" }]
+certificates: [{ names: [a.test] }]
+`);
+    expect(() => buildIssuers(bad)).toThrow(
+      /option issuers\[0\] is refused: StepCaIssuer option rootFingerprint/,
+    );
+    const missingRoot = load(`store: file:/s
+issuers: [{ id: le, type: acme, directory: "https://a/d", agreeToTerms: true, caFile: nope.pem, challenges: [{ type: http-01 }] }]
+certificates: [{ names: [a.test] }]
+`);
+    expect(() => buildIssuers(missingRoot)).toThrow(
+      /issuers\[0\]\.caFile\[0\] names a file that cannot be read/,
+    );
+  });
+});
