@@ -26,6 +26,12 @@ export interface IssuerListener {
   start(store: Store): Promise<{ port: number; close(): Promise<void> }>;
 }
 
+export interface BuiltIssuer {
+  issuer: Issuer;
+  /** What the agent runs for it while it is configured. */
+  listeners: IssuerListener[];
+}
+
 export interface BuiltIssuers {
   /** By configuration id. */
   byId: Map<string, Issuer>;
@@ -157,12 +163,21 @@ function build(config: AgentConfig, c: IssuerConfig, path: string, listeners: Is
   }
 }
 
-/** Builds every issuer of `config` (no I/O beyond reading configured files; nothing listens yet). */
+/** Builds issuer `index` of `config` (no I/O beyond reading configured files; nothing listens yet). */
+export function buildIssuer(config: AgentConfig, index: number): BuiltIssuer {
+  const listeners: IssuerListener[] = [];
+  const issuer = build(config, config.issuers[index]!, `issuers[${index}]`, listeners);
+  return { issuer, listeners };
+}
+
+/** Builds every issuer of `config`. */
 export function buildIssuers(config: AgentConfig): BuiltIssuers {
   const listeners: IssuerListener[] = [];
   const byId = new Map<string, Issuer>();
   config.issuers.forEach((c, i) => {
-    byId.set(c.id, build(config, c, `issuers[${i}]`, listeners));
+    const built = buildIssuer(config, i);
+    byId.set(c.id, built.issuer);
+    listeners.push(...built.listeners);
   });
   return { byId, listeners };
 }

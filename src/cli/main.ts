@@ -16,6 +16,9 @@ Commands:
   export-root    the embedded CA's root certificate (PEM)
   trust          install or uninstall that root in the system trust store and NSS databases
   token          mint a one-time enrollment token for a step-ca compatible CA
+  agent          the daemon: keep a configuration file's certificates issued and deployed
+  renew          renew certificates of an agent configuration now (one id, or --all)
+  revoke         revoke a certificate of an agent configuration and replace it
   version        certkeeper's version (also --version)
 
 Run certkeeper <command> --help for its options.
@@ -55,6 +58,10 @@ const COMMANDS: Record<
   token: async () => {
     const m = await import('./token-command.js');
     return { usage: m.TOKEN_USAGE, run: (argv) => m.tokenCommand(argv) };
+  },
+  agent: async () => {
+    const m = await import('./agent-command.js');
+    return { usage: m.AGENT_USAGE, run: m.agentCommand };
   },
 };
 COMMANDS.list = COMMANDS.status!;

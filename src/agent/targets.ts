@@ -1,0 +1,55 @@
+/**
+ * Deploy targets of the configuration's `targets:` entries, and their wiring into a manager:
+ * the one place the agent touches the manager's target API (`ManagerOptions.targets`,
+ * `manager.addTarget(target)` returning a remover). Written against that API's names only, so it
+ * compiles before the manager has it; until then, and until the file-and-reload target factory
+ * is part of the build, a configuration with targets is refused at load with NOT_SUPPORTED
+ * rather than accepted and silently never deployed.
+ */
+import type { DeployTarget } from '../deploy/target.js';
+import { CertkeeperError } from '../errors.js';
+import type { CertificateManager } from '../manager/manager.js';
+import type { Plain } from './config-read.js';
+
+/** What the agent needs of a manager for targets (part of its API once deploy targets land). */
+interface TargetHost {
+  addTarget?(target: DeployTarget): () => void;
+}
+
+/** Whether this build's manager takes deploy targets. */
+export function managerTakesTargets(manager: CertificateManager): boolean {
+  return typeof (manager as unknown as TargetHost).addTarget === 'function';
+}
+
+/**
+ * The deploy targets of certificate `id` from its `targets:` entries (`path` names them in the
+ * file). Throws NOT_SUPPORTED while this build has no file-and-reload target factory.
+ */
+export function buildTargets(
+  id: string,
+  specs: readonly Plain[],
+  path: string,
+  file: string,
+): DeployTarget[] {
+  if (specs.length === 0) return [];
+  throw new CertkeeperError(
+    'NOT_SUPPORTED',
+    `${file}: ${path} lists deploy targets for "${id}", which this build of certkeeper cannot deploy to yet (file-and-reload targets are not part of it)`,
+    { details: { option: path, file } },
+  );
+}
+
+/** Adds `targets` to `manager`; returns a function that removes them again. */
+export function attachTargets(manager: CertificateManager, targets: readonly DeployTarget[]): () => void {
+  if (targets.length === 0) return () => {};
+  const host = manager as unknown as TargetHost;
+  if (typeof host.addTarget !== 'function')
+    throw new CertkeeperError(
+      'NOT_SUPPORTED',
+      'this build of the certificate manager takes no deploy targets',
+    );
+  const removers = targets.map((t) => host.addTarget!(t));
+  return () => {
+    for (const remove of removers) remove();
+  };
+}
