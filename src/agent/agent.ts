@@ -78,8 +78,6 @@ interface Plan {
 export interface AgentOptions {
   store: AgentStore;
   logger: Logger;
-  /** Passed to every manager (default: the manager's). */
-  reconcileIntervalMs?: number;
   /** Whether managers keep the process alive (the daemon) or not (`--once`). */
   keepAlive: boolean;
 }
@@ -177,8 +175,8 @@ export class Agent extends EventEmitter<ManagerEvents> {
           })),
           logger,
           keepAlive: this.#o.keepAlive,
-          ...(this.#o.reconcileIntervalMs !== undefined && {
-            reconcileIntervalMs: this.#o.reconcileIntervalMs,
+          ...(plan.config.reconcileIntervalMs !== undefined && {
+            reconcileIntervalMs: plan.config.reconcileIntervalMs,
           }),
         });
         for (const name of MANAGER_EVENTS)

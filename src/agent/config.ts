@@ -95,9 +95,11 @@ export interface AgentConfig {
   issuers: IssuerConfig[];
   certificates: CertificateConfig[];
   health?: { port: number; host: string };
+  /** How often every stored pointer is re-read to adopt other processes' work (0: off). */
+  reconcileIntervalMs?: number;
 }
 
-const TOP = ['store', 'issuers', 'certificates', 'health'] as const;
+const TOP = ['store', 'issuers', 'certificates', 'health', 'reconcileInterval'] as const;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID_BOUND = 'must be 1-64 of [A-Za-z0-9._-], starting with a letter or digit';
 const CERT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -137,7 +139,18 @@ export function validateConfig(raw: unknown, file: string): AgentConfig {
     if (port === undefined) r.fail('health.port', 'is required when health is given');
     health = { port, host: r.optionalString(h.host, 'health.host') ?? '0.0.0.0' };
   }
-  return { file, store, issuers, certificates, ...(health ? { health } : {}) };
+  let reconcileIntervalMs: number | undefined;
+  if (top.reconcileInterval !== undefined && top.reconcileInterval !== 0)
+    reconcileIntervalMs = r.duration(top.reconcileInterval, 'reconcileInterval');
+  else if (top.reconcileInterval === 0) reconcileIntervalMs = 0;
+  return {
+    file,
+    store,
+    issuers,
+    certificates,
+    ...(health ? { health } : {}),
+    ...(reconcileIntervalMs !== undefined && { reconcileIntervalMs }),
+  };
 }
 
 function storeConfig(r: FieldReader, value: unknown): StoreConfig {

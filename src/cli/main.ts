@@ -59,6 +59,14 @@ const COMMANDS: Record<
     const m = await import('./token-command.js');
     return { usage: m.TOKEN_USAGE, run: (argv) => m.tokenCommand(argv) };
   },
+  renew: async () => {
+    const m = await import('./renew-command.js');
+    return { usage: m.RENEW_USAGE, run: m.renewCommand };
+  },
+  revoke: async () => {
+    const m = await import('./revoke-command.js');
+    return { usage: m.REVOKE_USAGE, run: m.revokeCommand };
+  },
   agent: async () => {
     const m = await import('./agent-command.js');
     return { usage: m.AGENT_USAGE, run: m.agentCommand };

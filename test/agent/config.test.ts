@@ -85,6 +85,9 @@ certificates:
   - { id: web, names: [web.test], issuer: [le, ca], keyType: rsa-2048, targets: [{ type: nginx, directory: /certs }] }
 `);
     expect(config.health).toEqual({ port: 9000, host: '0.0.0.0' });
+    expect(load(`${BASE}reconcileInterval: 5s\n`).reconcileIntervalMs).toBe(5000);
+    expect(load(`${BASE}reconcileInterval: 0\n`).reconcileIntervalMs).toBe(0);
+    refusedAt(`${BASE}reconcileInterval: 10ms\n`, 'reconcileInterval', /at least 1000 ms/);
     expect(config.issuers[0]).toEqual({
       type: 'internal',
       id: 'ca',
