@@ -170,6 +170,15 @@ export {
   type ManagedServerOptions,
 } from './server/create-server.js';
 export { type PeerIdentity, peerIdentity } from './server/peer-identity.js';
+// Certificates another tool writes (certbot, Kubernetes secrets, Docker secrets) as an issuer.
+export { type ReadPair, readPair } from './sources/file-pair.js';
+export { FileWatch, type FileWatchEvents, type FileWatchOptions } from './sources/file-source.js';
+export {
+  FileSourceIssuer,
+  type FileSourceIssuerOptions,
+  type FollowedManager,
+} from './sources/file-source-issuer.js';
+export { limitPurposes } from './sources/purposes.js';
 // Shared stores (Redis, PostgreSQL; drivers are optional peer dependencies, loaded on first use),
 // encryption of private keys at rest, and change notification.
 export { CachedStore, type CachedStoreOptions } from './store/cached-store.js';

@@ -13,7 +13,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CertkeeperError, isCertkeeperError, optionError } from '../errors.js';
-import type { CertificateRequest, IssuedCertificate, Issuer, IssuerContext } from '../issuers/issuer.js';
+import type {
+  CertificatePurpose,
+  CertificateRequest,
+  IssuedCertificate,
+  Issuer,
+  IssuerContext,
+} from '../issuers/issuer.js';
 import type { Logger } from '../logger.js';
 import { type PairFiles, readPair } from './file-pair.js';
 import { FileWatch, type FileWatchOptions } from './file-source.js';
@@ -27,6 +33,11 @@ export interface FileSourceIssuerOptions {
   key: string;
   /** Reads of a pair that is not valid yet, before `issue` gives up (default 5, 200 ms apart). */
   attempts?: number;
+  /**
+   * The purposes of the certificates it provides (default both). In a manager that mixes it with
+   * a CA, `['server']` keeps the CA alone for client certificates.
+   */
+  purposes?: CertificatePurpose[];
 }
 
 /** What `follow` needs of a manager. */
@@ -42,6 +53,7 @@ export class FileSourceIssuer implements Issuer {
   readonly #chain: string;
   readonly #key: string;
   readonly #attempts: number;
+  readonly #purposes: readonly CertificatePurpose[];
 
   constructor(options: FileSourceIssuerOptions) {
     const invalid = (option: string, problem: string) => optionError(option, problem, 'FileSourceIssuer');
@@ -58,6 +70,13 @@ export class FileSourceIssuer implements Issuer {
     this.#attempts = options.attempts ?? 5;
     if (!Number.isInteger(this.#attempts) || this.#attempts < 1)
       throw invalid('attempts', 'must be an integer of at least 1');
+    this.#purposes = options.purposes ?? ['server', 'client'];
+    if (
+      !Array.isArray(this.#purposes) ||
+      this.#purposes.length === 0 ||
+      this.#purposes.some((p) => p !== 'server' && p !== 'client')
+    )
+      throw invalid('purposes', "must list 'server', 'client' or both");
   }
 
   /** The files of certificate `id`. */
@@ -65,8 +84,8 @@ export class FileSourceIssuer implements Issuer {
     return { chain: this.#chain.replace(ID_TOKEN, id), key: this.#key.replace(ID_TOKEN, id) };
   }
 
-  supportsPurpose(): boolean {
-    return true;
+  supportsPurpose(purpose: CertificatePurpose): boolean {
+    return this.#purposes.includes(purpose);
   }
 
   async issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate> {
