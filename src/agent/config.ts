@@ -4,10 +4,13 @@
  * anything starts: every problem is an INVALID_OPTION error naming the file and the setting's
  * path in it. Issuers and targets are only described here; agent/issuers.ts builds them.
  */
+
+import { dirname } from 'node:path';
 import { KEY_TYPES, type KeyType } from '../crypto/keys.js';
 import { parseNames } from '../crypto/names.js';
 import type { CertificatePurpose } from '../issuers/issuer.js';
 import { FieldReader, join, type Plain } from './config-read.js';
+import { type TargetSpec, targetSpec } from './target-specs.js';
 
 export interface StoreConfig {
   /** `file:<dir>` or `<dir>`, `redis://…`, `rediss://…`, `postgres://…` (as the CLI's `--store`). */
@@ -84,8 +87,8 @@ export interface CertificateConfig {
   issuers: string[];
   keyType?: KeyType;
   purpose: CertificatePurpose;
-  /** Deploy targets, as the file-and-reload target factory takes them (checked when built). */
-  targets: Plain[];
+  /** File-and-reload deploy targets (agent/target-specs.ts). */
+  targets: TargetSpec[];
 }
 
 export interface AgentConfig {
@@ -351,11 +354,9 @@ function certificateConfig(
   });
   const purpose =
     c.purpose === undefined ? 'server' : r.oneOf(c.purpose, p('purpose'), ['server', 'client'] as const);
-  const targets = (c.targets === undefined ? [] : r.array(c.targets, p('targets'))).map((t, i) => {
-    if (typeof t !== 'object' || t === null || Array.isArray(t))
-      r.fail(p(`targets[${i}]`), 'must be a mapping');
-    return t as Plain;
-  });
+  const targets = (c.targets === undefined ? [] : r.array(c.targets, p('targets'))).map((t, i) =>
+    targetSpec(r, t, p(`targets[${i}]`), dirname(r.file)),
+  );
   return {
     id,
     names,

@@ -9,7 +9,7 @@
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
-import type { Plain } from './config-read.js';
+import { buildTarget, type TargetFactories, type TargetSpec } from './target-specs.js';
 
 /** What the agent needs of a manager for targets (part of its API once deploy targets land). */
 interface TargetHost {
@@ -22,21 +22,33 @@ export function managerTakesTargets(manager: CertificateManager): boolean {
 }
 
 /**
+ * The deploy factories of this build: src/deploy's public names (`fileTarget` and the reload
+ * recipes), or null while the build has none. The one line to change when they are merged:
+ * `return deploy` after `import * as deploy from '../deploy/index.js'`.
+ */
+export function targetFactories(): TargetFactories | null {
+  return null;
+}
+
+/**
  * The deploy targets of certificate `id` from its `targets:` entries (`path` names them in the
- * file). Throws NOT_SUPPORTED while this build has no file-and-reload target factory.
+ * file). Throws NOT_SUPPORTED while this build has no file-and-reload targets.
  */
 export function buildTargets(
   id: string,
-  specs: readonly Plain[],
+  specs: readonly TargetSpec[],
   path: string,
   file: string,
+  factories: TargetFactories | null = targetFactories(),
 ): DeployTarget[] {
   if (specs.length === 0) return [];
-  throw new CertkeeperError(
-    'NOT_SUPPORTED',
-    `${file}: ${path} lists deploy targets for "${id}", which this build of certkeeper cannot deploy to yet (file-and-reload targets are not part of it)`,
-    { details: { option: path, file } },
-  );
+  if (!factories)
+    throw new CertkeeperError(
+      'NOT_SUPPORTED',
+      `${file}: ${path} lists deploy targets for "${id}", which this build of certkeeper cannot deploy to yet (file-and-reload targets are not part of it)`,
+      { details: { option: path, file } },
+    );
+  return specs.map((spec, i) => buildTarget(id, spec, factories, `${path}[${i}]`, file));
 }
 
 /** Adds `targets` to `manager`; returns a function that removes them again. */

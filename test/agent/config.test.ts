@@ -82,7 +82,16 @@ issuers:
   - { id: step, type: step-ca, url: "https://ca.test:9000", rootFingerprint: "ab", tokenFile: /run/secrets/t, lifetime: 90m }
   - { id: certbot, type: files, chain: "/etc/letsencrypt/live/{id}/fullchain.pem", key: "/etc/letsencrypt/live/{id}/privkey.pem" }
 certificates:
-  - { id: web, names: [web.test], issuer: [le, ca], keyType: rsa-2048, targets: [{ type: nginx, directory: /certs }] }
+  - id: web
+    names: [web.test]
+    issuer: [le, ca]
+    keyType: rsa-2048
+    targets:
+      - dir: certs/web
+        files: { combined: web.pem }
+        mode: { key: 0o640 }
+        reload: [{ nginx: { config: /etc/nginx/nginx.conf } }, { signal: { pidfile: /run/x.pid, signal: SIGHUP } }]
+        verify: [{ host: 127.0.0.1, port: 443, servername: web.test }]
 `);
     expect(config.health).toEqual({ port: 9000, host: '0.0.0.0' });
     expect(load(`${BASE}reconcileInterval: 5s\n`).reconcileIntervalMs).toBe(5000);
@@ -111,8 +120,19 @@ certificates:
     expect(config.certificates[0]).toMatchObject({
       issuers: ['le', 'ca'],
       keyType: 'rsa-2048',
-      targets: [{ type: 'nginx' }],
     });
+    expect(config.certificates[0]!.targets).toEqual([
+      {
+        dir: join(dir, 'certs/web'),
+        files: { combined: 'web.pem' },
+        mode: { key: 0o640 },
+        reload: [
+          { kind: 'nginx', options: { config: '/etc/nginx/nginx.conf' } },
+          { kind: 'signal', options: { pidfile: '/run/x.pid', signal: 'SIGHUP' } },
+        ],
+        verify: [{ host: '127.0.0.1', port: 443, servername: 'web.test' }],
+      },
+    ]);
   });
 
   it('names the file and the path of what it refuses', () => {
@@ -153,6 +173,27 @@ certificates:
     refusedAt(`${BASE}    purpose: peer\n`, 'certificates[0].purpose', /one of server, client/);
     refusedAt(`${BASE}    keyType: dsa\n`, 'certificates[0].keyType', /one of ec-p256/);
     refusedAt(`${BASE}    targets: [nginx]\n`, 'certificates[0].targets[0]', /must be a mapping/);
+    refusedAt(`${BASE}    targets: [{ reload: [] }]\n`, 'certificates[0].targets[0].dir', /non-empty string/);
+    refusedAt(
+      `${BASE}    targets: [{ dir: /c, reload: [{ nginx: {}, apache: {} }] }]\n`,
+      'certificates[0].targets[0].reload[0]',
+      /one recipe with its options \(nginx, apache, haproxy/,
+    );
+    refusedAt(
+      `${BASE}    targets: [{ dir: /c, reload: [{ systemctl: {} }] }]\n`,
+      'certificates[0].targets[0].reload[0]',
+      /one recipe/,
+    );
+    refusedAt(
+      `${BASE}    targets: [{ dir: /c, verify: [443] }]\n`,
+      'certificates[0].targets[0].verify[0]',
+      /must be a mapping/,
+    );
+    refusedAt(
+      `${BASE}    targets: [{ dir: /c, keep: 0 }]\n`,
+      'certificates[0].targets[0].keep',
+      /integer in 1..100/,
+    );
     refusedAt(`${BASE}    id: "a/../b"\n`, 'certificates[0].id', /must be 1-128 of/);
     expect(load('store: file:/s\ncertificates: [{ names: ["*.Web.test"] }]\n').certificates[0]!.id).toBe(
       'wildcard.web.test',
