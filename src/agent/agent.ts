@@ -236,6 +236,12 @@ export class Agent extends EventEmitter<ManagerEvents> {
       this.#groups.delete(key);
       await group.manager.stop();
     }
+    // Left one manager for another: replaced, not added and removed.
+    for (const id of added.filter((x) => removed.includes(x))) {
+      added.splice(added.indexOf(id), 1);
+      removed.splice(removed.indexOf(id), 1);
+      if (!replaced.includes(id)) replaced.push(id);
+    }
     // Issuers no longer configured, or replaced by new settings.
     for (const [id, entry] of oldIssuers) {
       if (plan.issuers.get(id) === entry) continue;

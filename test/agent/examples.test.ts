@@ -18,10 +18,10 @@ const examples = fileURLToPath(new URL('../../examples', import.meta.url));
 const compose = (name: string) => readFileSync(join(examples, 'docker-compose', name), 'utf8');
 const tmp = mkdtempSync(join(tmpdir(), 'certkeeper-examples-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+// The Docker secret compose mounts at /run/secrets/…: here a file with a key.
+writeFileSync(join(tmp, 'encryption.key'), 'ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTEyMzQ=\n');
 
 function composeConfig() {
-  // The Docker secret compose mounts at /run/secrets/…: here a file with a key.
-  writeFileSync(join(tmp, 'encryption.key'), 'ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTEyMzQ=\n');
   const text = compose('certkeeper.yaml').replace(
     '/run/secrets/certkeeper_encryption_key',
     join(tmp, 'encryption.key'),
@@ -101,6 +101,43 @@ describe('examples/docker-compose', () => {
     );
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/key values mismatch/);
+  });
+});
+
+describe('the configurations shown in the README and docs/agent.md', () => {
+  const blocks = (file: string) =>
+    [
+      ...readFileSync(fileURLToPath(new URL(`../../${file}`, import.meta.url)), 'utf8').matchAll(
+        /```yaml\n([\s\S]*?)```/g,
+      ),
+    ].map((m) => m[1]!);
+  it("load with the agent's loader", () => {
+    const readme = blocks('README.md')
+      .find((b) => b.startsWith('# certkeeper.yaml'))!
+      .replace('/run/secrets/key', join(tmp, 'encryption.key'));
+    expect(
+      parseAgentConfig(readme, join(tmp, 'readme.yaml'), { env: {}, cwd: tmp }).certificates[0]!.targets[0]!
+        .dir,
+    ).toBe('/certs/web');
+    const [full, files] = blocks('docs/agent.md');
+    const config = parseAgentConfig(
+      full!.replace('/run/secrets/certkeeper_encryption_key', join(tmp, 'encryption.key')),
+      join(tmp, 'docs.yaml'),
+      { env: {}, cwd: tmp },
+    );
+    expect(config.certificates.map((c) => [c.id, c.issuers])).toEqual([
+      ['web', ['letsencrypt']],
+      ['api-client', ['internal']],
+    ]);
+    expect(config.reconcileIntervalMs).toBe(60_000);
+    const certbot = parseAgentConfig(`store: file:/s\n${files}`, join(tmp, 'files.yaml'), {
+      env: {},
+      cwd: tmp,
+    });
+    expect(certbot.issuers[0]).toMatchObject({
+      type: 'files',
+      chain: '/etc/letsencrypt/live/{id}/fullchain.pem',
+    });
   });
 });
 
