@@ -363,6 +363,7 @@ certificates: [{ id: web, names: [web.test], issuer: le-prod }]
     expect(error.message).toMatch(
       /^environment option CERTKEEPER__CERTIFICATES__NOPE__NAMES names no element "NOPE"/,
     );
+    refusedAt(text, 'store.bogus', /is not a known setting/, { CERTKEEPER__STORE__BOGUS: 'x' });
     // What an override sets is validated like the file.
     refusedAt(text, 'health.port', /integer in 0..65535/, { CERTKEEPER__HEALTH__PORT: 'x' });
   });
