@@ -61,7 +61,9 @@ export function attachTargets(manager: CertificateManager, targets: readonly Dep
       'this build of the certificate manager takes no deploy targets',
     );
   const removers = targets.map((t) => host.addTarget!(t));
+  // The agent built these targets: once removed from the manager, it releases them.
   return () => {
     for (const remove of removers) remove();
+    for (const target of targets) void target.close?.()?.catch(() => {});
   };
 }

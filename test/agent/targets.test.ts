@@ -7,10 +7,16 @@ import { Agent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config-file.js';
 import { openAgentStore } from '../../src/agent/store.js';
 import type { TargetFactories } from '../../src/agent/target-specs.js';
-import { buildTargets, targetFactories } from '../../src/agent/targets.js';
+import {
+  attachTargets,
+  buildTargets,
+  managerTakesTargets,
+  targetFactories,
+} from '../../src/agent/targets.js';
 import type { DeployTarget } from '../../src/deploy/target.js';
 import { CertkeeperError, optionError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
+import type { CertificateManager } from '../../src/manager/manager.js';
 
 const TEXT = `store: file:/tmp/certkeeper-agent-targets-never-created
 certificates:
@@ -80,5 +86,28 @@ describe('deploy targets from the configuration', () => {
     ).toThrow(
       /certkeeper\.yaml option certificates\[0\]\.targets\[0\]\.reload\[1\]\.command is refused: commandReload option argv/,
     );
+  });
+
+  it('targets go to the manager through addTarget, and are removed and closed together', () => {
+    const log: string[] = [];
+    const host = {
+      addTarget: (t: DeployTarget) => {
+        log.push(`add ${t.name}`);
+        return () => log.push(`remove ${t.name}`);
+      },
+    } as unknown as CertificateManager;
+    const target = (name: string) =>
+      ({
+        name,
+        close: async () => {
+          log.push(`close ${name}`);
+        },
+      }) as unknown as DeployTarget;
+    expect(managerTakesTargets(host)).toBe(true);
+    const detach = attachTargets(host, [target('t1'), target('t2')]);
+    expect(log).toEqual(['add t1', 'add t2']);
+    detach();
+    expect(log).toEqual(['add t1', 'add t2', 'remove t1', 'remove t2', 'close t1', 'close t2']);
+    expect(() => attachTargets({} as CertificateManager, [target('t3')])).toThrow(/takes no deploy targets/);
   });
 });
