@@ -86,6 +86,15 @@ export {
   type ManagedServerOptions,
 } from './server/create-server.js';
 export { type PeerIdentity, peerIdentity } from './server/peer-identity.js';
+// Certificates another tool writes (certbot, Kubernetes secrets, Docker secrets) as an issuer.
+export { type ReadPair, readPair } from './sources/file-pair.js';
+export { FileWatch, type FileWatchEvents, type FileWatchOptions } from './sources/file-source.js';
+export {
+  FileSourceIssuer,
+  type FileSourceIssuerOptions,
+  type FollowedManager,
+} from './sources/file-source-issuer.js';
+export { limitPurposes } from './sources/purposes.js';
 // The stores an application constructs itself; shared stores and wrappers: `certkeeper/stores`.
 export { FileStore, type FileStoreOptions } from './store/file-store.js';
 export { MemoryStore, type MemoryStoreOptions } from './store/memory-store.js';

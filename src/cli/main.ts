@@ -17,6 +17,9 @@ Commands:
   trust          install or uninstall that root in the system trust store and NSS databases
   token          mint a one-time enrollment token for a step-ca compatible CA
   ca             the embedded CA with its root offline: init, sign-intermediate, sign-crl, status
+  agent          the daemon: keep a configuration file's certificates issued and deployed
+  renew          renew certificates of an agent configuration now (one id, or --all)
+  revoke         revoke a certificate of an agent configuration and replace it
   version        certkeeper's version (also --version)
 
 Run certkeeper <command> --help for its options.
@@ -60,6 +63,18 @@ const COMMANDS: Record<
   token: async () => {
     const m = await import('./token-command.js');
     return { usage: m.TOKEN_USAGE, run: (argv, ctx) => m.tokenCommand(argv, ctx) };
+  },
+  renew: async () => {
+    const m = await import('./renew-command.js');
+    return { usage: m.RENEW_USAGE, run: m.renewCommand };
+  },
+  revoke: async () => {
+    const m = await import('./revoke-command.js');
+    return { usage: m.REVOKE_USAGE, run: m.revokeCommand };
+  },
+  agent: async () => {
+    const m = await import('./agent-command.js');
+    return { usage: m.AGENT_USAGE, run: m.agentCommand };
   },
 };
 COMMANDS.list = COMMANDS.status!;
