@@ -6,6 +6,7 @@
  * is part of the build, a configuration with targets is refused at load with NOT_SUPPORTED
  * rather than accepted and silently never deployed.
  */
+import * as deploy from '../deploy/index.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError } from '../errors.js';
 import type { CertificateManager } from '../manager/manager.js';
@@ -27,7 +28,9 @@ export function managerTakesTargets(manager: CertificateManager): boolean {
  * `return deploy` after `import * as deploy from '../deploy/index.js'`.
  */
 export function targetFactories(): TargetFactories | null {
-  return null;
+  // The configuration's plain values go to the factories unchecked by type: each factory
+  // validates its options and throws INVALID_OPTION, which buildTarget reports at the setting.
+  return deploy as unknown as TargetFactories;
 }
 
 /**
