@@ -19,6 +19,7 @@ import { EventEmitter } from 'eventemitter3';
 import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import { ClusterSync } from '../cluster/sync.js';
 import type { PrivateKey } from '../crypto/keys.js';
+import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
 import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
@@ -35,6 +36,7 @@ import { foreground, ProcessHold } from './keep-alive.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
 import { RenewalLoop } from './loop.js';
 import {
+  checkTarget,
   type ManagedCertificate,
   type ManagedCertificateOptions,
   type ManagerOptions,
@@ -65,6 +67,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #states = new Map<string, CertState>();
   readonly #index = new NameIndex();
   readonly #attachments = new Set<ServerAttachment>();
+  /** Deploy targets other than attached servers (`targets`, `addTarget`). */
+  readonly #targets = new Set<DeployTarget>();
   readonly #loop: RenewalLoop;
   readonly #abort = new AbortController();
   /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
@@ -87,13 +91,13 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#o = resolveOptions(options);
     this.#core = {
       options: this.#o,
-      attachments: this.#attachments,
+      targets: () => [...this.#attachments, ...this.#targets],
       emit: (event, ...args) => this.emit(event, ...args),
       running: () => this.#phase === 'running',
       issuersFor: (cert) => this.#issuersFor(cert),
       validate: (cert, generation, anchors, allowExpired) =>
         validateGeneration(cert, generation, this.#o.clock.now(), anchors, allowExpired),
-      install: (state, generation, meta) => this.#install(state, generation, meta),
+      install: (state, generation, meta, apply) => this.#install(state, generation, meta, apply),
       planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
       reschedule: (state) => this.#reschedule(state),
       succeeded,
@@ -130,6 +134,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );
     for (const cert of this.#o.certificates) this.#add(cert);
+    for (const target of this.#o.targets) this.#targets.add(target);
     this.#alpn.onListening(() => this.#retryUnanswerable());
   }
 
@@ -261,7 +266,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#updateHold();
     for (const state of this.#states.values()) {
       if (state.cert.purpose !== 'server') continue;
-      if (state.current) attachment.apply(state.cert.id, state.current);
+      if (state.current) this.#applyInBackground(attachment, state.cert.id, state.current);
       // The default certificate is the server's own context: it must be in memory.
       else if (state.stored && attachment.defaultId === state.cert.id) void this.#materialize(state);
     }
@@ -276,6 +281,28 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       }
     }
     this.#updateHold();
+  }
+
+  /**
+   * Adds a deploy target (see `ManagerOptions.targets`): what is served now is applied to it at
+   * once, and every later certificate it serves goes through it. Returns the function that
+   * removes it again (it is not closed: whoever creates a target closes it).
+   */
+  addTarget(target: DeployTarget): () => void {
+    this.#assertNotStopped();
+    checkTarget(target, 'addTarget(target)');
+    for (const other of [...this.#targets, ...this.#attachments]) {
+      if (other.name === target.name)
+        throw optionError('addTarget(target).name', `duplicates the target name "${target.name}"`);
+    }
+    this.#targets.add(target);
+    for (const state of this.#states.values()) {
+      if (state.current && target.serves(state.cert.id))
+        this.#applyInBackground(target, state.cert.id, state.current);
+    }
+    return () => {
+      this.#targets.delete(target);
+    };
   }
 
   /**
@@ -459,6 +486,19 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     );
   }
 
+  /** Applies outside the deploy path (loaded, adopted): a refusal is logged, the next deploy retries. */
+  #applyInBackground(target: DeployTarget, id: string, generation: Generation): void {
+    this.#track(
+      target.apply(id, generation, this.#abort.signal).catch((error: unknown) =>
+        this.#o.logger.warn('a deploy target did not take a certificate', {
+          id,
+          target: target.name,
+          error: describeCause(error),
+        }),
+      ),
+    );
+  }
+
   /** Runs `work` in the background; stop() waits for it (bounded). */
   #track(work: Promise<unknown>): void {
     this.#background.add(work);
@@ -630,14 +670,20 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Makes `generation` current in memory and on every attached server. */
-  #install(state: CertState, generation: Generation, meta: Meta): Generation | undefined {
+  #install(state: CertState, generation: Generation, meta: Meta, apply = true): Generation | undefined {
     const replaced = state.current;
     state.current = generation;
     state.currentMeta = meta;
     state.stored = { issuer: generation.issuer, meta: { ...meta, previous: null } };
     this.#planRenewal(state, generation.info.fingerprint256, generation.info);
-    if (state.cert.purpose === 'server') {
-      for (const attachment of this.#attachments) attachment.apply(state.cert.id, generation, replaced);
+    if (apply) {
+      const { id } = state.cert;
+      // Attached servers take it before this returns (their apply works synchronously).
+      if (state.cert.purpose === 'server') {
+        for (const attachment of this.#attachments) this.#applyInBackground(attachment, id, generation);
+      }
+      for (const target of this.#targets)
+        if (target.serves(id)) this.#applyInBackground(target, id, generation);
     }
     // Not while an attempt runs: its swap is not verified yet (the attempt resolves it).
     if (!state.inflight) state.ready.resolve();

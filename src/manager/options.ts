@@ -9,6 +9,8 @@ import { resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
 import { parseNames } from '../crypto/names.js';
+import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
+import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
 import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
@@ -67,7 +69,23 @@ export interface ManagerOptions {
    * themselves (challenge records, authorizations), default 20 s; then it resolves anyway.
    */
   stopTimeoutMs?: number;
+  /**
+   * Where certificates go besides the servers passed to `attach` (files and reload commands,
+   * other processes): each new certificate is applied to every target that serves it and
+   * verified there (see deploy/target.ts). More can be added with `manager.addTarget`.
+   */
+  targets?: DeployTarget[];
+  /**
+   * After a failed deploy (a target refused the certificate or its live check failed): put
+   * every target back to the previous certificate (`'all'`, default: the fleet never serves two
+   * generations of one certificate) or only the targets that failed (`'target'`: the others
+   * keep the new one, and the renewal stands). See docs/architecture.md.
+   */
+  rollback?: RollbackPolicy;
 }
+
+/** The manager's options, by the name the rest of the library uses. */
+export type CertificateManagerOptions = ManagerOptions;
 
 /** Every key of `ManagerOptions`: any other is refused (a typo would silently keep a default). */
 const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
@@ -85,6 +103,8 @@ const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
   'replicaId',
   'keepAlive',
   'stopTimeoutMs',
+  'targets',
+  'rollback',
 ];
 const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
   'id',
@@ -120,6 +140,8 @@ export interface ResolvedOptions {
   replicaId: string;
   keepAlive: boolean | 'auto';
   stopTimeoutMs: number;
+  targets: DeployTarget[];
+  rollback: RollbackPolicy;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -303,6 +325,15 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
   if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0)
     throw optionError('stopTimeoutMs', 'must be a number of milliseconds >= 0');
+  const targets = options.targets ?? [];
+  if (!Array.isArray(targets)) throw optionError('targets', 'must be an array of deploy targets');
+  targets.forEach((target, i) => {
+    checkTarget(target, `targets[${i}]`);
+  });
+  if (new Set(targets.map((t) => t.name)).size !== targets.length)
+    throw optionError('targets', 'must have unique names');
+  const rollback = options.rollback ?? 'all';
+  if (!ROLLBACK_POLICIES.includes(rollback)) throw optionError('rollback', "must be 'all' or 'target'");
   const policy = validatePolicy(options.renewal, 'options.renewal');
   // Last, so that any other problem of a configuration under construction is named first.
   if (certificates.length === 0) {
@@ -329,5 +360,16 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     replicaId,
     keepAlive,
     stopTimeoutMs,
+    targets,
+    rollback,
   };
+}
+
+/** Refuses what is not a deploy target: a name and the four methods of the contract. */
+export function checkTarget(target: unknown, path: string): asserts target is DeployTarget {
+  if (!hasMethods(target, ['serves', 'apply', 'verify', 'rollback']))
+    throw optionError(path, 'must be a deploy target (serves, apply, verify and rollback)');
+  const { name } = target as { name?: unknown };
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200)
+    throw optionError(`${path}.name`, 'must be a non-empty string');
 }

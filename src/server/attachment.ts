@@ -13,13 +13,13 @@ import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import type { DeployableGeneration, DeployTarget, LiveCheck } from '../deploy/target.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Generation } from '../manager/records.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
 import { installAlpnChallenges } from './alpn.js';
 import { ContextCache } from './context-cache.js';
-import { type ProbeResult, ProbeTracker, probe } from './live-verify.js';
+import { ProbeTracker, probe, probeTarget } from './live-verify.js';
 import { vetoServerEvents } from './server-events.js';
 import { installSniRouting, type SniCallback } from './sni-routing.js';
 
@@ -98,9 +98,9 @@ const DEFAULT_LOAD_WAIT_MS = 5_000;
 /** What an attachment needs from the manager. */
 export interface CertificateSource {
   lookup(servername: string | undefined): string | undefined;
-  current(id: string): Generation | undefined;
+  current(id: string): DeployableGeneration | undefined;
   /** Loads a certificate known only by its stored pointer (large fleets load lazily). */
-  load?(id: string): Promise<Generation | undefined>;
+  load?(id: string): Promise<DeployableGeneration | undefined>;
   /** Ids of server certificates, in configuration order. */
   serverIds(): string[];
   /** Whether `id` is a managed server certificate (called on every handshake: O(1)). */
@@ -112,7 +112,15 @@ export interface CertificateSource {
   usesTlsAlpn(): boolean;
 }
 
-export class ServerAttachment {
+let attachments = 0;
+
+/**
+ * A Node server as a deploy target (deploy/target.ts): `apply` makes a generation what new
+ * handshakes get, `verify` proves it with a real handshake, `rollback` applies the previous one.
+ */
+export class ServerAttachment implements DeployTarget {
+  /** `node-server-<n>`, numbered per process in attach order: names the target in events. */
+  readonly name = `node-server-${++attachments}`;
   readonly server: tls.Server;
   readonly liveVerify: boolean;
   readonly #source: CertificateSource;
@@ -125,6 +133,9 @@ export class ServerAttachment {
   readonly #unknown: 'default' | 'reject';
   readonly #contexts: ContextCache;
   #defaultServed: string | undefined;
+  /** Fingerprint applied per id: its context is dropped when another replaces it. */
+  readonly #applied = new Map<string, string>();
+  #detached = false;
   #restoreSni: (() => void) | undefined;
   #restoreAlpn: (() => void) | null = null;
   readonly #probes = new ProbeTracker();
@@ -194,7 +205,7 @@ export class ServerAttachment {
   }
 
   /** The full option set for a context serving `generation`. */
-  contextOptions(generation: Generation): tls.SecureContextOptions {
+  contextOptions(generation: DeployableGeneration): tls.SecureContextOptions {
     return {
       ...this.#options,
       key: generation.key.toPem(),
@@ -205,29 +216,64 @@ export class ServerAttachment {
 
   /**
    * Makes `generation` the one served for `id`: builds its context once, and when `id` is this
-   * server's default, swaps the server's own context. Open connections keep theirs.
+   * server's default, swaps the server's own context. Open connections keep theirs. The work is
+   * done before this returns (the promise only reports it): a handshake right after sees it.
    */
-  apply(id: string, generation: Generation, replaced?: Generation): void {
-    if (!this.serves(id)) return;
-    if (replaced) this.#contexts.delete(replaced.info.fingerprint256);
-    if (id === this.defaultId) {
-      this.server.setSecureContext(this.contextOptions(generation));
-      this.#defaultServed = generation.info.fingerprint256;
-    } else {
-      this.#contexts.getOrCreate(generation.info.fingerprint256, () =>
-        tls.createSecureContext(this.contextOptions(generation)),
+  apply(id: string, generation: DeployableGeneration, _signal?: AbortSignal): Promise<void> {
+    try {
+      this.#install(id, generation);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(
+        new CertkeeperError('DEPLOY_FAILED', `${this.name}: building the TLS context failed`, {
+          cause: error,
+          details: { target: this.name, id },
+        }),
       );
     }
+  }
+
+  /** Puts `previous` back (a failed deploy); without one, forgets the context built for `id`. */
+  rollback(id: string, previous: DeployableGeneration | null, signal?: AbortSignal): Promise<void> {
+    if (previous) return this.apply(id, previous, signal);
+    const applied = this.#applied.get(id);
+    if (applied !== undefined) this.#contexts.delete(applied);
+    this.#applied.delete(id);
+    return Promise.resolve();
+  }
+
+  /** Detaches from the server (idempotent). */
+  async close(): Promise<void> {
+    this.detach();
+  }
+
+  #install(id: string, generation: DeployableGeneration): void {
+    if (!this.serves(id) || this.#detached) return;
+    const fp = generation.info.fingerprint256;
+    const replaced = this.#applied.get(id);
+    if (replaced !== undefined && replaced !== fp) this.#contexts.delete(replaced);
+    if (id === this.defaultId) {
+      this.server.setSecureContext(this.contextOptions(generation));
+      this.#defaultServed = fp;
+    } else {
+      this.#contexts.getOrCreate(fp, () => tls.createSecureContext(this.contextOptions(generation)));
+    }
+    this.#applied.set(id, fp);
   }
 
   /**
    * Verifies that a fresh handshake gets `generation` for `id`. Returns null when the check
    * cannot apply (server not listening, an IP-only certificate that is not the default).
    */
-  async verify(id: string, generation: Generation): Promise<ProbeResult | null> {
+  async verify(
+    id: string,
+    generation: DeployableGeneration,
+    _signal?: AbortSignal,
+  ): Promise<(LiveCheck & { serial: string }) | null> {
     if (!this.liveVerify || !this.serves(id) || !this.server.listening) return null;
     const servername = this.#probeName(id, generation);
     if (servername === undefined && id !== this.defaultId) return null;
+    const target = probeTarget(this.server);
     const result = await this.#probes.track((register) =>
       probe(this.server, servername, undefined, register),
     );
@@ -235,13 +281,23 @@ export class ServerAttachment {
       throw new CertkeeperError(
         'LIVE_VERIFY_FAILED',
         `server served ${result.fingerprint256} instead of ${generation.info.fingerprint256} for ${servername ?? '(no SNI)'}`,
-        { details: { expected: generation.info.fingerprint256, served: result.fingerprint256, servername } },
+        {
+          details: {
+            expected: generation.info.fingerprint256,
+            served: result.fingerprint256,
+            servername,
+            target: this.name,
+          },
+        },
       );
     }
-    return result;
+    const endpoint = target?.path ?? `${target?.host}:${target?.port}`;
+    return { target: this.name, endpoint, fingerprint256: result.fingerprint256, serial: result.serial };
   }
 
   detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
     this.#stopTrust?.();
     this.#restoreSni?.();
     this.#restoreEvents();
@@ -393,7 +449,11 @@ export class ServerAttachment {
     return (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
   }
 
-  #serve(id: string, generation: Generation, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+  #serve(
+    id: string,
+    generation: DeployableGeneration,
+    cb: (err: Error | null, ctx?: tls.SecureContext) => void,
+  ): void {
     const fp = generation.info.fingerprint256;
     // The default certificate is the server's own context: nothing to build.
     if (fp === this.#defaultServed) {
@@ -414,7 +474,7 @@ export class ServerAttachment {
     }
   }
 
-  #probeName(id: string, generation: Generation): string | undefined {
+  #probeName(id: string, generation: DeployableGeneration): string | undefined {
     for (const name of generation.info.dnsNames) {
       const concrete = name.startsWith('*.') ? `certkeeper-probe${name.slice(1)}` : name;
       if (this.#source.lookup(concrete) === id) return concrete;
