@@ -35,7 +35,7 @@ export async function attempt(
     await withLock(
       options.store,
       layout.issueLock(cert.id),
-      async (_lease, lockSignal) => {
+      async (lease, lockSignal) => {
         if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) return;
         const generation = await issueCertificate(
           cert,
@@ -56,7 +56,7 @@ export async function attempt(
           },
           AbortSignal.any([signal, lockSignal]),
         );
-        await deployGeneration(core, state, generation, started, lockSignal);
+        await deployGeneration(core, state, generation, started, { lease, signal: lockSignal });
       },
       {
         ttlMs: options.lockTtlMs,

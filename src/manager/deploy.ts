@@ -8,6 +8,7 @@
  */
 import { deploy } from '../deploy/deploy.js';
 import { describeCause } from '../errors.js';
+import type { LockLease } from '../store/store.js';
 import type { ManagerCore } from './core.js';
 import { commitGeneration, type Generation, metaOf, revertPointer } from './records.js';
 import { removeLegacy } from './repair.js';
@@ -19,7 +20,7 @@ export async function deployGeneration(
   state: CertState,
   generation: Generation,
   started: number,
-  lease?: AbortSignal,
+  lock?: { lease: LockLease; signal: AbortSignal },
 ): Promise<void> {
   const { cert } = state;
   const revoked = state.revoked ?? new Set<string>();
@@ -32,7 +33,8 @@ export async function deployGeneration(
   const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
   const { store } = core.options;
   await commitGeneration(store, cert.id, generation, meta, sameIssuer, {
-    lease,
+    lease: lock?.signal,
+    fence: lock?.lease,
     revoked,
     previousGeneration: previous,
   });
@@ -67,7 +69,7 @@ export async function deployGeneration(
     if (all && previous && previousMeta) {
       core.install(state, previous, previousMeta, false);
       if (previous.issuer === generation.issuer)
-        await revertPointer(store, previous.issuer, cert.id, previousMeta, revoked);
+        await revertPointer(store, previous.issuer, cert.id, previousMeta, revoked, lock?.lease);
     }
     core.emit('rolledBack', {
       id: cert.id,

@@ -363,8 +363,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       await withLock(
         this.#o.store,
         layout.issueLock(id),
-        async () => {
-          await forgetRevoked(this.#o.store, current.issuer, id, serial, state.revoked!);
+        async (lease) => {
+          await forgetRevoked(this.#o.store, current.issuer, id, serial, state.revoked!, lease);
           // Loaded from an earlier version's first-name directory: that copy goes too.
           await removeLegacy(this.#o.store, current.issuer, state.cert);
         },

@@ -32,7 +32,7 @@ import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { layout } from '../../src/store/layout.js';
 import { RedisStore } from '../../src/store/redis-store.js';
-import type { LockOptions, Store, StoreChangeListener } from '../../src/store/store.js';
+import type { LockOptions, Store, StoreChangeListener, WriteOptions } from '../../src/store/store.js';
 import { makeRoot } from '../support/pki.js';
 import { eventually, redisPeer } from '../support/services.js';
 
@@ -57,12 +57,12 @@ class Notifying implements Store {
   get(key: string) {
     return this.inner.get(key);
   }
-  async put(key: string, value: Uint8Array | string) {
-    await this.inner.put(key, value);
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions) {
+    await this.inner.put(key, value, options);
     this.#changed(key);
   }
-  async delete(key: string) {
-    const existed = await this.inner.delete(key);
+  async delete(key: string, options?: WriteOptions) {
+    const existed = await this.inner.delete(key, options);
     if (existed) this.#changed(key);
     return existed;
   }
