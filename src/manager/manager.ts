@@ -22,8 +22,8 @@ import type { PrivateKey } from '../crypto/keys.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
-import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
-import { NameIndex } from '../server/name-index.js';
+import { type AttachmentHost, type AttachOptions, ServerAttachment } from '../server/attachment.js';
+import { CertificateCache } from '../server/certificate-cache.js';
 import { certificateName, issuerKey, layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { reconcile } from './adoption.js';
@@ -65,7 +65,8 @@ export type { CertificateStatus } from './state.js';
 export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
   readonly #states = new Map<string, CertState>();
-  readonly #index = new NameIndex();
+  /** What handshakes read: written here (#install, #add, unmanage), only read by the servers. */
+  readonly #cache = new CertificateCache();
   readonly #attachments = new Set<ServerAttachment>();
   /** Deploy targets other than attached servers (`targets`, `addTarget`). */
   readonly #targets = new Set<DeployTarget>();
@@ -83,8 +84,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #background = new Set<Promise<unknown>>();
   /** The internals adoption.ts and deploy.ts work with. */
   readonly #core: ManagerCore;
-  /** Server certificate ids in configuration order; rebuilt after manage/unmanage. */
-  #serverIds: string[] | undefined;
 
   constructor(options: ManagerOptions) {
     super();
@@ -97,7 +96,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       issuersFor: (cert) => this.#issuersFor(cert),
       validate: (cert, generation, anchors, allowExpired) =>
         validateGeneration(cert, generation, this.#o.clock.now(), anchors, allowExpired),
-      install: (state, generation, meta, apply) => this.#install(state, generation, meta, apply),
+      install: (state, generation, meta, apply) =>
+        this.#install(state, generation, meta, apply === false ? 'deploy' : 'targets'),
       planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
       reschedule: (state) => this.#reschedule(state),
       succeeded,
@@ -127,13 +127,18 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         },
         // TLS-ALPN-01 validates exact names: a wildcard's base name only when it is listed too.
         answersTlsAlpn: ({ value }) => {
-          const id = this.#source.usesTlsAlpn() ? this.#index.lookup(value) : undefined;
+          const id = this.#source.usesTlsAlpn() ? this.#cache.lookup(value) : undefined;
           return id !== undefined && this.#states.get(id)?.cert.names.includes(value) === true;
         },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );
     for (const cert of this.#o.certificates) this.#add(cert);
+    // A handshake's miss: a job loading the certificate outside the handshake.
+    this.#cache.setLoader((id) => {
+      const state = this.#states.get(id);
+      return state ? this.#materialize(state, 'lazy') : Promise.resolve(undefined);
+    });
     for (const target of this.#o.targets) this.#targets.add(target);
     this.#alpn.onListening(() => this.#retryUnanswerable());
   }
@@ -246,8 +251,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#state(id);
     state.removed = true;
     this.#states.delete(id);
-    this.#serverIds = undefined;
-    this.#index.remove(id);
+    this.#cache.remove(id);
     this.#loop.delete(id);
   }
 
@@ -424,7 +428,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   /** Which managed certificate answers a server name (exact, then wildcard). */
   lookup(servername: string): string | undefined {
-    return this.#index.lookup(servername);
+    return this.#cache.lookup(servername);
   }
 
   status(): CertificateStatus[] {
@@ -439,20 +443,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   // ---- internals -------------------------------------------------------------------------
 
-  readonly #source: CertificateSource = {
-    lookup: (servername) => this.#index.lookup(servername),
-    current: (id) => this.#states.get(id)?.current,
-    load: (id) => {
-      const state = this.#states.get(id);
-      return state ? this.#materialize(state) : Promise.resolve(undefined);
-    },
-    serverIds: () => {
-      this.#serverIds ??= [...this.#states.values()]
-        .filter((s) => s.cert.purpose === 'server')
-        .map((s) => s.cert.id);
-      return this.#serverIds;
-    },
-    isServer: (id) => this.#states.get(id)?.cert.purpose === 'server',
+  readonly #source: AttachmentHost = {
+    cache: this.#cache,
     logger: {
       debug: (m, f) => this.#o.logger.debug(m, f),
       info: (m, f) => this.#o.logger.info(m, f),
@@ -466,8 +458,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   #add(cert: ManagedCertificate): CertState {
     const state = newState(cert);
     this.#states.set(cert.id, state);
-    this.#serverIds = undefined;
-    if (cert.purpose === 'server') this.#index.add(cert.id, cert.names);
+    this.#cache.add(cert.id, cert.names, cert.purpose === 'server');
     return state;
   }
 
@@ -588,7 +579,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     });
     if (state.replaces) state.renewAt = this.#o.clock.now();
     const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
-    if (eager) await this.#materialize(state, true);
+    if (eager) await this.#materialize(state, 'eager', true);
     // Lazily loaded, or an eager load the store could not serve right now: the pointer is known,
     // the first handshake (or the retry below) loads the rest.
     if (!state.current && state.stored) state.ready.resolve();
@@ -609,7 +600,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
    * What loading worked around is repaired in the store: awaited at start-up (`awaitRepair`),
    * in the background when a handshake or a call is waiting for the certificate.
    */
-  #materialize(state: CertState, awaitRepair = false): Promise<Generation | undefined> {
+  #materialize(
+    state: CertState,
+    mode: 'eager' | 'lazy' = 'eager',
+    awaitRepair = false,
+  ): Promise<Generation | undefined> {
     if (state.current) return Promise.resolve(state.current);
     const stored = state.stored;
     if (!stored) return Promise.resolve(undefined);
@@ -636,7 +631,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#reschedule(state);
         return undefined;
       }
-      this.#install(state, loaded.generation, loaded.meta);
+      this.#install(state, loaded.generation, loaded.meta, mode === 'lazy' ? 'lazy' : 'targets');
       if (state.replaces) {
         // Another configuration's certificate, valid for this one: served until replaced, at once.
         state.renewAt = this.#o.clock.now();
@@ -670,24 +665,42 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Makes `generation` current in memory and on every attached server. */
-  #install(state: CertState, generation: Generation, meta: Meta, apply = true): Generation | undefined {
+  /**
+   * Makes `generation` current: in memory and in the cache handshakes read, then on the targets
+   * serving it: all of them (`targets`: loaded, adopted), none (`deploy`: deploy/deploy.ts applies
+   * and verifies), or only the servers whose own context it is (`lazy`: a handshake's load job,
+   * which starts no other work; its renewal window is asked for by the loop).
+   */
+  #install(
+    state: CertState,
+    generation: Generation,
+    meta: Meta,
+    apply: 'targets' | 'deploy' | 'lazy',
+  ): Generation | undefined {
     const replaced = state.current;
     state.current = generation;
+    this.#cache.set(state.cert.id, generation);
     state.currentMeta = meta;
     state.stored = { issuer: generation.issuer, meta: { ...meta, previous: null } };
     this.#planRenewal(state, generation.info.fingerprint256, generation.info);
-    if (apply) {
-      const { id } = state.cert;
-      // Attached servers take it before this returns (their apply works synchronously).
-      if (state.cert.purpose === 'server') {
-        for (const attachment of this.#attachments) this.#applyInBackground(attachment, id, generation);
-      }
+    const { id } = state.cert;
+    // Attached servers take it before this returns (their apply works synchronously).
+    if (apply !== 'deploy' && state.cert.purpose === 'server') {
+      for (const attachment of this.#attachments)
+        if (apply === 'targets' || attachment.defaultId === id)
+          this.#applyInBackground(attachment, id, generation);
+    }
+    if (apply === 'targets') {
       for (const target of this.#targets)
         if (target.serves(id)) this.#applyInBackground(target, id, generation);
     }
     // Not while an attempt runs: its swap is not verified yet (the attempt resolves it).
     if (!state.inflight) state.ready.resolve();
-    this.#loop.refreshWindow(state, generation);
+    if (apply !== 'lazy') this.#loop.refreshWindow(state, generation);
+    else if (this.#o.issuers.find((i) => i.id === generation.issuer)?.renewalWindow) {
+      state.windowRefreshAt = this.#o.clock.now();
+      this.#reschedule(state);
+    }
     return replaced;
   }
 

@@ -1,13 +1,13 @@
 /**
- * Where a handshake picks a certificate. An attachment binds one `tls.Server` (https and http2
- * secure servers are tls.Servers) to the manager: an SNICallback answers from the manager's name
- * index, and the default certificate (clients without SNI, unknown names) is the server's own
- * context, replaced with `setSecureContext` on every swap.
+ * A Node server as a deploy target. An attachment binds one `tls.Server` (https and http2 secure
+ * servers are tls.Servers) to the manager's certificate cache: its SNI handler (sni.ts) answers
+ * from the cache, and the default certificate (clients without SNI, unknown names) is the
+ * server's own context, replaced with `setSecureContext` when it changes.
  *
- * protocols.md §1: `setSecureContext` rebuilds the context from only the options passed, so each
- * call passes the full option set (a snapshot of the server's fields at attach time, overlaid
- * with the caller's `tls` options) plus ticket keys that never change, or mTLS (`ca`) and session
- * resumption (ticket keys) silently break at the first swap.
+ * `setSecureContext` rebuilds the context from only the options passed (docs/platform.md, "Node
+ * TLS"), so each call passes the full option set (a snapshot of the server's fields at attach
+ * time, overlaid with the caller's `tls` options) plus ticket keys that never change, or mTLS
+ * (`ca`) and session resumption (ticket keys) silently break at the first swap.
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
@@ -18,10 +18,11 @@ import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
 import { installAlpnChallenges } from './alpn.js';
+import type { CertificateCache } from './certificate-cache.js';
 import { ContextCache } from './context-cache.js';
 import { ProbeTracker, probe, probeTarget } from './live-verify.js';
 import { vetoServerEvents } from './server-events.js';
-import { installSniRouting, type SniCallback } from './sni-routing.js';
+import { installSniRouting, type SniCallback, SniRouter } from './sni.js';
 
 /** The options `setSecureContext` forgets unless passed again. */
 export const CONTEXT_OPTION_KEYS = [
@@ -92,19 +93,9 @@ export interface ClientAuthOptions {
 
 /** Default session lifetime (s) when client certificates are verified. */
 export const CLIENT_AUTH_SESSION_TIMEOUT = 300;
-/** How long a handshake waits for the default certificate's first load before going on without it. */
-const DEFAULT_LOAD_WAIT_MS = 5_000;
-
-/** What an attachment needs from the manager. */
-export interface CertificateSource {
-  lookup(servername: string | undefined): string | undefined;
-  current(id: string): DeployableGeneration | undefined;
-  /** Loads a certificate known only by its stored pointer (large fleets load lazily). */
-  load?(id: string): Promise<DeployableGeneration | undefined>;
-  /** Ids of server certificates, in configuration order. */
-  serverIds(): string[];
-  /** Whether `id` is a managed server certificate (called on every handshake: O(1)). */
-  isServer(id: string): boolean;
+/** What an attachment reads: the manager's certificate cache, and where to log. */
+export interface AttachmentHost {
+  cache: CertificateCache;
   logger: Logger;
   /** TLS-ALPN-01 challenge certificates held by this process. */
   alpnChallenges: AlpnChallengeRegistry;
@@ -123,7 +114,8 @@ export class ServerAttachment implements DeployTarget {
   readonly name = `node-server-${++attachments}`;
   readonly server: tls.Server;
   readonly liveVerify: boolean;
-  readonly #source: CertificateSource;
+  readonly #source: AttachmentHost;
+  readonly #router: SniRouter;
   readonly #options: tls.SecureContextOptions;
   #ticketKeys: Buffer;
   #trustVersion = -1;
@@ -140,8 +132,10 @@ export class ServerAttachment implements DeployTarget {
   #restoreAlpn: (() => void) | null = null;
   readonly #probes = new ProbeTracker();
   readonly #restoreEvents: () => void;
+  /** The SNI handler: exact name, wildcard, then default (the server's own context). */
+  readonly sniCallback: SniCallback;
 
-  constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
+  constructor(server: tls.Server, source: AttachmentHost, options: AttachOptions = {}) {
     if (!(server instanceof tls.Server)) {
       throw new CertkeeperError(
         'INVALID_OPTION',
@@ -167,12 +161,26 @@ export class ServerAttachment implements DeployTarget {
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
     if (options.clientAuth) this.#startClientAuth(options.clientAuth);
-    this.#restoreSni = installSniRouting(
+    const attachment = this;
+    this.#router = new SniRouter({
       server,
-      this.sniCallback,
-      (servername) => source.lookup(servername) !== undefined,
-      source.logger,
-    );
+      cache: source.cache,
+      logger: source.logger,
+      unknownName: this.#unknown,
+      serves: (id) => this.serves(id),
+      get defaultId() {
+        return attachment.defaultId;
+      },
+      get defaultServed() {
+        return attachment.#defaultServed;
+      },
+      contextFor: (generation) =>
+        this.#contexts.getOrCreate(generation.info.fingerprint256, () =>
+          tls.createSecureContext(this.contextOptions(generation)),
+        ),
+    });
+    this.sniCallback = this.#router.callback;
+    this.#restoreSni = installSniRouting(server, this.#router, source.logger);
     if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
       const restore = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
       if (restore) {
@@ -197,11 +205,11 @@ export class ServerAttachment implements DeployTarget {
 
   /** The certificate served without SNI. */
   get defaultId(): string | undefined {
-    return this.#defaultId ?? this.#source.serverIds()[0];
+    return this.#defaultId ?? this.#source.cache.serverIds()[0];
   }
 
   serves(id: string): boolean {
-    return this.#ids === null ? this.#source.isServer(id) : this.#ids.has(id);
+    return this.#ids === null ? this.#source.cache.isServer(id) : this.#ids.has(id);
   }
 
   /** The full option set for a context serving `generation`. */
@@ -353,7 +361,7 @@ export class ServerAttachment implements DeployTarget {
     this.#ticketKeys = randomBytes(48);
     this.#contexts.clear();
     const id = this.defaultId;
-    const generation = id === undefined ? undefined : this.#source.current(id);
+    const generation = id === undefined ? undefined : this.#source.cache.current(id);
     if (generation && this.serves(id!)) {
       this.server.setSecureContext(this.contextOptions(generation));
       this.#defaultServed = generation.info.fingerprint256;
@@ -374,110 +382,10 @@ export class ServerAttachment implements DeployTarget {
     });
   }
 
-  /** The SNI handler: exact name, wildcard, then default (the server's own context). */
-  readonly sniCallback: SniCallback = (servername, cb) => {
-    const id = this.#source.lookup(servername);
-    if (id === undefined || !this.serves(id)) {
-      if (this.#unknown === 'reject' && servername) cb(new Error(`no certificate for ${servername}`));
-      else this.#serveDefault(cb);
-      return;
-    }
-    const generation = this.#source.current(id);
-    if (generation) {
-      this.#serve(id, generation, cb);
-      return;
-    }
-    if (!this.#source.load) {
-      cb(null);
-      return;
-    }
-    // First handshake for a certificate not yet in memory: load it (SNICallback may be async).
-    // Neither outcome may fail the handshake here: the default certificate is served instead, and
-    // the reason (reported by the manager as storedInvalid / a store error) is noted for debugging.
-    this.#source.load(id).then(
-      (loaded) => {
-        if (loaded) return this.#serve(id, loaded, cb);
-        this.#source.logger.debug('no usable certificate yet; serving the default', { id, servername });
-        this.#serveDefault(cb);
-      },
-      (error: unknown) => {
-        this.#source.logger.debug('loading a certificate for a handshake failed; serving the default', {
-          id,
-          servername,
-          code: (error as { code?: unknown })?.code,
-        });
-        this.#serveDefault(cb);
-      },
-    );
-  };
-
-  /**
-   * Answers with the default certificate. Not in memory yet (lazy loading: its first load starts
-   * at attach), the server's own context has no certificate: the handshake waits for that load
-   * (bounded) and is answered with the context it installed.
-   */
-  #serveDefault(cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    const id = this.defaultId;
-    const generation = id === undefined ? undefined : this.#source.current(id);
-    if (generation) {
-      this.#serve(id!, generation, cb);
-      return;
-    }
-    if (id === undefined || !this.serves(id) || !this.#source.load) {
-      cb(null, this.#ownContext());
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const bounded = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, DEFAULT_LOAD_WAIT_MS, undefined);
-    });
-    Promise.race([this.#source.load(id), bounded])
-      .catch(() => undefined)
-      .then((loaded) => {
-        clearTimeout(timer);
-        if (loaded) this.#serve(id, loaded, cb);
-        else cb(null, this.#ownContext());
-      });
-  }
-
-  /**
-   * The server's own context as it is now. A connection keeps the one the server had when it was
-   * accepted, which lacks the default certificate when that was installed after (a lazy first
-   * load): answering with the current one, not "the server's own" (`cb(null)`), serves it.
-   */
-  #ownContext(): tls.SecureContext | undefined {
-    return (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
-  }
-
-  #serve(
-    id: string,
-    generation: DeployableGeneration,
-    cb: (err: Error | null, ctx?: tls.SecureContext) => void,
-  ): void {
-    const fp = generation.info.fingerprint256;
-    // The default certificate is the server's own context: nothing to build.
-    if (fp === this.#defaultServed) {
-      cb(null, this.#ownContext());
-      return;
-    }
-    try {
-      cb(
-        null,
-        this.#contexts.getOrCreate(fp, () => tls.createSecureContext(this.contextOptions(generation))),
-      );
-    } catch (error) {
-      this.#source.logger.error('building a TLS context failed', {
-        id,
-        serial: generation.info.serialNumber,
-      });
-      cb(error as Error);
-    }
-  }
-
   #probeName(id: string, generation: DeployableGeneration): string | undefined {
     for (const name of generation.info.dnsNames) {
       const concrete = name.startsWith('*.') ? `certkeeper-probe${name.slice(1)}` : name;
-      if (this.#source.lookup(concrete) === id) return concrete;
+      if (this.#source.cache.lookup(concrete) === id) return concrete;
     }
     return undefined;
   }

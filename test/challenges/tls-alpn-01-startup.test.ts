@@ -19,6 +19,7 @@ import type { IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
+import { CertificateCache } from '../../src/server/certificate-cache.js';
 import { createHttpsServer } from '../../src/server/create-server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { nextEvent } from '../support/events.js';
@@ -167,10 +168,7 @@ describe('TlsAlpn01Solver availability', () => {
 
     const server = https.createServer();
     const attachment = new ServerAttachment(server, {
-      lookup: () => undefined,
-      current: () => undefined,
-      serverIds: () => [],
-      isServer: () => false,
+      cache: new CertificateCache(),
       logger: silentLogger,
       alpnChallenges: registry,
       usesTlsAlpn: () => true,

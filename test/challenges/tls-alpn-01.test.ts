@@ -22,6 +22,7 @@ import { x509 } from '../../src/crypto/x509.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Generation } from '../../src/manager/records.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
+import { CertificateCache } from '../../src/server/certificate-cache.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { selfSigned } from '../support/issuers.js';
 import { close, listen } from '../support/tls.js';
@@ -132,11 +133,11 @@ describe('TLS-ALPN-01 on the serving port', () => {
         const registry = new AlpnChallengeRegistry();
         const server = make({ key: generation.key.toPem(), cert: generation.chainPem });
         servers.push(server);
+        const cache = new CertificateCache();
+        cache.add('web', ['a.test'], true);
+        cache.set('web', generation);
         const source = {
-          lookup: (name: string | undefined) => (name === 'a.test' ? 'web' : undefined),
-          current: () => generation,
-          serverIds: () => ['web'],
-          isServer: (id: string) => id === 'web',
+          cache,
           logger: silentLogger,
           alpnChallenges: registry,
           usesTlsAlpn: () => true,
