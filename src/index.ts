@@ -1,6 +1,5 @@
 // Public API of certkeeper. Every exported name is listed here explicitly.
 
-export { AlpnChallengeRegistry } from './challenges/alpn-registry.js';
 export {
   type Dns01Options,
   Dns01Solver,
@@ -18,7 +17,8 @@ export {
 export { ChallTestSrvProvider } from './challenges/providers/challtestsrv.js';
 export { type Rfc2136Options, Rfc2136Provider } from './challenges/providers/rfc2136.js';
 export type { ChallengeSolver, ChallengeTask, ChallengeType } from './challenges/solver.js';
-export { createAlpnCertificate, TlsAlpn01Solver, tlsAlpnSupported } from './challenges/tls-alpn-01.js';
+export { AlpnChallengeRegistry } from './challenges/tls-alpn-01/registry.js';
+export { createAlpnCertificate, TlsAlpn01Solver, tlsAlpnSupported } from './challenges/tls-alpn-01/solver.js';
 export { type Clock, systemClock } from './clock.js';
 export { type CertificateSpec, createCertificate, randomSerial } from './crypto/certificate-builder.js';
 export { type Csr, type CsrOptions, createCsr, inspectCsr } from './crypto/csr.js';

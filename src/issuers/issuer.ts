@@ -9,7 +9,6 @@
  * instead of at construction, so one issuer object can serve several managers and tests can
  * hand it whatever store they like.
  */
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import type { Clock } from '../clock.js';
 import type { Csr } from '../crypto/csr.js';
 import type { CertificateInfo } from '../crypto/inspect.js';
@@ -25,10 +24,6 @@ export interface IssuerContext {
   logger: Logger;
   /** Aborted when the manager stops or the attempt is given up. */
   signal: AbortSignal;
-  /** TLS-ALPN-01 certificates this process's attached servers answer with. */
-  alpnChallenges?: AlpnChallengeRegistry;
-  /** This replica's id when replicas share the store (cluster membership is tracked). */
-  replicaId?: string;
 }
 
 export interface CertificateRequest {

@@ -16,7 +16,9 @@
 import { setMaxListeners } from 'node:events';
 import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
-import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import type { ChallengeContext } from '../challenges/solver.js';
+import { AlpnChallengeRegistry, type TlsAlpnHost } from '../challenges/tls-alpn-01/registry.js';
+import { liveMembers } from '../cluster/membership.js';
 import { ClusterSync } from '../cluster/sync.js';
 import type { PrivateKey } from '../crypto/keys.js';
 import type { DeployTarget } from '../deploy/target.js';
@@ -502,16 +504,30 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       throw new CertkeeperError('MANAGER_STOPPED', 'the manager has been stopped');
   }
 
-  #context(signal: AbortSignal): IssuerContext {
+  /** An issuer's context; solvers of an order also find where TLS-ALPN-01 is answered (`tlsAlpn`). */
+  #context(signal: AbortSignal): IssuerContext & ChallengeContext {
+    this.#tlsAlpn ??= {
+      registry: this.#alpn,
+      // The replicas to wait for, when others share the store (membership needs `watch`).
+      ...(this.#o.store.watch
+        ? {
+            replicas: {
+              self: this.#o.replicaId,
+              live: () => liveMembers(this.#o.store, this.#o.clock.now()),
+            },
+          }
+        : {}),
+    };
     return {
       store: this.#o.store,
       clock: this.#o.clock,
       logger: this.#o.logger,
       signal,
-      alpnChallenges: this.#alpn,
-      ...(this.#o.store.watch ? { replicaId: this.#o.replicaId } : {}),
+      tlsAlpn: this.#tlsAlpn,
     };
   }
+
+  #tlsAlpn: TlsAlpnHost | undefined;
 
   #issuersFor(cert: ManagedCertificate): Issuer[] {
     return this.#o.issuers.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));

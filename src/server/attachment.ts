@@ -12,16 +12,16 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import type { AlpnChallengeRegistry } from '../challenges/tls-alpn-01/registry.js';
+import { installAlpnChallenges } from '../challenges/tls-alpn-01/server-hook.js';
 import type { DeployableGeneration, DeployTarget, LiveCheck } from '../deploy/target.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { vetoServerEvents } from '../net/server-events.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
-import { installAlpnChallenges } from './alpn.js';
 import type { CertificateCache } from './certificate-cache.js';
 import { ContextCache } from './context-cache.js';
 import { ProbeTracker, probe, probeTarget } from './live-verify.js';
-import { vetoServerEvents } from './server-events.js';
 import { installSniRouting, type SniCallback, SniRouter } from './sni.js';
 
 /** The options `setSecureContext` forgets unless passed again. */

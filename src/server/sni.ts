@@ -14,9 +14,9 @@
  * challenge context; see docs/platform.md, "Node TLS").
  */
 import type tls from 'node:tls';
+import { alpnChallengeOf } from '../challenges/tls-alpn-01/server-hook.js';
 import type { DeployableGeneration } from '../deploy/target.js';
 import type { Logger } from '../logger.js';
-import { alpnChallengeOf } from './alpn.js';
 import type { CertificateCache } from './certificate-cache.js';
 
 export type SniCallback = (
