@@ -189,7 +189,7 @@ export function resolveCertificate(input: unknown, path: string, issuers: Issuer
     throw optionError(
       `${path}.purpose`,
       `is '${purpose}', which no configured issuer can issue (${unable.map((i) => i.id).join(', ')})` +
-        // Public ACME CAs stopped issuing clientAuth certificates (protocols.md §4): say where to go.
+        // Public ACME CAs stopped issuing clientAuth certificates (docs/platform.md, "ACME"): say where to go.
         (purpose === 'client'
           ? ': client certificates need a private CA (InternalCA, StepCaIssuer, or AcmeIssuer with clientAuth: true for a private ACME CA)'
           : ''),

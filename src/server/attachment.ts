@@ -22,27 +22,8 @@ import type { TrustBundleSource } from '../trust/bundle.js';
 import type { CertificateCache } from './certificate-cache.js';
 import { ContextCache } from './context-cache.js';
 import { ProbeTracker, probe, probeTarget } from './live-verify.js';
+import { CONTEXT_OPTION_KEYS, hideSecretFields } from './server-fields.js';
 import { installSniRouting, type SniCallback, SniRouter } from './sni.js';
-
-/** The options `setSecureContext` forgets unless passed again. */
-export const CONTEXT_OPTION_KEYS = [
-  'ca',
-  'crl',
-  'ciphers',
-  'ecdhCurve',
-  'dhparam',
-  'honorCipherOrder',
-  'minVersion',
-  'maxVersion',
-  'secureOptions',
-  'secureProtocol',
-  'sessionIdContext',
-  'sigalgs',
-  'clientCertEngine',
-  'privateKeyEngine',
-  'privateKeyIdentifier',
-  'sessionTimeout',
-] as const;
 
 export interface AttachOptions {
   /**
@@ -388,23 +369,5 @@ export class ServerAttachment implements DeployTarget {
       if (this.#source.cache.lookup(concrete) === id) return concrete;
     }
     return undefined;
-  }
-}
-
-/**
- * Node keeps the last `key` (and `passphrase`, `pfx`) passed to the server or to
- * `setSecureContext` as plain fields of the server object, where `console.log(server)` or a
- * logger serialising `req.socket.server` would print the private key. They become non-enumerable:
- * Node still reads and writes them (a write keeps the property's attributes), nothing lists them.
- */
-function hideSecretFields(server: tls.Server): void {
-  const fields = server as unknown as Record<string, unknown>;
-  for (const name of ['key', 'passphrase', 'pfx']) {
-    Object.defineProperty(server, name, {
-      value: fields[name],
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
   }
 }

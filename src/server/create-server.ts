@@ -8,7 +8,8 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { PrivateKey } from '../crypto/keys.js';
-import { type AttachOptions, CONTEXT_OPTION_KEYS, type ServerAttachment } from './attachment.js';
+import type { AttachOptions, ServerAttachment } from './attachment.js';
+import { CONTEXT_OPTION_KEYS } from './server-fields.js';
 import { deferredSniCallback } from './sni.js';
 
 export type ManagedServerOptions = Omit<AttachOptions, 'tls'>;
