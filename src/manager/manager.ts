@@ -234,7 +234,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
     }
     if (this.#o.ownsIssuers) {
-      await Promise.allSettled(this.#o.issuers.map((issuer) => issuer.close?.()));
+      await Promise.allSettled(
+        [...this.#o.capabilities.values()].map(({ closable }) => closable?.close()),
+      );
     }
     if (this.#o.ownsStore) await this.#o.store.close();
   }
@@ -351,10 +353,10 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#state(id);
     const current = state.current ?? (await this.#materialize(state));
     if (!current) throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no certificate is served for "${id}"`);
-    const issuer = this.#o.issuers.find((i) => i.id === current.issuer);
-    if (!issuer?.revoke)
+    const revoker = this.#o.capabilities.get(current.issuer)?.revoker;
+    if (!revoker)
       throw new CertkeeperError('NOT_SUPPORTED', `issuer ${current.issuer} does not support revocation`);
-    await issuer.revoke(
+    await revoker.revoke(
       { chainPem: current.chainPem, key: current.key },
       reason,
       this.#context(this.#abort.signal),
@@ -391,7 +393,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** The union of the issuers' trust anchors (PEM), for clients of the managed servers. */
   async trustAnchors(): Promise<string[]> {
     const lists = await Promise.all(
-      this.#o.issuers.map((i) => i.trustAnchors?.(this.#context(this.#abort.signal)) ?? []),
+      [...this.#o.capabilities.values()].map(
+        ({ anchors }) => anchors?.trustAnchors(this.#context(this.#abort.signal)) ?? [],
+      ),
     );
     return [...new Set(lists.flat())];
   }
@@ -713,7 +717,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     // Not while an attempt runs: its swap is not verified yet (the attempt resolves it).
     if (!state.inflight) state.ready.resolve();
     if (apply !== 'lazy') this.#loop.refreshWindow(state, generation);
-    else if (this.#o.issuers.find((i) => i.id === generation.issuer)?.renewalWindow) {
+    else if (this.#o.capabilities.get(generation.issuer)?.window) {
       state.windowRefreshAt = this.#o.clock.now();
       this.#reschedule(state);
     }

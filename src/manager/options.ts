@@ -13,7 +13,7 @@ import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
-import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
+import { type CertificatePurpose, capabilitiesOf, type Issuer, type IssuerCapabilities } from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
 import { certificateSegment, issuerKey } from '../store/layout.js';
@@ -128,6 +128,8 @@ export interface ResolvedOptions {
   issuers: Issuer[];
   /** The manager created the issuer (the default InternalCA): `stop()` closes it. */
   ownsIssuers: boolean;
+  /** What each issuer can do beyond `issue`, by id: detected once, here. */
+  capabilities: ReadonlyMap<string, IssuerCapabilities>;
   certificates: ManagedCertificate[];
   policy: RenewalPolicy;
   logger: Logger;
@@ -348,6 +350,7 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     ownsStore,
     issuers,
     ownsIssuers,
+    capabilities: new Map(issuers.map((issuer) => [issuer.id, capabilitiesOf(issuer)])),
     certificates,
     policy,
     logger,
