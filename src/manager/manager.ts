@@ -234,9 +234,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
     }
     if (this.#o.ownsIssuers) {
-      await Promise.allSettled(
-        [...this.#o.capabilities.values()].map(({ closable }) => closable?.close()),
-      );
+      await Promise.allSettled([...this.#o.capabilities.values()].map(({ closable }) => closable?.close()));
     }
     if (this.#o.ownsStore) await this.#o.store.close();
   }

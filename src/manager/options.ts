@@ -13,7 +13,12 @@ import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
-import { type CertificatePurpose, capabilitiesOf, type Issuer, type IssuerCapabilities } from '../issuers/issuer.js';
+import {
+  type CertificatePurpose,
+  capabilitiesOf,
+  type Issuer,
+  type IssuerCapabilities,
+} from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
 import { certificateSegment, issuerKey } from '../store/layout.js';
