@@ -2,8 +2,8 @@
 // with its meaning and what to do, and the retryable default it states is what isRetryable says.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AlpnChallengeRegistry } from '../src/challenges/alpn-registry.js';
-import { TlsAlpn01Solver, tlsAlpnSupported } from '../src/challenges/tls-alpn-01.js';
+import { AlpnChallengeRegistry } from '../src/challenges/tls-alpn-01/registry.js';
+import { TlsAlpn01Solver, tlsAlpnSupported } from '../src/challenges/tls-alpn-01/solver.js';
 import { CertkeeperError, ERROR_CODES, type ErrorCode, isRetryable } from '../src/errors.js';
 import { conflictError } from '../src/manager/claims.js';
 
@@ -69,7 +69,7 @@ describe('docs/errors.md', () => {
       { id: 'api', names: ['other.test'], keyType: 'ec-p256', purpose: 'server', storedAt: 'then' } as never,
     );
     const unavailable = new TlsAlpn01Solver().unavailable({ type: 'dns', value: 'api.test' }, false, {
-      alpnChallenges: new AlpnChallengeRegistry(),
+      tlsAlpn: { registry: new AlpnChallengeRegistry() },
     } as never);
     expect(conflict.code).toBe('CERTIFICATE_CONFLICT');
     expect(isRetryable(conflict)).toBe(false);

@@ -10,14 +10,13 @@ import { createHash } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CertkeeperError, describeCause, isCertkeeperError, optionError } from '../errors.js';
-import type { IssuerContext } from '../issuers/issuer.js';
 import {
   type AuthoritativeLookup,
   authoritativeServers,
   authoritativeTxt,
   formatServer,
 } from './dns-propagation.js';
-import type { ChallengeSolver, ChallengeTask } from './solver.js';
+import type { ChallengeContext, ChallengeSolver, ChallengeTask } from './solver.js';
 
 /**
  * Your DNS host's API. Names are fully qualified without the trailing dot. Throw on failure (a
@@ -88,7 +87,7 @@ export class Dns01Solver implements ChallengeSolver {
     return identifier.type === 'dns';
   }
 
-  async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
+  async present(task: ChallengeTask, context: ChallengeContext): Promise<void> {
     const fqdn = dns01Record(task);
     const value = dns01Value(task.keyAuthorization);
     await this.#call('setTxt', fqdn, value);
@@ -133,7 +132,7 @@ export class Dns01Solver implements ChallengeSolver {
     fqdn: string,
     value: string,
     zone: { zone: string; servers: { host: string; port: number }[] },
-    context: IssuerContext,
+    context: ChallengeContext,
   ): Promise<void> {
     const deadline = Date.now() + this.#o.propagationTimeoutMs;
     const pending = new Map(zone.servers.map((server) => [formatServer(server), server]));

@@ -20,10 +20,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isCertkeeperError } from '../errors.js';
-import type { IssuerContext } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
-import type { ChallengeSolver, ChallengeTask } from './solver.js';
+import type { ChallengeContext, ChallengeSolver, ChallengeTask } from './solver.js';
 
 const PREFIX = '/.well-known/acme-challenge/';
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -37,11 +36,11 @@ export class Http01Solver implements ChallengeSolver {
     return !wildcard;
   }
 
-  async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
+  async present(task: ChallengeTask, context: ChallengeContext): Promise<void> {
     await context.store.put(layout.http01Answer(task.token), task.keyAuthorization);
   }
 
-  async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
+  async cleanup(task: ChallengeTask, context: ChallengeContext): Promise<void> {
     await context.store.delete(layout.http01Answer(task.token));
   }
 }

@@ -4,13 +4,30 @@
  * store (or a DNS provider), never only through this process's memory, so any replica sharing
  * the store can answer a validation that lands on it.
  */
+import type { Clock } from '../clock.js';
 import type { CertkeeperError } from '../errors.js';
-import type { IssuerContext } from '../issuers/issuer.js';
+import type { Logger } from '../logger.js';
+import type { Store } from '../store/store.js';
+import type { TlsAlpnHost } from './tls-alpn-01/registry.js';
 
 /** The ACME challenge types certkeeper can answer. */
 export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
 
 export const CHALLENGE_TYPES: readonly ChallengeType[] = ['http-01', 'tls-alpn-01', 'dns-01'];
+
+/**
+ * What a solver gets with each call: the order's (an issuer passes its `IssuerContext` on, which
+ * has these fields). A manager's context also carries `tlsAlpn`, which only TLS-ALPN-01 reads.
+ */
+export interface ChallengeContext {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  /** Aborted when the attempt is given up. */
+  signal: AbortSignal;
+  /** Where TLS-ALPN-01 challenges are answered from, when a manager runs the order. */
+  tlsAlpn?: TlsAlpnHost;
+}
 
 /** One challenge of an authorization, as handed to a `ChallengeSolver`. */
 export interface ChallengeTask {
@@ -30,7 +47,7 @@ export interface ChallengeSolver {
    * Whether this solver can answer for an identifier now (HTTP-01 and TLS-ALPN-01 cannot do
    * wildcards; TLS-ALPN-01 needs an attached server that listens). `context` is the order's.
    */
-  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: IssuerContext): boolean;
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: ChallengeContext): boolean;
   /**
    * Why this solver cannot answer now although it could for this identifier: a typed error that
    * names the fix, used when no configured solver can answer.
@@ -38,14 +55,14 @@ export interface ChallengeSolver {
   unavailable?(
     identifier: ChallengeTask['identifier'],
     wildcard: boolean,
-    context: IssuerContext,
+    context: ChallengeContext,
   ): CertkeeperError | undefined;
   /**
    * Makes the answer available. Resolves when the CA may start validating (for DNS-01: after the
    * record is visible at the configured resolvers). Must tolerate the CA validating several times
    * concurrently (Pebble makes three attempts).
    */
-  present(task: ChallengeTask, context: IssuerContext): Promise<void>;
+  present(task: ChallengeTask, context: ChallengeContext): Promise<void>;
   /** Removes the answer. Called whatever the outcome; must not throw for an answer already gone. */
-  cleanup(task: ChallengeTask, context: IssuerContext): Promise<void>;
+  cleanup(task: ChallengeTask, context: ChallengeContext): Promise<void>;
 }

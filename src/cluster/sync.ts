@@ -10,13 +10,15 @@
  *     such a record, so only a genuine challenge (alpn-record.ts) for a name this replica answers
  *     TLS-ALPN-01 for is loaded; with encryption keys the record is sealed as well.
  */
-import { alpnIdentifier, alpnRecordServername, readAlpnRecord } from '../challenges/alpn-record.js';
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import { ackAlpn, alpnDigest } from '../challenges/tls-alpn-01/acks.js';
+import { alpnIdentifier, readAlpnRecord } from '../challenges/tls-alpn-01/record.js';
+import type { AlpnChallengeRegistry } from '../challenges/tls-alpn-01/registry.js';
 import type { Clock } from '../clock.js';
 import { describeCause } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { layout } from '../store/layout.js';
 import type { Store, StoreChange } from '../store/store.js';
-import { ackAlpn, alpnDigest, heartbeat, leave, MEMBER_TTL_MS } from './membership.js';
+import { heartbeat, leave, MEMBER_TTL_MS } from './membership.js';
 
 export interface ClusterHost {
   store: Store;
@@ -37,7 +39,6 @@ export interface ClusterOptions {
   reconcileIntervalMs: number;
 }
 
-const ALPN_PREFIX = 'challenges/tls-alpn-01';
 /** Retries of a failed subscription: soon at first (a store restarting), then every 30 s. */
 const WATCH_RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
 
@@ -72,8 +73,8 @@ export class ClusterSync {
     const { store, logger } = this.#host;
     const unwatch: (() => void)[] = [];
     try {
-      unwatch.push(await store.watch!('certificates', (c) => this.#onCertificates(c)));
-      unwatch.push(await store.watch!(ALPN_PREFIX, (c) => void this.#onAlpn(c)));
+      unwatch.push(await store.watch!(layout.certificates(), (c) => this.#onCertificates(c)));
+      unwatch.push(await store.watch!(layout.alpnRecords(), (c) => void this.#onAlpn(c)));
     } catch (error) {
       for (const fn of unwatch) fn();
       if (this.#stopped) return;
@@ -139,7 +140,7 @@ export class ClusterSync {
 
   #onCertificates(change: StoreChange): void {
     if (change.type === 'resync') this.#host.onResync();
-    else if (change.key.endsWith('/current.json')) this.#host.onPointer(change.key);
+    else if (layout.isPointer(change.key)) this.#host.onPointer(change.key);
   }
 
   async #onAlpn(change: StoreChange): Promise<void> {
@@ -156,7 +157,7 @@ export class ClusterSync {
 
   async #syncAllAlpn(): Promise<void> {
     try {
-      for (const key of await this.#host.store.list(ALPN_PREFIX)) await this.#syncAlpn(key);
+      for (const key of await this.#host.store.list(layout.alpnRecords())) await this.#syncAlpn(key);
     } catch (error) {
       this.#host.logger.debug('TLS-ALPN-01 resync failed', { error: describeCause(error) });
     }
@@ -164,7 +165,7 @@ export class ClusterSync {
 
   /** Loads (or drops) one challenge certificate and acknowledges holding it. */
   async #syncAlpn(key: string): Promise<void> {
-    const servername = alpnRecordServername(key);
+    const servername = layout.parseAlpnRecord(key);
     if (!servername) return;
     const { store, alpn, replicaId, logger } = this.#host;
     const identifier = alpnIdentifier(servername);

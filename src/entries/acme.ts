@@ -18,6 +18,6 @@ export {
 export { ChallTestSrvProvider } from '../challenges/providers/challtestsrv.js';
 export { type Rfc2136Options, Rfc2136Provider } from '../challenges/providers/rfc2136.js';
 export type { ChallengeSolver, ChallengeTask, ChallengeType } from '../challenges/solver.js';
-export { TlsAlpn01Solver, tlsAlpnSupported } from '../challenges/tls-alpn-01.js';
+export { TlsAlpn01Solver, tlsAlpnSupported } from '../challenges/tls-alpn-01/solver.js';
 export { AcmeIssuer, type AcmeIssuerOptions } from '../issuers/acme/acme-issuer.js';
 export type { PollOptions } from '../issuers/acme/order.js';

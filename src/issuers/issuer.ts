@@ -1,15 +1,16 @@
 /**
  * The issuer contract: how the manager gets a certificate. An issuer obtains a certificate for a
- * request; it may also renew a current one (token enrollment renews over mTLS with the old
- * certificate), revoke one, report the trust anchors its chains end at, suggest a renewal window
- * (ACME ARI) and say which purposes it can issue for. Optional abilities are detected at the call
- * site, so a minimal issuer is one method.
+ * request (`Issuer`: an id and `issue`). Everything else is a capability of its own, with a type
+ * guard: renewing a current certificate (`Renewer`: token enrollment renews over mTLS with the old
+ * certificate), revoking one (`Revoker`), reporting the trust anchors its chains end at
+ * (`AnchorSource`), suggesting a renewal window (`RenewalWindowSource`: ACME ARI), releasing what
+ * it holds (`Closable`). The manager detects them once per issuer (`capabilitiesOf`), so a
+ * minimal issuer is one method.
  *
  * Issuers receive the manager's store, clock and logger through `IssuerContext` on every call
  * instead of at construction, so one issuer object can serve several managers and tests can
  * hand it whatever store they like.
  */
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
 import type { Clock } from '../clock.js';
 import type { Csr } from '../crypto/csr.js';
 import type { CertificateInfo } from '../crypto/inspect.js';
@@ -27,10 +28,6 @@ export interface IssuerContext {
   logger: Logger;
   /** Aborted when the manager stops or the attempt is given up. */
   signal: AbortSignal;
-  /** TLS-ALPN-01 certificates this process's attached servers answer with. */
-  alpnChallenges?: AlpnChallengeRegistry;
-  /** This replica's id when replicas share the store (cluster membership is tracked). */
-  replicaId?: string;
 }
 
 /** What the manager asks an issuer for: the names, key and CSR of one certificate. */
@@ -123,4 +120,69 @@ export interface Issuer {
    * source reading the CA's roots after a restart that loaded every certificate from the store).
    */
   bind?(binding: IssuerBinding): void;
+}
+
+/** Renews with the current certificate (step-ca's mTLS `/renew`). */
+export interface Renewer {
+  renew(
+    request: CertificateRequest & { current: NonNullable<CertificateRequest['current']> },
+    context: IssuerContext,
+  ): Promise<IssuedCertificate>;
+}
+
+export interface Revoker {
+  revoke(
+    certificate: { chainPem: string; key?: PrivateKey },
+    reason: RevocationReason,
+    context: IssuerContext,
+  ): Promise<void>;
+}
+
+/** Root certificates (PEM) that issued chains must end at; an empty list means "not checked". */
+export interface AnchorSource {
+  trustAnchors(context: IssuerContext): Promise<string[]>;
+}
+
+/** A CA-suggested renewal window (ACME ARI); null means "use the lifetime rule". */
+export interface RenewalWindowSource {
+  renewalWindow(
+    certificate: CertificateInfo & { chainPem: string },
+    context: IssuerContext,
+  ): Promise<RenewalWindow | null>;
+}
+
+export interface Closable {
+  close(): Promise<void>;
+}
+
+const has = (value: object, method: string): boolean =>
+  typeof (value as Record<string, unknown>)[method] === 'function';
+
+export const isRenewer = <T extends object>(issuer: T): issuer is T & Renewer => has(issuer, 'renew');
+export const isRevoker = <T extends object>(issuer: T): issuer is T & Revoker => has(issuer, 'revoke');
+export const isAnchorSource = <T extends object>(issuer: T): issuer is T & AnchorSource =>
+  has(issuer, 'trustAnchors');
+export const isRenewalWindowSource = <T extends object>(issuer: T): issuer is T & RenewalWindowSource =>
+  has(issuer, 'renewalWindow');
+export const isClosable = <T extends object>(issuer: T): issuer is T & Closable => has(issuer, 'close');
+
+/** What one issuer can do beyond `issue`: detected once, here, and nowhere else. */
+export interface IssuerCapabilities {
+  readonly issuer: Issuer;
+  readonly renewer: Renewer | undefined;
+  readonly revoker: Revoker | undefined;
+  readonly anchors: AnchorSource | undefined;
+  readonly window: RenewalWindowSource | undefined;
+  readonly closable: Closable | undefined;
+}
+
+export function capabilitiesOf(issuer: Issuer): IssuerCapabilities {
+  return {
+    issuer,
+    renewer: isRenewer(issuer) ? issuer : undefined,
+    revoker: isRevoker(issuer) ? issuer : undefined,
+    anchors: isAnchorSource(issuer) ? issuer : undefined,
+    window: isRenewalWindowSource(issuer) ? issuer : undefined,
+    closable: isClosable(issuer) ? issuer : undefined,
+  };
 }

@@ -5,7 +5,7 @@
  * through `renewalFailed` — and returned, for the callers that wait on it (renewNow, renewAll).
  */
 import { CertkeeperError, describeCause, isRetryable } from '../errors.js';
-import type { Issuer } from '../issuers/issuer.js';
+import type { IssuerCapabilities } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { adoptStored } from './adoption.js';
@@ -35,13 +35,15 @@ export async function attempt(
     await withLock(
       options.store,
       layout.issueLock(cert.id),
-      async (_lease, lockSignal) => {
+      async (lease, lockSignal) => {
         if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) return;
         const generation = await issueCertificate(
           cert,
           state.current,
           {
-            issuers: core.issuersFor(cert).map((issuer) => tracked(issuer, state.lingering)),
+            issuers: core
+              .issuersFor(cert)
+              .map((issuer) => tracked(options.capabilities.get(issuer.id)!, state.lingering)),
             context: (s) => core.context(s),
             validate: (g, anchors) => validateGeneration(cert, g, options.clock.now(), anchors),
             refused: (problem, g) =>
@@ -56,7 +58,7 @@ export async function attempt(
           },
           AbortSignal.any([signal, lockSignal]),
         );
-        await deployGeneration(core, state, generation, started, lockSignal);
+        await deployGeneration(core, state, generation, started, { lease, signal: lockSignal });
       },
       {
         ttlMs: options.lockTtlMs,
@@ -95,7 +97,7 @@ export function succeeded(state: CertState): void {
  * The issuer as the attempt sees it, with every call it makes recorded in `lingering` until it
  * settles: the attempt stops waiting when it is given up, the issuer's clean-up may not have.
  */
-function tracked(issuer: Issuer, lingering: Set<Promise<unknown>>): Issuer {
+function tracked(caps: IssuerCapabilities, lingering: Set<Promise<unknown>>): IssuerCapabilities {
   const track = <T>(call: () => Promise<T>): Promise<T> => {
     const work = (async () => call())();
     lingering.add(work);
@@ -103,11 +105,12 @@ function tracked(issuer: Issuer, lingering: Set<Promise<unknown>>): Issuer {
     work.then(done, done);
     return work;
   };
+  const { issuer, renewer, anchors } = caps;
   return {
-    id: issuer.id,
-    issue: (request, context) => track(() => issuer.issue(request, context)),
-    ...(issuer.renew ? { renew: (request, context) => track(() => issuer.renew!(request, context)) } : {}),
-    ...(issuer.trustAnchors ? { trustAnchors: (context) => track(() => issuer.trustAnchors!(context)) } : {}),
+    ...caps,
+    issuer: { id: issuer.id, issue: (request, context) => track(() => issuer.issue(request, context)) },
+    renewer: renewer && { renew: (request, context) => track(() => renewer.renew(request, context)) },
+    anchors: anchors && { trustAnchors: (context) => track(() => anchors.trustAnchors(context)) },
   };
 }
 

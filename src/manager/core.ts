@@ -4,9 +4,9 @@
  * lets attempt.ts, adoption.ts and deploy.ts live in their own files without reaching into private fields.
  */
 import type { EventEmitter } from 'eventemitter3';
+import type { DeployTarget } from '../deploy/target.js';
 import type { CertkeeperError } from '../errors.js';
 import type { Issuer, IssuerContext } from '../issuers/issuer.js';
-import type { ServerAttachment } from '../server/attachment.js';
 import type { ManagerEvents } from './events.js';
 import type { ManagedCertificate, ResolvedOptions } from './options.js';
 import type { Generation, GenerationMeta } from './records.js';
@@ -16,7 +16,8 @@ export type Meta = Omit<GenerationMeta, 'previous'>;
 
 export interface ManagerCore {
   readonly options: ResolvedOptions;
-  readonly attachments: ReadonlySet<ServerAttachment>;
+  /** Every deploy target: attached servers and the configured or added targets. */
+  targets(): DeployTarget[];
   readonly emit: EventEmitter<ManagerEvents>['emit'];
   running(): boolean;
   issuersFor(cert: ManagedCertificate): Issuer[];
@@ -27,8 +28,11 @@ export interface ManagerCore {
     anchors?: string[],
     allowExpired?: boolean,
   ): CertkeeperError | null;
-  /** Makes `generation` current in memory and on every attached server; returns the replaced one. */
-  install(state: CertState, generation: Generation, meta: Meta): Generation | undefined;
+  /**
+   * Makes `generation` current in memory and, with `apply`, on every target serving it (the
+   * deploy path applies through deploy/deploy.ts instead); returns the replaced one.
+   */
+  install(state: CertState, generation: Generation, meta: Meta, apply?: boolean): Generation | undefined;
   planRenewal(state: CertState, fingerprint: string, validity: { notBefore: Date; notAfter: Date }): void;
   reschedule(state: CertState): void;
   succeeded(state: CertState): void;

@@ -6,11 +6,13 @@
  * certificate is never the previous one: it is not kept, and never restored.
  * (Validation against the issuer's anchors happened before, in issue.ts.)
  */
+import { deploy } from '../deploy/deploy.js';
 import { describeCause } from '../errors.js';
+import type { LockLease } from '../store/store.js';
 import type { ManagerCore } from './core.js';
 import { commitGeneration, type Generation, metaOf, revertPointer } from './records.js';
 import { removeLegacy } from './repair.js';
-import { asError, type CertState } from './state.js';
+import type { CertState } from './state.js';
 
 /** Store → swap → live verify → emit; on a failed live check, restore the previous certificate. */
 export async function deployGeneration(
@@ -18,7 +20,7 @@ export async function deployGeneration(
   state: CertState,
   generation: Generation,
   started: number,
-  lease?: AbortSignal,
+  lock?: { lease: LockLease; signal: AbortSignal },
 ): Promise<void> {
   const { cert } = state;
   const revoked = state.revoked ?? new Set<string>();
@@ -31,43 +33,67 @@ export async function deployGeneration(
   const sameIssuer = previousMeta && previousMeta.issuer === generation.issuer ? previousMeta : null;
   const { store } = core.options;
   await commitGeneration(store, cert.id, generation, meta, sameIssuer, {
-    lease,
+    lease: lock?.signal,
+    fence: lock?.lease,
     revoked,
     previousGeneration: previous,
   });
   // Committed under this configuration: it owns the id now (claims.ts).
   state.replaces = undefined;
-  core.install(state, generation, meta);
+  core.install(state, generation, meta, false);
 
-  const attachments = cert.purpose === 'server' ? [...core.attachments].filter((a) => a.serves(cert.id)) : [];
-  const results = await Promise.allSettled(attachments.map((a) => a.verify(cert.id, generation)));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    const error = asError(failed.reason);
-    core.emit('liveVerifyFailed', { id: cert.id, error, expected: generation.info.fingerprint256 });
-    if (previous && previousMeta) {
-      core.install(state, previous, previousMeta);
+  const result = await deploy(core.targets(), cert.id, generation, previous ?? null, {
+    rollback: core.options.rollback,
+    signal: core.signal,
+    now: () => core.options.clock.now(),
+  });
+  for (const rollbackFailure of result.rollbackFailures) {
+    core.options.logger.error('rolling a deploy target back failed; it may serve either certificate', {
+      id: cert.id,
+      target: rollbackFailure.target,
+      code: rollbackFailure.error.code,
+      error: rollbackFailure.error.message,
+    });
+  }
+  const first = result.failures[0];
+  if (first) {
+    for (const failure of result.failures) {
+      core.emit('liveVerifyFailed', {
+        id: cert.id,
+        error: failure.error,
+        expected: generation.info.fingerprint256,
+        target: failure.target,
+      });
+    }
+    const all = core.options.rollback === 'all';
+    if (all && previous && previousMeta) {
+      core.install(state, previous, previousMeta, false);
       if (previous.issuer === generation.issuer)
-        await revertPointer(store, previous.issuer, cert.id, previousMeta, revoked);
+        await revertPointer(store, previous.issuer, cert.id, previousMeta, revoked, lock?.lease);
     }
     core.emit('rolledBack', {
       id: cert.id,
-      reason: error,
+      reason: first.error,
       rejectedSerial: generation.info.serialNumber,
       servingSerial: state.current?.info.serialNumber ?? null,
+      target: first.target,
+      targets: [...result.rolledBack],
     });
-    throw error;
+    // Under 'target' the certificate stands where it was taken; without a previous one there
+    // was nothing to go back to. Either way the failure is the attempt's.
+    if (all || !previous) throw first.error;
   }
   // Status must already read "healthy" when listeners of the events below look at it.
   core.succeeded(state);
-  const verified = results.filter((r) => r.status === 'fulfilled' && r.value !== null).length;
   const serial = generation.info.serialNumber;
   core.emit('swapped', {
     id: cert.id,
     serial,
     previousSerial: replaced?.info.serialNumber ?? null,
-    servers: attachments.length,
-    verified,
+    servers: result.serving.length,
+    verified: result.checks.length,
+    targets: [...result.serving],
+    durationMs: result.durationMs,
   });
   const durationMs = core.options.clock.now() - started;
   const facts = {

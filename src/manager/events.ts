@@ -35,13 +35,38 @@ export interface ManagerEvents {
   ];
   /** A warning threshold of the lifetime was crossed (`remainingMs` ≤ 0 means expired). */
   expiring: [{ id: string; serial: string; notAfter: Date; remainingMs: number; threshold: number }];
-  /** New handshakes on the attached servers now get `serial`. */
-  swapped: [{ id: string; serial: string; previousSerial: string | null; servers: number; verified: number }];
-  /** A new certificate was refused or undone; `servingSerial` is what is served instead. */
-  rolledBack: [
-    { id: string; reason: CertkeeperError; rejectedSerial: string | null; servingSerial: string | null },
+  /**
+   * The deploy targets (attached servers, `targets`) now serve `serial`: `targets` names those
+   * that took it, `servers` counts them, `verified` counts those a live check confirmed.
+   */
+  swapped: [
+    {
+      id: string;
+      serial: string;
+      previousSerial: string | null;
+      servers: number;
+      verified: number;
+      targets: string[];
+      /** Apply and verify on every target, by the manager's clock. */
+      durationMs: number;
+    },
   ];
-  liveVerifyFailed: [{ id: string; error: CertkeeperError; expected: string }];
+  /**
+   * A new certificate was refused or undone; `servingSerial` is what is served instead. After a
+   * failed deploy, `target` names the (first) target that failed and `targets` those put back.
+   */
+  rolledBack: [
+    {
+      id: string;
+      reason: CertkeeperError;
+      rejectedSerial: string | null;
+      servingSerial: string | null;
+      target?: string;
+      targets?: string[];
+    },
+  ];
+  /** A deploy target refused the certificate or its live check saw another one. */
+  liveVerifyFailed: [{ id: string; error: CertkeeperError; expected: string; target: string }];
   revoked: [{ id: string; serial: string; reason: string }];
 }
 

@@ -11,14 +11,15 @@ import { parseCertificates } from '../crypto/inspect.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { validateBundle } from '../crypto/validate.js';
 import { CertkeeperError } from '../errors.js';
-import type { CertificateRequest, Issuer, IssuerContext } from '../issuers/issuer.js';
+import type { CertificateRequest, IssuerCapabilities, IssuerContext } from '../issuers/issuer.js';
 import type { Logger } from '../logger.js';
 import type { ManagedCertificate } from './options.js';
 import type { Generation } from './records.js';
 import { asError } from './state.js';
 
 export interface IssueEnvironment {
-  issuers: Issuer[];
+  /** The issuers in order, with what each can do beyond `issue`. */
+  issuers: IssuerCapabilities[];
   context(signal: AbortSignal): IssuerContext;
   validate(generation: Generation, anchors: string[] | undefined): CertkeeperError | null;
   refused(problem: CertkeeperError, generation: Generation): void;
@@ -35,7 +36,7 @@ export async function issueCertificate(
   const key = await PrivateKey.generate(cert.keyType);
   const csr = await createCsr({ key, names: cert.names });
   let lastError: CertkeeperError | undefined;
-  for (const issuer of env.issuers) {
+  for (const { issuer, renewer, anchors } of env.issuers) {
     // Given up (time limit, stop, lost lock): the last issuer's error says why; no further issuer.
     if (signal.aborted) throw lastError ?? gaveUp(issuer.id, signal);
     const context = env.context(signal);
@@ -51,8 +52,8 @@ export async function issueCertificate(
       };
       // Issuers may be user code: one that ignores the signal still cannot outlast the attempt.
       const issued = await untilAborted(
-        request.current && issuer.renew && current?.issuer === issuer.id
-          ? issuer.renew({ ...request, current: request.current }, context)
+        request.current && renewer && current?.issuer === issuer.id
+          ? renewer.renew({ ...request, current: request.current }, context)
           : issuer.issue(request, context),
         signal,
         () => gaveUp(issuer.id, signal),
@@ -67,8 +68,8 @@ export async function issueCertificate(
         storedAt: env.now(),
       };
       // An empty list means the issuer cannot say: chains are then checked for order only.
-      const listed = issuer.trustAnchors
-        ? await untilAborted(issuer.trustAnchors(context), signal, () => gaveUp(issuer.id, signal))
+      const listed = anchors
+        ? await untilAborted(anchors.trustAnchors(context), signal, () => gaveUp(issuer.id, signal))
         : [];
       const problem = env.validate(generation, listed.length > 0 ? listed : undefined);
       if (problem) {

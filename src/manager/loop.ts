@@ -90,12 +90,12 @@ export class RenewalLoop {
    */
   refreshWindow(state: CertState, generation: Generation): void {
     const { core } = this.#host;
-    const { issuers, clock, policy, logger } = core.options;
-    const issuer = issuers.find((i) => i.id === generation.issuer);
-    if (!issuer?.renewalWindow || core.stopped()) return;
+    const { capabilities, clock, policy, logger } = core.options;
+    const source = capabilities.get(generation.issuer)?.window;
+    if (!source || core.stopped()) return;
     const refresh = async () => {
       try {
-        const window = await issuer.renewalWindow!(
+        const window = await source.renewalWindow(
           { ...generation.info, chainPem: generation.chainPem },
           core.context(core.signal),
         );
@@ -104,7 +104,7 @@ export class RenewalLoop {
         if (at === undefined) {
           logger.warn('the issuer suggested a renewal window that is not one; ignored', {
             id: state.cert.id,
-            issuer: issuer.id,
+            issuer: generation.issuer,
           });
           return;
         }

@@ -16,13 +16,16 @@
 import { setMaxListeners } from 'node:events';
 import type tls from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
-import { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import type { ChallengeContext } from '../challenges/solver.js';
+import { AlpnChallengeRegistry, type TlsAlpnHost } from '../challenges/tls-alpn-01/registry.js';
+import { liveMembers } from '../cluster/membership.js';
 import { ClusterSync } from '../cluster/sync.js';
 import type { PrivateKey } from '../crypto/keys.js';
+import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause } from '../errors.js';
 import type { Issuer, IssuerContext, RevocationReason } from '../issuers/issuer.js';
-import { type AttachOptions, type CertificateSource, ServerAttachment } from '../server/attachment.js';
-import { NameIndex } from '../server/name-index.js';
+import { type AttachmentHost, type AttachOptions, ServerAttachment } from '../server/attachment.js';
+import { CertificateCache } from '../server/certificate-cache.js';
 import { certificateName, issuerKey, layout } from '../store/layout.js';
 import { withLock } from '../store/with-lock.js';
 import { reconcile } from './adoption.js';
@@ -35,6 +38,7 @@ import { foreground, ProcessHold } from './keep-alive.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
 import { RenewalLoop } from './loop.js';
 import {
+  checkTarget,
   type ManagedCertificate,
   type ManagedCertificateOptions,
   type ManagerOptions,
@@ -63,8 +67,11 @@ export type { CertificateStatus } from './state.js';
 export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #o: ResolvedOptions;
   readonly #states = new Map<string, CertState>();
-  readonly #index = new NameIndex();
+  /** What handshakes read: written here (#install, #add, unmanage), only read by the servers. */
+  readonly #cache = new CertificateCache();
   readonly #attachments = new Set<ServerAttachment>();
+  /** Deploy targets other than attached servers (`targets`, `addTarget`). */
+  readonly #targets = new Set<DeployTarget>();
   readonly #loop: RenewalLoop;
   readonly #abort = new AbortController();
   /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
@@ -79,21 +86,20 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   readonly #background = new Set<Promise<unknown>>();
   /** The internals adoption.ts and deploy.ts work with. */
   readonly #core: ManagerCore;
-  /** Server certificate ids in configuration order; rebuilt after manage/unmanage. */
-  #serverIds: string[] | undefined;
 
   constructor(options: ManagerOptions) {
     super();
     this.#o = resolveOptions(options);
     this.#core = {
       options: this.#o,
-      attachments: this.#attachments,
+      targets: () => [...this.#attachments, ...this.#targets],
       emit: (event, ...args) => this.emit(event, ...args),
       running: () => this.#phase === 'running',
       issuersFor: (cert) => this.#issuersFor(cert),
       validate: (cert, generation, anchors, allowExpired) =>
         validateGeneration(cert, generation, this.#o.clock.now(), anchors, allowExpired),
-      install: (state, generation, meta) => this.#install(state, generation, meta),
+      install: (state, generation, meta, apply) =>
+        this.#install(state, generation, meta, apply === false ? 'deploy' : 'targets'),
       planRenewal: (state, fingerprint, validity) => this.#planRenewal(state, fingerprint, validity),
       reschedule: (state) => this.#reschedule(state),
       succeeded,
@@ -123,13 +129,19 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         },
         // TLS-ALPN-01 validates exact names: a wildcard's base name only when it is listed too.
         answersTlsAlpn: ({ value }) => {
-          const id = this.#source.usesTlsAlpn() ? this.#index.lookup(value) : undefined;
+          const id = this.#source.usesTlsAlpn() ? this.#cache.lookup(value) : undefined;
           return id !== undefined && this.#states.get(id)?.cert.names.includes(value) === true;
         },
       },
       { reconcileIntervalMs: this.#o.reconcileIntervalMs },
     );
     for (const cert of this.#o.certificates) this.#add(cert);
+    // A handshake's miss: a job loading the certificate outside the handshake.
+    this.#cache.setLoader((id) => {
+      const state = this.#states.get(id);
+      return state ? this.#materialize(state, 'lazy') : Promise.resolve(undefined);
+    });
+    for (const target of this.#o.targets) this.#targets.add(target);
     this.#alpn.onListening(() => this.#retryUnanswerable());
   }
 
@@ -222,7 +234,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       });
     }
     if (this.#o.ownsIssuers) {
-      await Promise.allSettled(this.#o.issuers.map((issuer) => issuer.close?.()));
+      await Promise.allSettled([...this.#o.capabilities.values()].map(({ closable }) => closable?.close()));
     }
     if (this.#o.ownsStore) await this.#o.store.close();
   }
@@ -241,8 +253,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#state(id);
     state.removed = true;
     this.#states.delete(id);
-    this.#serverIds = undefined;
-    this.#index.remove(id);
+    this.#cache.remove(id);
     this.#loop.delete(id);
   }
 
@@ -261,7 +272,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     this.#updateHold();
     for (const state of this.#states.values()) {
       if (state.cert.purpose !== 'server') continue;
-      if (state.current) attachment.apply(state.cert.id, state.current);
+      if (state.current) this.#applyInBackground(attachment, state.cert.id, state.current);
       // The default certificate is the server's own context: it must be in memory.
       else if (state.stored && attachment.defaultId === state.cert.id) void this.#materialize(state);
     }
@@ -276,6 +287,28 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       }
     }
     this.#updateHold();
+  }
+
+  /**
+   * Adds a deploy target (see `ManagerOptions.targets`): what is served now is applied to it at
+   * once, and every later certificate it serves goes through it. Returns the function that
+   * removes it again (it is not closed: whoever creates a target closes it).
+   */
+  addTarget(target: DeployTarget): () => void {
+    this.#assertNotStopped();
+    checkTarget(target, 'addTarget(target)');
+    for (const other of [...this.#targets, ...this.#attachments]) {
+      if (other.name === target.name)
+        throw optionError('addTarget(target).name', `duplicates the target name "${target.name}"`);
+    }
+    this.#targets.add(target);
+    for (const state of this.#states.values()) {
+      if (state.current && target.serves(state.cert.id))
+        this.#applyInBackground(target, state.cert.id, state.current);
+    }
+    return () => {
+      this.#targets.delete(target);
+    };
   }
 
   /**
@@ -318,10 +351,10 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     const state = this.#state(id);
     const current = state.current ?? (await this.#materialize(state));
     if (!current) throw new CertkeeperError('UNKNOWN_CERTIFICATE', `no certificate is served for "${id}"`);
-    const issuer = this.#o.issuers.find((i) => i.id === current.issuer);
-    if (!issuer?.revoke)
+    const revoker = this.#o.capabilities.get(current.issuer)?.revoker;
+    if (!revoker)
       throw new CertkeeperError('NOT_SUPPORTED', `issuer ${current.issuer} does not support revocation`);
-    await issuer.revoke(
+    await revoker.revoke(
       { chainPem: current.chainPem, key: current.key },
       reason,
       this.#context(this.#abort.signal),
@@ -336,8 +369,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       await withLock(
         this.#o.store,
         layout.issueLock(id),
-        async () => {
-          await forgetRevoked(this.#o.store, current.issuer, id, serial, state.revoked!);
+        async (lease) => {
+          await forgetRevoked(this.#o.store, current.issuer, id, serial, state.revoked!, lease);
           // Loaded from an earlier version's first-name directory: that copy goes too.
           await removeLegacy(this.#o.store, current.issuer, state.cert);
         },
@@ -358,7 +391,9 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   /** The union of the issuers' trust anchors (PEM), for clients of the managed servers. */
   async trustAnchors(): Promise<string[]> {
     const lists = await Promise.all(
-      this.#o.issuers.map((i) => i.trustAnchors?.(this.#context(this.#abort.signal)) ?? []),
+      [...this.#o.capabilities.values()].map(
+        ({ anchors }) => anchors?.trustAnchors(this.#context(this.#abort.signal)) ?? [],
+      ),
     );
     return [...new Set(lists.flat())];
   }
@@ -397,7 +432,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   /** Which managed certificate answers a server name (exact, then wildcard). */
   lookup(servername: string): string | undefined {
-    return this.#index.lookup(servername);
+    return this.#cache.lookup(servername);
   }
 
   status(): CertificateStatus[] {
@@ -412,20 +447,8 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
 
   // ---- internals -------------------------------------------------------------------------
 
-  readonly #source: CertificateSource = {
-    lookup: (servername) => this.#index.lookup(servername),
-    current: (id) => this.#states.get(id)?.current,
-    load: (id) => {
-      const state = this.#states.get(id);
-      return state ? this.#materialize(state) : Promise.resolve(undefined);
-    },
-    serverIds: () => {
-      this.#serverIds ??= [...this.#states.values()]
-        .filter((s) => s.cert.purpose === 'server')
-        .map((s) => s.cert.id);
-      return this.#serverIds;
-    },
-    isServer: (id) => this.#states.get(id)?.cert.purpose === 'server',
+  readonly #source: AttachmentHost = {
+    cache: this.#cache,
     logger: {
       debug: (m, f) => this.#o.logger.debug(m, f),
       info: (m, f) => this.#o.logger.info(m, f),
@@ -439,8 +462,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   #add(cert: ManagedCertificate): CertState {
     const state = newState(cert);
     this.#states.set(cert.id, state);
-    this.#serverIds = undefined;
-    if (cert.purpose === 'server') this.#index.add(cert.id, cert.names);
+    this.#cache.add(cert.id, cert.names, cert.purpose === 'server');
     return state;
   }
 
@@ -459,6 +481,19 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     );
   }
 
+  /** Applies outside the deploy path (loaded, adopted): a refusal is logged, the next deploy retries. */
+  #applyInBackground(target: DeployTarget, id: string, generation: Generation): void {
+    this.#track(
+      target.apply(id, generation, this.#abort.signal).catch((error: unknown) =>
+        this.#o.logger.warn('a deploy target did not take a certificate', {
+          id,
+          target: target.name,
+          error: describeCause(error),
+        }),
+      ),
+    );
+  }
+
   /** Runs `work` in the background; stop() waits for it (bounded). */
   #track(work: Promise<unknown>): void {
     this.#background.add(work);
@@ -471,16 +506,30 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
       throw new CertkeeperError('MANAGER_STOPPED', 'the manager has been stopped');
   }
 
-  #context(signal: AbortSignal): IssuerContext {
+  /** An issuer's context; solvers of an order also find where TLS-ALPN-01 is answered (`tlsAlpn`). */
+  #context(signal: AbortSignal): IssuerContext & ChallengeContext {
+    this.#tlsAlpn ??= {
+      registry: this.#alpn,
+      // The replicas to wait for, when others share the store (membership needs `watch`).
+      ...(this.#o.store.watch
+        ? {
+            replicas: {
+              self: this.#o.replicaId,
+              live: () => liveMembers(this.#o.store, this.#o.clock.now()),
+            },
+          }
+        : {}),
+    };
     return {
       store: this.#o.store,
       clock: this.#o.clock,
       logger: this.#o.logger,
       signal,
-      alpnChallenges: this.#alpn,
-      ...(this.#o.store.watch ? { replicaId: this.#o.replicaId } : {}),
+      tlsAlpn: this.#tlsAlpn,
     };
   }
+
+  #tlsAlpn: TlsAlpnHost | undefined;
 
   #issuersFor(cert: ManagedCertificate): Issuer[] {
     return this.#o.issuers.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));
@@ -548,7 +597,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     });
     if (state.replaces) state.renewAt = this.#o.clock.now();
     const eager = cert.purpose === 'client' || this.#states.size <= this.#o.eagerLoadLimit;
-    if (eager) await this.#materialize(state, true);
+    if (eager) await this.#materialize(state, 'eager', true);
     // Lazily loaded, or an eager load the store could not serve right now: the pointer is known,
     // the first handshake (or the retry below) loads the rest.
     if (!state.current && state.stored) state.ready.resolve();
@@ -569,7 +618,11 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
    * What loading worked around is repaired in the store: awaited at start-up (`awaitRepair`),
    * in the background when a handshake or a call is waiting for the certificate.
    */
-  #materialize(state: CertState, awaitRepair = false): Promise<Generation | undefined> {
+  #materialize(
+    state: CertState,
+    mode: 'eager' | 'lazy' = 'eager',
+    awaitRepair = false,
+  ): Promise<Generation | undefined> {
     if (state.current) return Promise.resolve(state.current);
     const stored = state.stored;
     if (!stored) return Promise.resolve(undefined);
@@ -596,7 +649,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         this.#reschedule(state);
         return undefined;
       }
-      this.#install(state, loaded.generation, loaded.meta);
+      this.#install(state, loaded.generation, loaded.meta, mode === 'lazy' ? 'lazy' : 'targets');
       if (state.replaces) {
         // Another configuration's certificate, valid for this one: served until replaced, at once.
         state.renewAt = this.#o.clock.now();
@@ -630,18 +683,42 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Makes `generation` current in memory and on every attached server. */
-  #install(state: CertState, generation: Generation, meta: Meta): Generation | undefined {
+  /**
+   * Makes `generation` current: in memory and in the cache handshakes read, then on the targets
+   * serving it: all of them (`targets`: loaded, adopted), none (`deploy`: deploy/deploy.ts applies
+   * and verifies), or only the servers whose own context it is (`lazy`: a handshake's load job,
+   * which starts no other work; its renewal window is asked for by the loop).
+   */
+  #install(
+    state: CertState,
+    generation: Generation,
+    meta: Meta,
+    apply: 'targets' | 'deploy' | 'lazy',
+  ): Generation | undefined {
     const replaced = state.current;
     state.current = generation;
+    this.#cache.set(state.cert.id, generation);
     state.currentMeta = meta;
     state.stored = { issuer: generation.issuer, meta: { ...meta, previous: null } };
     this.#planRenewal(state, generation.info.fingerprint256, generation.info);
-    if (state.cert.purpose === 'server') {
-      for (const attachment of this.#attachments) attachment.apply(state.cert.id, generation, replaced);
+    const { id } = state.cert;
+    // Attached servers take it before this returns (their apply works synchronously).
+    if (apply !== 'deploy' && state.cert.purpose === 'server') {
+      for (const attachment of this.#attachments)
+        if (apply === 'targets' || attachment.defaultId === id)
+          this.#applyInBackground(attachment, id, generation);
+    }
+    if (apply === 'targets') {
+      for (const target of this.#targets)
+        if (target.serves(id)) this.#applyInBackground(target, id, generation);
     }
     // Not while an attempt runs: its swap is not verified yet (the attempt resolves it).
     if (!state.inflight) state.ready.resolve();
-    this.#loop.refreshWindow(state, generation);
+    if (apply !== 'lazy') this.#loop.refreshWindow(state, generation);
+    else if (this.#o.capabilities.get(generation.issuer)?.window) {
+      state.windowRefreshAt = this.#o.clock.now();
+      this.#reschedule(state);
+    }
     return replaced;
   }
 

@@ -9,9 +9,16 @@ import { resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
 import { parseNames } from '../crypto/names.js';
+import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
+import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { InternalCA } from '../issuers/internal-ca.js';
-import type { CertificatePurpose, Issuer } from '../issuers/issuer.js';
+import {
+  type CertificatePurpose,
+  capabilitiesOf,
+  type Issuer,
+  type IssuerCapabilities,
+} from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
 import { certificateSegment, issuerKey } from '../store/layout.js';
@@ -67,7 +74,23 @@ export interface ManagerOptions {
    * themselves (challenge records, authorizations), default 20 s; then it resolves anyway.
    */
   stopTimeoutMs?: number;
+  /**
+   * Where certificates go besides the servers passed to `attach` (files and reload commands,
+   * other processes): each new certificate is applied to every target that serves it and
+   * verified there (see deploy/target.ts). More can be added with `manager.addTarget`.
+   */
+  targets?: DeployTarget[];
+  /**
+   * After a failed deploy (a target refused the certificate or its live check failed): put
+   * every target back to the previous certificate (`'all'`, default: the fleet never serves two
+   * generations of one certificate) or only the targets that failed (`'target'`: the others
+   * keep the new one, and the renewal stands). See docs/architecture.md.
+   */
+  rollback?: RollbackPolicy;
 }
+
+/** The manager's options, by the name the rest of the library uses. */
+export type CertificateManagerOptions = ManagerOptions;
 
 /** Every key of `ManagerOptions`: any other is refused (a typo would silently keep a default). */
 const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
@@ -85,6 +108,8 @@ const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
   'replicaId',
   'keepAlive',
   'stopTimeoutMs',
+  'targets',
+  'rollback',
 ];
 const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
   'id',
@@ -108,6 +133,8 @@ export interface ResolvedOptions {
   issuers: Issuer[];
   /** The manager created the issuer (the default InternalCA): `stop()` closes it. */
   ownsIssuers: boolean;
+  /** What each issuer can do beyond `issue`, by id: detected once, here. */
+  capabilities: ReadonlyMap<string, IssuerCapabilities>;
   certificates: ManagedCertificate[];
   policy: RenewalPolicy;
   logger: Logger;
@@ -120,6 +147,8 @@ export interface ResolvedOptions {
   replicaId: string;
   keepAlive: boolean | 'auto';
   stopTimeoutMs: number;
+  targets: DeployTarget[];
+  rollback: RollbackPolicy;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -167,7 +196,7 @@ export function resolveCertificate(input: unknown, path: string, issuers: Issuer
     throw optionError(
       `${path}.purpose`,
       `is '${purpose}', which no configured issuer can issue (${unable.map((i) => i.id).join(', ')})` +
-        // Public ACME CAs stopped issuing clientAuth certificates (protocols.md §4): say where to go.
+        // Public ACME CAs stopped issuing clientAuth certificates (docs/platform.md, "ACME"): say where to go.
         (purpose === 'client'
           ? ': client certificates need a private CA (InternalCA, StepCaIssuer, or AcmeIssuer with clientAuth: true for a private ACME CA)'
           : ''),
@@ -303,6 +332,15 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
   const stopTimeoutMs = options.stopTimeoutMs ?? 20_000;
   if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0)
     throw optionError('stopTimeoutMs', 'must be a number of milliseconds >= 0');
+  const targets = options.targets ?? [];
+  if (!Array.isArray(targets)) throw optionError('targets', 'must be an array of deploy targets');
+  targets.forEach((target, i) => {
+    checkTarget(target, `targets[${i}]`);
+  });
+  if (new Set(targets.map((t) => t.name)).size !== targets.length)
+    throw optionError('targets', 'must have unique names');
+  const rollback = options.rollback ?? 'all';
+  if (!ROLLBACK_POLICIES.includes(rollback)) throw optionError('rollback', "must be 'all' or 'target'");
   const policy = validatePolicy(options.renewal, 'options.renewal');
   // Last, so that any other problem of a configuration under construction is named first.
   if (certificates.length === 0) {
@@ -317,6 +355,7 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     ownsStore,
     issuers,
     ownsIssuers,
+    capabilities: new Map(issuers.map((issuer) => [issuer.id, capabilitiesOf(issuer)])),
     certificates,
     policy,
     logger,
@@ -329,5 +368,16 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     replicaId,
     keepAlive,
     stopTimeoutMs,
+    targets,
+    rollback,
   };
+}
+
+/** Refuses what is not a deploy target: a name and the four methods of the contract. */
+export function checkTarget(target: unknown, path: string): asserts target is DeployTarget {
+  if (!hasMethods(target, ['serves', 'apply', 'verify', 'rollback']))
+    throw optionError(path, 'must be a deploy target (serves, apply, verify and rollback)');
+  const { name } = target as { name?: unknown };
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200)
+    throw optionError(`${path}.name`, 'must be a non-empty string');
 }

@@ -17,7 +17,7 @@ import { PrivateKey } from '../crypto/keys.js';
 import { CertkeeperError, isCertkeeperError } from '../errors.js';
 import type { CertificatePurpose } from '../issuers/issuer.js';
 import { type CertificateKeys, layout } from '../store/layout.js';
-import type { Store } from '../store/store.js';
+import type { LockLease, Store } from '../store/store.js';
 
 /** The facts of one generation, as kept in `current.json`. No key material. */
 export interface GenerationMeta {
@@ -218,11 +218,12 @@ export async function commitGeneration(
     previous: kept && withoutPointerFields(kept),
     ...(gone.length > 0 ? { revoked: gone } : {}),
   };
-  // The pointer is the commit. A holder whose lease may have lapsed (a long pause) must not
-  // overwrite what the next holder committed: checked locally, right before the write, since the
-  // stores have no conditional put. The generation files above are harmless leftovers.
+  // The pointer is the commit. A holder whose lease lapsed (a long pause) must not overwrite what
+  // the next holder committed: the write is fenced by the lease (the store refuses it with
+  // LOCK_LOST once another holder has the lock), and checked locally first to fail early. The
+  // generation files above are harmless leftovers.
   lease?.throwIfAborted();
-  await writePointer(store, keys, pointer, lease);
+  await writePointer(store, keys, pointer, options.fence, lease);
   await pruneGenerations(store, keys, [meta.serial, pointer.previous?.serial]);
   return pointer;
 }
@@ -230,6 +231,8 @@ export async function commitGeneration(
 export interface CommitOptions {
   /** The issuance lock's signal: aborted once the lease may have lapsed (see withLock). */
   lease?: AbortSignal;
+  /** The issuance lock's lease: the pointer write is fenced by it (Store "Fenced writes"). */
+  fence?: LockLease;
   /** Serials revoked: remembered by the pointer, never kept as `previous`, pruned. */
   revoked?: Iterable<string>;
   /**
@@ -255,13 +258,19 @@ export async function revertPointer(
   id: string,
   target: Omit<GenerationMeta, 'previous'>,
   revoked: Iterable<string> = [],
+  fence?: LockLease,
 ): Promise<void> {
   const gone = [...new Set(revoked)].slice(-MAX_REVOKED);
-  await writePointer(store, layout.certificate(issuer, id), {
-    ...withoutPointerFields(target),
-    previous: null,
-    ...(gone.length > 0 ? { revoked: gone } : {}),
-  });
+  await writePointer(
+    store,
+    layout.certificate(issuer, id),
+    {
+      ...withoutPointerFields(target),
+      previous: null,
+      ...(gone.length > 0 ? { revoked: gone } : {}),
+    },
+    fence,
+  );
 }
 
 /**
@@ -275,40 +284,49 @@ export async function forgetRevoked(
   id: string,
   serial: string,
   revoked: Iterable<string>,
+  fence?: LockLease,
 ): Promise<void> {
   const keys = layout.certificate(issuer, id);
   const pointer = await readPointerAt(store, keys).catch(() => null);
   if (pointer) {
     const gone = [...new Set([...(pointer.revoked ?? []), ...revoked, serial])].slice(-MAX_REVOKED);
-    await writePointer(store, keys, {
-      ...pointer,
-      previous: pointer.previous && !gone.includes(pointer.previous.serial) ? pointer.previous : null,
-      revoked: gone,
-    });
+    await writePointer(
+      store,
+      keys,
+      {
+        ...pointer,
+        previous: pointer.previous && !gone.includes(pointer.previous.serial) ? pointer.previous : null,
+        revoked: gone,
+      },
+      fence,
+    );
   }
   await deleteBelow(store, keys.generation(serial).dir);
 }
 
 /**
- * Writes a pointer. A pointer key the store reports as damaged in itself (a directory where the
- * file should be, a Redis key of another type) is cleared once and written again: the new
- * pointer is the repair.
+ * Writes a pointer, fenced by `fence` when given (a lapsed holder's write is refused with
+ * LOCK_LOST). A pointer key the store reports as damaged in itself (a directory where the file
+ * should be, a Redis key of another type) is cleared once and written again: the new pointer is
+ * the repair.
  */
 async function writePointer(
   store: Store,
   keys: CertificateKeys,
   pointer: GenerationMeta,
+  fence?: LockLease,
   lease?: AbortSignal,
 ): Promise<void> {
   const body = JSON.stringify(pointer, null, 2);
+  const options = fence ? { fence } : undefined;
   try {
-    await store.put(keys.current, body);
+    await store.put(keys.current, body, options);
   } catch (error) {
     if (!isCertkeeperError(error, 'STORE_CORRUPT')) throw error;
     await deleteBelow(store, keys.current);
-    await store.delete(keys.current);
+    await store.delete(keys.current, options);
     lease?.throwIfAborted();
-    await store.put(keys.current, body);
+    await store.put(keys.current, body, options);
   }
 }
 

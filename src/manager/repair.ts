@@ -39,6 +39,7 @@ export async function healStored(
       if (!(await stillAsFound(store, cert, stored))) return;
       await commitGeneration(store, cert.id, loaded.generation, loaded.meta, null, {
         revoked: [...revoked, ...(stored.meta.revoked ?? [])],
+        fence: lease,
       });
       if (stored.legacy) await removeLegacy(store, stored.issuer, cert);
       logger.info('stored certificate repaired', {

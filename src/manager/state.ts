@@ -5,7 +5,7 @@
  * pointers are read at start-up; a certificate is materialized on its first handshake, or when
  * it is renewed. That keeps start-up and memory proportional to what is actually served.
  */
-import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause, type ErrorCode, isCertkeeperError } from '../errors.js';
 import type { ManagedCertificate } from './options.js';
 import type { Generation, GenerationMeta } from './records.js';
 
@@ -85,7 +85,8 @@ export interface CertificateStatus {
   notAfter: Date | null;
   nextRenewalAt: Date | null;
   failures: number;
-  lastError: { code: string; message: string } | null;
+  /** The last attempt's typed error (its stable code), null after a success. */
+  lastError: { code: ErrorCode; message: string } | null;
 }
 
 export function newState(cert: ManagedCertificate): CertState {

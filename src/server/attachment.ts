@@ -1,47 +1,29 @@
 /**
- * Where a handshake picks a certificate. An attachment binds one `tls.Server` (https and http2
- * secure servers are tls.Servers) to the manager: an SNICallback answers from the manager's name
- * index, and the default certificate (clients without SNI, unknown names) is the server's own
- * context, replaced with `setSecureContext` on every swap.
+ * A Node server as a deploy target. An attachment binds one `tls.Server` (https and http2 secure
+ * servers are tls.Servers) to the manager's certificate cache: its SNI handler (sni.ts) answers
+ * from the cache, and the default certificate (clients without SNI, unknown names) is the
+ * server's own context, replaced with `setSecureContext` when it changes.
  *
- * protocols.md §1: `setSecureContext` rebuilds the context from only the options passed, so each
- * call passes the full option set (a snapshot of the server's fields at attach time, overlaid
- * with the caller's `tls` options) plus ticket keys that never change, or mTLS (`ca`) and session
- * resumption (ticket keys) silently break at the first swap.
+ * `setSecureContext` rebuilds the context from only the options passed (docs/platform.md, "Node
+ * TLS"), so each call passes the full option set (a snapshot of the server's fields at attach
+ * time, overlaid with the caller's `tls` options) plus ticket keys that never change, or mTLS
+ * (`ca`) and session resumption (ticket keys) silently break at the first swap.
  */
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
+import type { AlpnChallengeRegistry } from '../challenges/tls-alpn-01/registry.js';
+import { installAlpnChallenges } from '../challenges/tls-alpn-01/server-hook.js';
+import type { DeployableGeneration, DeployTarget, LiveCheck } from '../deploy/target.js';
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Generation } from '../manager/records.js';
+import { vetoServerEvents } from '../net/server-events.js';
 import type { TrustBundleSource } from '../trust/bundle.js';
-import { installAlpnChallenges } from './alpn.js';
+import type { CertificateCache } from './certificate-cache.js';
 import { ContextCache } from './context-cache.js';
-import { type ProbeResult, ProbeTracker, probe } from './live-verify.js';
-import { vetoServerEvents } from './server-events.js';
-import { installSniRouting, type SniCallback } from './sni-routing.js';
-
-/** The options `setSecureContext` forgets unless passed again. */
-export const CONTEXT_OPTION_KEYS = [
-  'ca',
-  'crl',
-  'ciphers',
-  'ecdhCurve',
-  'dhparam',
-  'honorCipherOrder',
-  'minVersion',
-  'maxVersion',
-  'secureOptions',
-  'secureProtocol',
-  'sessionIdContext',
-  'sigalgs',
-  'clientCertEngine',
-  'privateKeyEngine',
-  'privateKeyIdentifier',
-  'sessionTimeout',
-] as const;
+import { ProbeTracker, probe, probeTarget } from './live-verify.js';
+import { CONTEXT_OPTION_KEYS, hideSecretFields } from './server-fields.js';
+import { installSniRouting, type SniCallback, SniRouter } from './sni.js';
 
 export interface AttachOptions {
   /**
@@ -92,19 +74,9 @@ export interface ClientAuthOptions {
 
 /** Default session lifetime (s) when client certificates are verified. */
 export const CLIENT_AUTH_SESSION_TIMEOUT = 300;
-/** How long a handshake waits for the default certificate's first load before going on without it. */
-const DEFAULT_LOAD_WAIT_MS = 5_000;
-
-/** What an attachment needs from the manager. */
-export interface CertificateSource {
-  lookup(servername: string | undefined): string | undefined;
-  current(id: string): Generation | undefined;
-  /** Loads a certificate known only by its stored pointer (large fleets load lazily). */
-  load?(id: string): Promise<Generation | undefined>;
-  /** Ids of server certificates, in configuration order. */
-  serverIds(): string[];
-  /** Whether `id` is a managed server certificate (called on every handshake: O(1)). */
-  isServer(id: string): boolean;
+/** What an attachment reads: the manager's certificate cache, and where to log. */
+export interface AttachmentHost {
+  cache: CertificateCache;
   logger: Logger;
   /** TLS-ALPN-01 challenge certificates held by this process. */
   alpnChallenges: AlpnChallengeRegistry;
@@ -112,10 +84,19 @@ export interface CertificateSource {
   usesTlsAlpn(): boolean;
 }
 
-export class ServerAttachment {
+let attachments = 0;
+
+/**
+ * A Node server as a deploy target (deploy/target.ts): `apply` makes a generation what new
+ * handshakes get, `verify` proves it with a real handshake, `rollback` applies the previous one.
+ */
+export class ServerAttachment implements DeployTarget {
+  /** `node-server-<n>`, numbered per process in attach order: names the target in events. */
+  readonly name = `node-server-${++attachments}`;
   readonly server: tls.Server;
   readonly liveVerify: boolean;
-  readonly #source: CertificateSource;
+  readonly #source: AttachmentHost;
+  readonly #router: SniRouter;
   readonly #options: tls.SecureContextOptions;
   #ticketKeys: Buffer;
   #trustVersion = -1;
@@ -125,12 +106,17 @@ export class ServerAttachment {
   readonly #unknown: 'default' | 'reject';
   readonly #contexts: ContextCache;
   #defaultServed: string | undefined;
+  /** Fingerprint applied per id: its context is dropped when another replaces it. */
+  readonly #applied = new Map<string, string>();
+  #detached = false;
   #restoreSni: (() => void) | undefined;
   #restoreAlpn: (() => void) | null = null;
   readonly #probes = new ProbeTracker();
   readonly #restoreEvents: () => void;
+  /** The SNI handler: exact name, wildcard, then default (the server's own context). */
+  readonly sniCallback: SniCallback;
 
-  constructor(server: tls.Server, source: CertificateSource, options: AttachOptions = {}) {
+  constructor(server: tls.Server, source: AttachmentHost, options: AttachOptions = {}) {
     if (!(server instanceof tls.Server)) {
       throw new CertkeeperError(
         'INVALID_OPTION',
@@ -156,12 +142,26 @@ export class ServerAttachment {
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
     if (options.clientAuth) this.#startClientAuth(options.clientAuth);
-    this.#restoreSni = installSniRouting(
+    const attachment = this;
+    this.#router = new SniRouter({
       server,
-      this.sniCallback,
-      (servername) => source.lookup(servername) !== undefined,
-      source.logger,
-    );
+      cache: source.cache,
+      logger: source.logger,
+      unknownName: this.#unknown,
+      serves: (id) => this.serves(id),
+      get defaultId() {
+        return attachment.defaultId;
+      },
+      get defaultServed() {
+        return attachment.#defaultServed;
+      },
+      contextFor: (generation) =>
+        this.#contexts.getOrCreate(generation.info.fingerprint256, () =>
+          tls.createSecureContext(this.contextOptions(generation)),
+        ),
+    });
+    this.sniCallback = this.#router.callback;
+    this.#restoreSni = installSniRouting(server, this.#router, source.logger);
     if (options.tlsAlpn01 ?? source.usesTlsAlpn()) {
       const restore = installAlpnChallenges(server, source.alpnChallenges, options.alpnProtocols);
       if (restore) {
@@ -186,15 +186,15 @@ export class ServerAttachment {
 
   /** The certificate served without SNI. */
   get defaultId(): string | undefined {
-    return this.#defaultId ?? this.#source.serverIds()[0];
+    return this.#defaultId ?? this.#source.cache.serverIds()[0];
   }
 
   serves(id: string): boolean {
-    return this.#ids === null ? this.#source.isServer(id) : this.#ids.has(id);
+    return this.#ids === null ? this.#source.cache.isServer(id) : this.#ids.has(id);
   }
 
   /** The full option set for a context serving `generation`. */
-  contextOptions(generation: Generation): tls.SecureContextOptions {
+  contextOptions(generation: DeployableGeneration): tls.SecureContextOptions {
     return {
       ...this.#options,
       key: generation.key.toPem(),
@@ -205,29 +205,64 @@ export class ServerAttachment {
 
   /**
    * Makes `generation` the one served for `id`: builds its context once, and when `id` is this
-   * server's default, swaps the server's own context. Open connections keep theirs.
+   * server's default, swaps the server's own context. Open connections keep theirs. The work is
+   * done before this returns (the promise only reports it): a handshake right after sees it.
    */
-  apply(id: string, generation: Generation, replaced?: Generation): void {
-    if (!this.serves(id)) return;
-    if (replaced) this.#contexts.delete(replaced.info.fingerprint256);
-    if (id === this.defaultId) {
-      this.server.setSecureContext(this.contextOptions(generation));
-      this.#defaultServed = generation.info.fingerprint256;
-    } else {
-      this.#contexts.getOrCreate(generation.info.fingerprint256, () =>
-        tls.createSecureContext(this.contextOptions(generation)),
+  apply(id: string, generation: DeployableGeneration, _signal?: AbortSignal): Promise<void> {
+    try {
+      this.#install(id, generation);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(
+        new CertkeeperError('DEPLOY_FAILED', `${this.name}: building the TLS context failed`, {
+          cause: error,
+          details: { target: this.name, id },
+        }),
       );
     }
+  }
+
+  /** Puts `previous` back (a failed deploy); without one, forgets the context built for `id`. */
+  rollback(id: string, previous: DeployableGeneration | null, signal?: AbortSignal): Promise<void> {
+    if (previous) return this.apply(id, previous, signal);
+    const applied = this.#applied.get(id);
+    if (applied !== undefined) this.#contexts.delete(applied);
+    this.#applied.delete(id);
+    return Promise.resolve();
+  }
+
+  /** Detaches from the server (idempotent). */
+  async close(): Promise<void> {
+    this.detach();
+  }
+
+  #install(id: string, generation: DeployableGeneration): void {
+    if (!this.serves(id) || this.#detached) return;
+    const fp = generation.info.fingerprint256;
+    const replaced = this.#applied.get(id);
+    if (replaced !== undefined && replaced !== fp) this.#contexts.delete(replaced);
+    if (id === this.defaultId) {
+      this.server.setSecureContext(this.contextOptions(generation));
+      this.#defaultServed = fp;
+    } else {
+      this.#contexts.getOrCreate(fp, () => tls.createSecureContext(this.contextOptions(generation)));
+    }
+    this.#applied.set(id, fp);
   }
 
   /**
    * Verifies that a fresh handshake gets `generation` for `id`. Returns null when the check
    * cannot apply (server not listening, an IP-only certificate that is not the default).
    */
-  async verify(id: string, generation: Generation): Promise<ProbeResult | null> {
+  async verify(
+    id: string,
+    generation: DeployableGeneration,
+    _signal?: AbortSignal,
+  ): Promise<(LiveCheck & { serial: string }) | null> {
     if (!this.liveVerify || !this.serves(id) || !this.server.listening) return null;
     const servername = this.#probeName(id, generation);
     if (servername === undefined && id !== this.defaultId) return null;
+    const target = probeTarget(this.server);
     const result = await this.#probes.track((register) =>
       probe(this.server, servername, undefined, register),
     );
@@ -235,13 +270,23 @@ export class ServerAttachment {
       throw new CertkeeperError(
         'LIVE_VERIFY_FAILED',
         `server served ${result.fingerprint256} instead of ${generation.info.fingerprint256} for ${servername ?? '(no SNI)'}`,
-        { details: { expected: generation.info.fingerprint256, served: result.fingerprint256, servername } },
+        {
+          details: {
+            expected: generation.info.fingerprint256,
+            served: result.fingerprint256,
+            servername,
+            target: this.name,
+          },
+        },
       );
     }
-    return result;
+    const endpoint = target?.path ?? `${target?.host}:${target?.port}`;
+    return { target: this.name, endpoint, fingerprint256: result.fingerprint256, serial: result.serial };
   }
 
   detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
     this.#stopTrust?.();
     this.#restoreSni?.();
     this.#restoreEvents();
@@ -297,7 +342,7 @@ export class ServerAttachment {
     this.#ticketKeys = randomBytes(48);
     this.#contexts.clear();
     const id = this.defaultId;
-    const generation = id === undefined ? undefined : this.#source.current(id);
+    const generation = id === undefined ? undefined : this.#source.cache.current(id);
     if (generation && this.serves(id!)) {
       this.server.setSecureContext(this.contextOptions(generation));
       this.#defaultServed = generation.info.fingerprint256;
@@ -318,125 +363,11 @@ export class ServerAttachment {
     });
   }
 
-  /** The SNI handler: exact name, wildcard, then default (the server's own context). */
-  readonly sniCallback: SniCallback = (servername, cb) => {
-    const id = this.#source.lookup(servername);
-    if (id === undefined || !this.serves(id)) {
-      if (this.#unknown === 'reject' && servername) cb(new Error(`no certificate for ${servername}`));
-      else this.#serveDefault(cb);
-      return;
-    }
-    const generation = this.#source.current(id);
-    if (generation) {
-      this.#serve(id, generation, cb);
-      return;
-    }
-    if (!this.#source.load) {
-      cb(null);
-      return;
-    }
-    // First handshake for a certificate not yet in memory: load it (SNICallback may be async).
-    // Neither outcome may fail the handshake here: the default certificate is served instead, and
-    // the reason (reported by the manager as storedInvalid / a store error) is noted for debugging.
-    this.#source.load(id).then(
-      (loaded) => {
-        if (loaded) return this.#serve(id, loaded, cb);
-        this.#source.logger.debug('no usable certificate yet; serving the default', { id, servername });
-        this.#serveDefault(cb);
-      },
-      (error: unknown) => {
-        this.#source.logger.debug('loading a certificate for a handshake failed; serving the default', {
-          id,
-          servername,
-          code: (error as { code?: unknown })?.code,
-        });
-        this.#serveDefault(cb);
-      },
-    );
-  };
-
-  /**
-   * Answers with the default certificate. Not in memory yet (lazy loading: its first load starts
-   * at attach), the server's own context has no certificate: the handshake waits for that load
-   * (bounded) and is answered with the context it installed.
-   */
-  #serveDefault(cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    const id = this.defaultId;
-    const generation = id === undefined ? undefined : this.#source.current(id);
-    if (generation) {
-      this.#serve(id!, generation, cb);
-      return;
-    }
-    if (id === undefined || !this.serves(id) || !this.#source.load) {
-      cb(null, this.#ownContext());
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const bounded = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, DEFAULT_LOAD_WAIT_MS, undefined);
-    });
-    Promise.race([this.#source.load(id), bounded])
-      .catch(() => undefined)
-      .then((loaded) => {
-        clearTimeout(timer);
-        if (loaded) this.#serve(id, loaded, cb);
-        else cb(null, this.#ownContext());
-      });
-  }
-
-  /**
-   * The server's own context as it is now. A connection keeps the one the server had when it was
-   * accepted, which lacks the default certificate when that was installed after (a lazy first
-   * load): answering with the current one, not "the server's own" (`cb(null)`), serves it.
-   */
-  #ownContext(): tls.SecureContext | undefined {
-    return (this.server as unknown as { _sharedCreds?: tls.SecureContext })._sharedCreds;
-  }
-
-  #serve(id: string, generation: Generation, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    const fp = generation.info.fingerprint256;
-    // The default certificate is the server's own context: nothing to build.
-    if (fp === this.#defaultServed) {
-      cb(null, this.#ownContext());
-      return;
-    }
-    try {
-      cb(
-        null,
-        this.#contexts.getOrCreate(fp, () => tls.createSecureContext(this.contextOptions(generation))),
-      );
-    } catch (error) {
-      this.#source.logger.error('building a TLS context failed', {
-        id,
-        serial: generation.info.serialNumber,
-      });
-      cb(error as Error);
-    }
-  }
-
-  #probeName(id: string, generation: Generation): string | undefined {
+  #probeName(id: string, generation: DeployableGeneration): string | undefined {
     for (const name of generation.info.dnsNames) {
       const concrete = name.startsWith('*.') ? `certkeeper-probe${name.slice(1)}` : name;
-      if (this.#source.lookup(concrete) === id) return concrete;
+      if (this.#source.cache.lookup(concrete) === id) return concrete;
     }
     return undefined;
-  }
-}
-
-/**
- * Node keeps the last `key` (and `passphrase`, `pfx`) passed to the server or to
- * `setSecureContext` as plain fields of the server object, where `console.log(server)` or a
- * logger serialising `req.socket.server` would print the private key. They become non-enumerable:
- * Node still reads and writes them (a write keeps the property's attributes), nothing lists them.
- */
-function hideSecretFields(server: tls.Server): void {
-  const fields = server as unknown as Record<string, unknown>;
-  for (const name of ['key', 'passphrase', 'pfx']) {
-    Object.defineProperty(server, name, {
-      value: fields[name],
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
   }
 }

@@ -7,11 +7,19 @@
 import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
-import type { CertificateManager } from '../manager/manager.js';
-import { type AttachOptions, CONTEXT_OPTION_KEYS, type ServerAttachment } from './attachment.js';
-import { deferredSniCallback } from './sni-routing.js';
+import type { PrivateKey } from '../crypto/keys.js';
+import type { AttachOptions, ServerAttachment } from './attachment.js';
+import { CONTEXT_OPTION_KEYS } from './server-fields.js';
+import { deferredSniCallback } from './sni.js';
 
 export type ManagedServerOptions = Omit<AttachOptions, 'tls'>;
+
+/** What the helpers use of a `CertificateManager` (named here so that server/ never imports manager/). */
+export interface ServingManager {
+  attach(server: tls.Server, options?: AttachOptions): ServerAttachment;
+  status(): readonly { id: string; purpose: 'server' | 'client' }[];
+  credentials(id: string): { key: PrivateKey; chainPem: string } | null;
+}
 
 function contextOptions(options: object): tls.SecureContextOptions {
   const picked: Record<string, unknown> = {};
@@ -23,7 +31,7 @@ function contextOptions(options: object): tls.SecureContextOptions {
 }
 
 function initialCredentials(
-  manager: CertificateManager,
+  manager: ServingManager,
   attach: ManagedServerOptions,
 ): { key?: string; cert?: string } {
   const id =
@@ -35,7 +43,7 @@ function initialCredentials(
 }
 
 function wire<S extends tls.Server>(
-  manager: CertificateManager,
+  manager: ServingManager,
   make: (options: tls.TlsOptions) => S,
   options: tls.TlsOptions,
   attach: ManagedServerOptions,
@@ -52,7 +60,7 @@ function wire<S extends tls.Server>(
 }
 
 export function createTlsServer(
-  manager: CertificateManager,
+  manager: ServingManager,
   options: tls.TlsOptions = {},
   listener?: (socket: tls.TLSSocket) => void,
   attach: ManagedServerOptions = {},
@@ -61,7 +69,7 @@ export function createTlsServer(
 }
 
 export function createHttpsServer(
-  manager: CertificateManager,
+  manager: ServingManager,
   options: https.ServerOptions = {},
   listener?: Parameters<typeof https.createServer>[1],
   attach: ManagedServerOptions = {},
@@ -70,7 +78,7 @@ export function createHttpsServer(
 }
 
 export function createHttp2SecureServer(
-  manager: CertificateManager,
+  manager: ServingManager,
   options: http2.SecureServerOptions = {},
   listener?: (request: http2.Http2ServerRequest, response: http2.Http2ServerResponse) => void,
   attach: ManagedServerOptions = {},

@@ -5,7 +5,7 @@
  * verify, is null, so a handler can never mistake an unverified certificate for an identity.
  *
  * After TLS session resumption the peer certificate is the one of the original handshake
- * (TLS 1.3 does not resend it, protocols.md §1): that is why servers with client authentication
+ * (TLS 1.3 does not resend it, docs/platform.md, "Node TLS"): that is why servers with client authentication
  * bound the session lifetime and change ticket keys when the trusted CAs change.
  */
 import { createHash } from 'node:crypto';

@@ -200,6 +200,23 @@ export interface CertificateKeyParts {
   rest: string;
 }
 
+const POINTER = 'current.json';
+const MEMBERS = 'cluster/members';
+const ALPN_RECORDS = 'challenges/tls-alpn-01';
+const ALPN_ACKS = 'challenges/tls-alpn-01-acks';
+const ALPN_SUFFIX = '.key';
+
+/**
+ * What `key` holds below `prefix` when it is exactly `depth` non-empty segments deeper (joined
+ * with `/`), else null.
+ */
+function childOf(prefix: string, key: string, depth = 1): string | null {
+  if (!key.startsWith(`${prefix}/`)) return null;
+  const rest = key.slice(prefix.length + 1);
+  const parts = rest.split('/');
+  return parts.length === depth && parts.every((p) => p.length > 0) ? rest : null;
+}
+
 export const layout = {
   /** The keys of the certificate with id `id` under `issuer`. */
   certificate(issuer: string, id: string): CertificateKeys {
@@ -255,13 +272,54 @@ export const layout = {
   lock(name: string): string {
     return joinKey('locks', name);
   },
+  /** Below which every certificate lives (for `list` and `watch`). */
+  certificates(): string {
+    return 'certificates';
+  },
+  /** Whether `key` is a certificate pointer (`current.json`, under an id or a first name). */
+  isPointer(key: string): boolean {
+    return layout.parseCertificate(key)?.rest === POINTER;
+  },
   /** A replica's heartbeat record (replicas sharing a store). */
   member(replicaId: string): string {
-    return joinKey('cluster', 'members', replicaId);
+    return assertStoreKey(`${MEMBERS}/${segment(replicaId)}`);
+  },
+  /** Below which the heartbeats are (for `list`). */
+  members(): string {
+    return MEMBERS;
+  },
+  /** The replica a heartbeat key is for; null for any other key. */
+  parseMember(key: string): string | null {
+    return childOf(MEMBERS, key);
+  },
+  /** Where the TLS-ALPN-01 challenge for `servername` is stored (`.key`: sealed like a private key). */
+  alpnRecord(servername: string): string {
+    return assertStoreKey(`${ALPN_RECORDS}/${segment(`${servername}${ALPN_SUFFIX}`)}`);
+  },
+  /** Below which the TLS-ALPN-01 challenges are (for `list` and `watch`). */
+  alpnRecords(): string {
+    return ALPN_RECORDS;
+  },
+  /** The server name a TLS-ALPN-01 challenge key is for; null for any other key. */
+  parseAlpnRecord(key: string): string | null {
+    const name = childOf(ALPN_RECORDS, key);
+    if (name === null || !name.endsWith(ALPN_SUFFIX)) return null;
+    return name.length > ALPN_SUFFIX.length ? name.slice(0, -ALPN_SUFFIX.length) : null;
   },
   /** A replica's acknowledgement that it holds a TLS-ALPN-01 challenge certificate in memory. */
   alpnAck(servername: string, replicaId: string): string {
-    return joinKey('challenges', 'tls-alpn-01-acks', servername, replicaId);
+    return assertStoreKey(`${ALPN_ACKS}/${segment(servername)}/${segment(replicaId)}`);
+  },
+  /** Below which the acknowledgements of `servername`'s challenge are. */
+  alpnAcks(servername: string): string {
+    return assertStoreKey(`${ALPN_ACKS}/${segment(servername)}`);
+  },
+  /** Splits an acknowledgement key; null for any other key. */
+  parseAlpnAck(key: string): { servername: string; replica: string } | null {
+    const rest = childOf(ALPN_ACKS, key, 2);
+    if (rest === null) return null;
+    const [servername, replica] = rest.split('/') as [string, string];
+    return { servername, replica };
   },
   /** Whether a key holds a private key (stores that encrypt at rest use this). */
   isSensitive(key: string): boolean {

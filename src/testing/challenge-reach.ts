@@ -9,7 +9,7 @@ import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import tls from 'node:tls';
 import type { ChallengeTask } from '../challenges/solver.js';
-import { alpnServerName } from '../challenges/tls-alpn-01.js';
+import { alpnServerName } from '../challenges/tls-alpn-01/solver.js';
 import { canonicalIp } from '../crypto/names.js';
 import { x509 } from '../crypto/x509.js';
 

@@ -18,15 +18,21 @@
  */
 import { CertkeeperError, optionError } from '../errors.js';
 import type { InternalCA, RootRotationPhase, RootRotationStatus } from '../issuers/internal-ca.js';
-import type { CertificateManager } from '../manager/manager.js';
 import type { Store } from '../store/store.js';
 import { InternalCaTrustSource } from './internal-ca-source.js';
 import type { ProtectedChains, TrustStore } from './trust-store.js';
 
+/** What a rotation uses of a `CertificateManager` (named here: trust/ does not import manager/). */
+export interface RotatingManager {
+  status(): readonly { id: string }[];
+  certificate(id: string): { chainPem: string } | null;
+  renewAll(): Promise<void>;
+}
+
 /** Options of `rotateCa`. */
 export interface RotateCaOptions {
   ca: InternalCA;
-  manager: CertificateManager;
+  manager: RotatingManager;
   /** The trust store that has an `InternalCaTrustSource` for `ca`. */
   trust: TrustStore;
   /** The CA's store, if the CA was constructed without one and the manager's is not known here. */
@@ -36,7 +42,7 @@ export interface RotateCaOptions {
 }
 
 /** The manager's current chains, for the trust store's guard (`protect` option or method). */
-export function managerChains(manager: CertificateManager): ProtectedChains {
+export function managerChains(manager: RotatingManager): ProtectedChains {
   return () => {
     const chains: string[] = [];
     for (const status of manager.status()) {

@@ -3,8 +3,8 @@
 // reaches it, for DNS names and IP addresses (RFC 8738 reverse names).
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { TlsAlpn01Solver, tlsAlpnSupported } from '../../src/challenges/tls-alpn-01.js';
-import { installAlpnChallenges } from '../../src/server/alpn.js';
+import { installAlpnChallenges } from '../../src/challenges/tls-alpn-01/server-hook.js';
+import { TlsAlpn01Solver, tlsAlpnSupported } from '../../src/challenges/tls-alpn-01/solver.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { runChallengeSolverConformance } from '../../src/testing/index.js';
 import { selfSigned } from '../support/issuers.js';

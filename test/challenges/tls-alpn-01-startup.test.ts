@@ -9,16 +9,17 @@ import type { Server } from 'node:http';
 import https from 'node:https';
 import type tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import { Http01Solver, startHttp01Server } from '../../src/challenges/http-01.js';
-import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01.js';
+import type { ChallengeContext } from '../../src/challenges/solver.js';
+import { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
+import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01/solver.js';
 import { systemClock } from '../../src/clock.js';
 import type { CertkeeperError } from '../../src/errors.js';
 import { AcmeIssuer } from '../../src/issuers/acme/acme-issuer.js';
-import type { IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
+import { CertificateCache } from '../../src/server/certificate-cache.js';
 import { createHttpsServer } from '../../src/server/create-server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { nextEvent } from '../support/events.js';
@@ -154,12 +155,12 @@ describe('TlsAlpn01Solver availability', () => {
   it('is available exactly while a server answering TLS-ALPN-01 for this registry listens', async () => {
     const registry = new AlpnChallengeRegistry();
     const solver = new TlsAlpn01Solver();
-    const context: IssuerContext = {
+    const context: ChallengeContext = {
       store: new MemoryStore(),
       clock: systemClock,
       logger: silentLogger,
       signal: new AbortController().signal,
-      alpnChallenges: registry,
+      tlsAlpn: { registry },
     };
     const identifier = { type: 'dns' as const, value: 'a.test' };
     expect(solver.supports(identifier, false, context)).toBe(false);
@@ -167,10 +168,7 @@ describe('TlsAlpn01Solver availability', () => {
 
     const server = https.createServer();
     const attachment = new ServerAttachment(server, {
-      lookup: () => undefined,
-      current: () => undefined,
-      serverIds: () => [],
-      isServer: () => false,
+      cache: new CertificateCache(),
       logger: silentLogger,
       alpnChallenges: registry,
       usesTlsAlpn: () => true,

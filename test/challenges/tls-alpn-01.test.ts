@@ -7,21 +7,22 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alpnIdentifier } from '../../src/challenges/alpn-record.js';
-import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
 import type { ChallengeTask } from '../../src/challenges/solver.js';
+import { alpnIdentifier } from '../../src/challenges/tls-alpn-01/record.js';
+import { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
 import {
   alpnRecordKey,
   alpnServerName,
   createAlpnCertificate,
   TlsAlpn01Solver,
   tlsAlpnSupported,
-} from '../../src/challenges/tls-alpn-01.js';
+} from '../../src/challenges/tls-alpn-01/solver.js';
 import { systemClock } from '../../src/clock.js';
 import { x509 } from '../../src/crypto/x509.js';
 import { silentLogger } from '../../src/logger.js';
 import type { Generation } from '../../src/manager/records.js';
 import { ServerAttachment } from '../../src/server/attachment.js';
+import { CertificateCache } from '../../src/server/certificate-cache.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { selfSigned } from '../support/issuers.js';
 import { close, listen } from '../support/tls.js';
@@ -114,6 +115,42 @@ describe('TLS-ALPN-01 challenge certificate (RFC 8737)', () => {
   });
 });
 
+describe('TLS-ALPN-01 clean-up', () => {
+  it('removes only its own challenge: another order for the same name keeps its answer', async () => {
+    const store = new MemoryStore();
+    const registry = new AlpnChallengeRegistry();
+    const context = {
+      store,
+      clock: systemClock,
+      logger: silentLogger,
+      signal: new AbortController().signal,
+      tlsAlpn: { registry },
+    };
+    const first = { ...task, token: 'first', keyAuthorization: 'first.thumbprint' };
+    const second = { ...task, token: 'second', keyAuthorization: 'second.thumbprint' };
+    const solverA = new TlsAlpn01Solver();
+    const solverB = new TlsAlpn01Solver();
+    await solverA.present(first, context);
+    const held = registry.get('a.test');
+    // A second order for the same name (a forced renewal racing the scheduled one) takes over.
+    await solverB.present(second, context);
+    const stored = await store.get(alpnRecordKey('a.test'));
+    expect(registry.get('a.test')).not.toBe(held);
+
+    // The first order cleans up late: the second's answer stays, in the store and in memory.
+    await solverA.cleanup(first, context);
+    expect(await store.get(alpnRecordKey('a.test'))).toEqual(stored);
+    expect(registry.get('a.test')).toBeDefined();
+    // A solver object that did not present (another process cleaning up) checks the store too.
+    await new TlsAlpn01Solver().cleanup(first, context);
+    expect(await store.get(alpnRecordKey('a.test'))).toEqual(stored);
+
+    await solverB.cleanup(second, context);
+    expect(await store.get(alpnRecordKey('a.test'))).toBeNull();
+    expect(registry.get('a.test')).toBeUndefined();
+  });
+});
+
 describe('TLS-ALPN-01 on the serving port', () => {
   const kinds = [
     ['tls', (o: tls.TlsOptions) => tls.createServer(o), ['my-proto']],
@@ -132,11 +169,11 @@ describe('TLS-ALPN-01 on the serving port', () => {
         const registry = new AlpnChallengeRegistry();
         const server = make({ key: generation.key.toPem(), cert: generation.chainPem });
         servers.push(server);
+        const cache = new CertificateCache();
+        cache.add('web', ['a.test'], true);
+        cache.set('web', generation);
         const source = {
-          lookup: (name: string | undefined) => (name === 'a.test' ? 'web' : undefined),
-          current: () => generation,
-          serverIds: () => ['web'],
-          isServer: (id: string) => id === 'web',
+          cache,
           logger: silentLogger,
           alpnChallenges: registry,
           usesTlsAlpn: () => true,
@@ -153,7 +190,7 @@ describe('TLS-ALPN-01 on the serving port', () => {
           clock: systemClock,
           logger: silentLogger,
           signal: new AbortController().signal,
-          alpnChallenges: registry,
+          tlsAlpn: { registry },
         });
         expect(await store.get(alpnRecordKey('a.test'))).not.toBeNull();
 
@@ -174,7 +211,7 @@ describe('TLS-ALPN-01 on the serving port', () => {
           clock: systemClock,
           logger: silentLogger,
           signal: new AbortController().signal,
-          alpnChallenges: registry,
+          tlsAlpn: { registry },
         });
         await expect(connect(port, { ...base, ALPNProtocols: ['acme-tls/1'] })).rejects.toThrow(
           /no application protocol/,

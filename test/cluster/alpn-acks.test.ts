@@ -3,13 +3,12 @@
 // over from an earlier challenge for the same name (the replica that ordered was killed before
 // its clean-up, as in test/cluster/faults.test.ts) must not count for the next one.
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
-import type { ChallengeTask } from '../../src/challenges/solver.js';
-import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01.js';
+import type { ChallengeContext, ChallengeTask } from '../../src/challenges/solver.js';
+import { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
+import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01/solver.js';
 import { systemClock } from '../../src/clock.js';
-import { heartbeat } from '../../src/cluster/membership.js';
+import { heartbeat, liveMembers } from '../../src/cluster/membership.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
-import type { IssuerContext } from '../../src/issuers/issuer.js';
 import { WatchedMemoryStore } from '../support/watched-memory-store.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -53,13 +52,15 @@ function replicaA(store: WatchedMemoryStore, ackTimeoutMs: number) {
   const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
   const solver = new TlsAlpn01Solver();
   solver.ackTimeoutMs = ackTimeoutMs;
-  const context: IssuerContext = {
+  const context: ChallengeContext = {
     store,
     clock: systemClock,
     logger: { ...quiet, warn: (message, fields) => warnings.push({ message, fields }) },
     signal: new AbortController().signal,
-    alpnChallenges: new AlpnChallengeRegistry(),
-    replicaId: 'a',
+    tlsAlpn: {
+      registry: new AlpnChallengeRegistry(),
+      replicas: { self: 'a', live: () => liveMembers(store, Date.now()) },
+    },
   };
   return { solver, context, warnings };
 }

@@ -12,27 +12,27 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alpnRecordKey } from '../../src/challenges/alpn-record.js';
-import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
-import type { ChallengeTask } from '../../src/challenges/solver.js';
+import type { ChallengeContext, ChallengeTask } from '../../src/challenges/solver.js';
+import { alpnRecordKey } from '../../src/challenges/tls-alpn-01/record.js';
+import { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
 import {
   alpnServerName,
   createAlpnCertificate,
   ID_PE_ACME_IDENTIFIER,
   TlsAlpn01Solver,
-} from '../../src/challenges/tls-alpn-01.js';
+} from '../../src/challenges/tls-alpn-01/solver.js';
 import { systemClock } from '../../src/clock.js';
+import { liveMembers } from '../../src/cluster/membership.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
 import { createCertificate } from '../../src/crypto/certificate-builder.js';
 import { PrivateKey } from '../../src/crypto/keys.js';
 import { x509 } from '../../src/crypto/x509.js';
-import type { IssuerContext } from '../../src/issuers/issuer.js';
 import type { Logger } from '../../src/logger.js';
 import { EncryptedStore } from '../../src/store/encrypted-store.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { layout } from '../../src/store/layout.js';
 import { RedisStore } from '../../src/store/redis-store.js';
-import type { LockOptions, Store, StoreChangeListener } from '../../src/store/store.js';
+import type { LockOptions, Store, StoreChangeListener, WriteOptions } from '../../src/store/store.js';
 import { makeRoot } from '../support/pki.js';
 import { eventually, redisPeer } from '../support/services.js';
 
@@ -57,12 +57,12 @@ class Notifying implements Store {
   get(key: string) {
     return this.inner.get(key);
   }
-  async put(key: string, value: Uint8Array | string) {
-    await this.inner.put(key, value);
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions) {
+    await this.inner.put(key, value, options);
     this.#changed(key);
   }
-  async delete(key: string) {
-    const existed = await this.inner.delete(key);
+  async delete(key: string, options?: WriteOptions) {
+    const existed = await this.inner.delete(key, options);
     if (existed) this.#changed(key);
     return existed;
   }
@@ -362,13 +362,15 @@ async function present(store: Store, challenge: ChallengeTask): Promise<void> {
   const solver = new TlsAlpn01Solver();
   solver.ackTimeoutMs = 10_000;
   const warnings: string[] = [];
-  const context: IssuerContext = {
+  const context: ChallengeContext = {
     store,
     clock: systemClock,
     logger: { ...quiet, warn: (message: string) => warnings.push(message) },
     signal: new AbortController().signal,
-    alpnChallenges: new AlpnChallengeRegistry(),
-    replicaId: 'a',
+    tlsAlpn: {
+      registry: new AlpnChallengeRegistry(),
+      replicas: { self: 'a', live: () => liveMembers(store, Date.now()) },
+    },
   };
   await solver.present(challenge, context);
   expect(warnings).toEqual([]);

@@ -3,8 +3,8 @@
 // subscribed later, so it missed other replicas' renewals until a periodic reconcile and never
 // held their TLS-ALPN-01 challenges, for its whole life).
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
-import { alpnRecordKey, createAlpnCertificate } from '../../src/challenges/tls-alpn-01.js';
+import { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
+import { alpnRecordKey, createAlpnCertificate } from '../../src/challenges/tls-alpn-01/solver.js';
 import { ClusterSync } from '../../src/cluster/sync.js';
 import { layout } from '../../src/store/layout.js';
 import { FakeClock } from '../../src/testing/index.js';

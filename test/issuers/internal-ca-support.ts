@@ -15,7 +15,7 @@ import type { InternalCA } from '../../src/issuers/internal-ca.js';
 import type { CertificatePurpose, CertificateRequest, IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import { layout } from '../../src/store/layout.js';
-import type { LockLease, LockOptions, Store, StoreStat } from '../../src/store/store.js';
+import type { LockLease, LockOptions, Store, StoreStat, WriteOptions } from '../../src/store/store.js';
 import { close } from '../support/tls.js';
 
 export const MINUTE = 60_000;
@@ -147,13 +147,13 @@ export class ObservedStore implements Store {
   get(key: string): Promise<Uint8Array | null> {
     return this.inner.get(key);
   }
-  async put(key: string, value: Uint8Array | string): Promise<void> {
+  async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     this.puts.push(key);
     await this.gate?.(key);
-    return this.inner.put(key, value);
+    return this.inner.put(key, value, options);
   }
-  delete(key: string): Promise<boolean> {
-    return this.inner.delete(key);
+  delete(key: string, options?: WriteOptions): Promise<boolean> {
+    return this.inner.delete(key, options);
   }
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);

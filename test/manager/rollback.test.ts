@@ -7,6 +7,7 @@ import type { ManagerEvents } from '../../src/manager/events.js';
 import { type CertificateManager, createCertificateManager } from '../../src/manager/manager.js';
 import { layout } from '../../src/store/layout.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import type { WriteOptions } from '../../src/store/store.js';
 import { type Fault, SwitchableIssuer } from '../support/issuers.js';
 import { makeRoot } from '../support/pki.js';
 import { close, handshake, listen } from '../support/tls.js';
@@ -20,9 +21,9 @@ afterEach(async () => {
 /** A MemoryStore whose writes can be made to fail like a full disk. */
 class FlakyStore extends MemoryStore {
   failPuts = false;
-  override async put(key: string, value: Uint8Array | string): Promise<void> {
+  override async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
     if (this.failPuts) throw new CertkeeperError('STORE_NO_SPACE', `no space left writing ${key}`);
-    return super.put(key, value);
+    return super.put(key, value, options);
   }
 }
 

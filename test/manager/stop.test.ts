@@ -5,7 +5,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ChallengeTask } from '../../src/challenges/solver.js';
-import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01.js';
+import { TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01/solver.js';
 import { AcmeIssuer } from '../../src/issuers/acme/acme-issuer.js';
 import type { IssuerContext } from '../../src/issuers/issuer.js';
 import { createCertificateManager } from '../../src/manager/manager.js';

@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { AlpnChallengeRegistry } from '../../src/challenges/alpn-registry.js';
-import type { ChallengeTask } from '../../src/challenges/solver.js';
-import { ID_PE_ACME_IDENTIFIER, TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01.js';
+import type { ChallengeContext, ChallengeTask } from '../../src/challenges/solver.js';
+import type { AlpnChallengeRegistry } from '../../src/challenges/tls-alpn-01/registry.js';
+import { ID_PE_ACME_IDENTIFIER, TlsAlpn01Solver } from '../../src/challenges/tls-alpn-01/solver.js';
 import { systemClock } from '../../src/clock.js';
 import { x509 } from '../../src/crypto/x509.js';
 import type { CertificateRequest, IssuedCertificate, IssuerContext } from '../../src/issuers/issuer.js';
@@ -52,7 +52,7 @@ class AlpnIssuer extends SwitchableIssuer {
   registry: AlpnChallengeRegistry | undefined;
 
   override async issue(request: CertificateRequest, context: IssuerContext): Promise<IssuedCertificate> {
-    this.registry = context.alpnChallenges;
+    this.registry = (context as ChallengeContext).tlsAlpn?.registry;
     return super.issue(request, context);
   }
 }
@@ -129,12 +129,12 @@ async function rig(kind: Kind, made: Made, mtls: boolean, serverOptions: tls.Tls
     token: 'token',
     keyAuthorization: 'token.thumbprint',
   };
-  const context: IssuerContext = {
+  const context: ChallengeContext = {
     store,
     clock: systemClock,
     logger: silent,
     signal: new AbortController().signal,
-    alpnChallenges: issuer.registry!,
+    tlsAlpn: { registry: issuer.registry! },
   };
   await new TlsAlpn01Solver().present(task, context);
 

@@ -294,3 +294,45 @@ describe('layout', () => {
     expect(layout.isSensitive('accounts/internal/ops/account.json')).toBe(false);
   });
 });
+
+describe('layout parses every key it builds', () => {
+  it('certificate pointers, under an id or an earlier first name', () => {
+    const pointer = layout.certificate('internal', 'Web API').current;
+    expect(layout.isPointer(pointer)).toBe(true);
+    expect(layout.parseCertificate(pointer)).toEqual({
+      issuer: 'internal',
+      id: 'Web API',
+      rest: 'current.json',
+    });
+    expect(layout.isPointer(layout.legacyCertificate('internal', 'web.test').current)).toBe(true);
+    expect(layout.isPointer(layout.certificate('internal', 'web').generation('0a').cert)).toBe(false);
+    expect(layout.isPointer('certificates/internal/current.json')).toBe(false);
+    expect(layout.certificates()).toBe('certificates');
+  });
+
+  it('replica heartbeats', () => {
+    const key = layout.member('host-12.a_b');
+    expect(key).toBe('cluster/members/host-12.a_b');
+    expect(layout.parseMember(key)).toBe('host-12.a_b');
+    expect(keyHasPrefix(key, layout.members())).toBe(true);
+    expect(layout.parseMember('cluster/members/a/b')).toBeNull();
+    expect(layout.parseMember('cluster/other/a')).toBeNull();
+    expect(() => layout.member('../x')).toThrow(invalid);
+  });
+
+  it('TLS-ALPN-01 challenge records and their acknowledgements', () => {
+    const record = layout.alpnRecord('a.test');
+    expect(record).toBe('challenges/tls-alpn-01/a.test.key');
+    expect(layout.parseAlpnRecord(record)).toBe('a.test');
+    expect(keyHasPrefix(record, layout.alpnRecords())).toBe(true);
+    expect(layout.parseAlpnRecord('challenges/tls-alpn-01/a.test')).toBeNull();
+    expect(layout.parseAlpnRecord('challenges/tls-alpn-01/.key')).toBeNull();
+    expect(layout.parseAlpnRecord('challenges/tls-alpn-01-acks/a.test/r1')).toBeNull();
+    const ack = layout.alpnAck('a.test', 'r1');
+    expect(ack).toBe('challenges/tls-alpn-01-acks/a.test/r1');
+    expect(layout.parseAlpnAck(ack)).toEqual({ servername: 'a.test', replica: 'r1' });
+    expect(keyHasPrefix(ack, layout.alpnAcks('a.test'))).toBe(true);
+    expect(layout.parseAlpnAck(layout.alpnAcks('a.test'))).toBeNull();
+    expect(() => layout.alpnAck('a/b', 'r1')).toThrow(invalid);
+  });
+});

@@ -2,7 +2,7 @@
 // in-process tests of what replicas do with change notifications. `down` makes subscribing fail.
 import { CertkeeperError } from '../../src/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { StoreChangeListener } from '../../src/store/store.js';
+import type { StoreChangeListener, WriteOptions } from '../../src/store/store.js';
 
 /** A MemoryStore with `watch`, which fails while `down`. */
 export class WatchedMemoryStore extends MemoryStore {
@@ -18,13 +18,13 @@ export class WatchedMemoryStore extends MemoryStore {
     return () => this.#listeners.delete(entry);
   }
 
-  override async put(key: string, value: Uint8Array | string): Promise<void> {
-    await super.put(key, value);
+  override async put(key: string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
+    await super.put(key, value, options);
     this.#changed(key);
   }
 
-  override async delete(key: string): Promise<boolean> {
-    const existed = await super.delete(key);
+  override async delete(key: string, options?: WriteOptions): Promise<boolean> {
+    const existed = await super.delete(key, options);
     if (existed) this.#changed(key);
     return existed;
   }

@@ -8,7 +8,7 @@ import { Dns01Solver } from '../../../src/challenges/dns-01.js';
 import { createHttp01Handler, Http01Solver } from '../../../src/challenges/http-01.js';
 import { ChallTestSrvProvider } from '../../../src/challenges/providers/challtestsrv.js';
 import type { ChallengeSolver, ChallengeType } from '../../../src/challenges/solver.js';
-import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01.js';
+import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01/solver.js';
 import { AcmeIssuer, type AcmeIssuerOptions } from '../../../src/issuers/acme/acme-issuer.js';
 import type { Issuer } from '../../../src/issuers/issuer.js';
 import type { ManagerEvents } from '../../../src/manager/events.js';

@@ -13,7 +13,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createHttp01Handler, Http01Solver } from '../../../src/challenges/http-01.js';
 import type { ChallengeSolver } from '../../../src/challenges/solver.js';
-import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01.js';
+import { TlsAlpn01Solver } from '../../../src/challenges/tls-alpn-01/solver.js';
 import { AcmeIssuer } from '../../../src/issuers/acme/acme-issuer.js';
 import type { Logger } from '../../../src/logger.js';
 import { createCertificateManager } from '../../../src/manager/manager.js';

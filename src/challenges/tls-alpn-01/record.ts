@@ -16,12 +16,12 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { parseCertificates } from '../crypto/inspect.js';
-import { PrivateKey, publicKeyMatches } from '../crypto/keys.js';
-import { canonicalIp } from '../crypto/names.js';
-import { x509 } from '../crypto/x509.js';
-import { CertkeeperError } from '../errors.js';
-import { layout } from '../store/layout.js';
+import { parseCertificates } from '../../crypto/inspect.js';
+import { PrivateKey, publicKeyMatches } from '../../crypto/keys.js';
+import { canonicalIp } from '../../crypto/names.js';
+import { x509 } from '../../crypto/x509.js';
+import { CertkeeperError } from '../../errors.js';
+import { layout } from '../../store/layout.js';
 
 export const ID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 
@@ -29,8 +29,6 @@ export const ID_PE_ACME_IDENTIFIER = '1.3.6.1.5.5.7.1.31';
 export const ALPN_CERT_LIFETIME_MS = 3_600_000;
 /** Clock difference tolerated between the replica that made a challenge and one that loads it. */
 const SKEW_MS = 5 * 60_000;
-const RECORD_SUFFIX = '.key';
-const RECORD_DIR = 'challenges/tls-alpn-01';
 
 /** A challenge checked by `checkAlpnChallenge`: safe to build a context from. */
 export interface AlpnChallenge {
@@ -42,14 +40,7 @@ export interface AlpnChallenge {
 
 /** Where the record for `servername` is stored. */
 export function alpnRecordKey(servername: string): string {
-  return layout.challenge('tls-alpn-01', `${servername}${RECORD_SUFFIX}`);
-}
-
-/** The server name a stored record is for, or null for any other key below the challenges. */
-export function alpnRecordServername(key: string): string | null {
-  if (!key.startsWith(`${RECORD_DIR}/`) || !key.endsWith(RECORD_SUFFIX)) return null;
-  const name = key.slice(RECORD_DIR.length + 1, -RECORD_SUFFIX.length);
-  return name && !name.includes('/') ? name : null;
+  return layout.alpnRecord(servername);
 }
 
 /** The identifier a TLS-ALPN-01 server name stands for (RFC 8738 reverse names for IPs), or null. */

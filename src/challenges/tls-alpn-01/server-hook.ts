@@ -19,9 +19,11 @@
  * it, and such sessions are kept from the server's 'newSession' listeners (session caches).
  */
 import type tls from 'node:tls';
-import type { AlpnChallengeRegistry } from '../challenges/alpn-registry.js';
-import { ACME_TLS_ALPN } from '../challenges/tls-alpn-01.js';
-import { vetoServerEvents } from './server-events.js';
+import { vetoServerEvents } from '../../net/server-events.js';
+import type { AlpnChallengeRegistry } from './registry.js';
+
+/** The ALPN protocol of a TLS-ALPN-01 validation (RFC 8737). */
+export const ACME_TLS_ALPN = 'acme-tls/1';
 
 /** Set on a socket whose handshake is a TLS-ALPN-01 validation: the challenge context. */
 export const ALPN_CHALLENGE = Symbol('certkeeper.alpnChallenge');

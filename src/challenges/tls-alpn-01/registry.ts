@@ -13,11 +13,25 @@
  * the first certificate), and can go again as soon as one does.
  */
 import tls from 'node:tls';
-import { checkAlpnChallenge } from './alpn-record.js';
+import type { Replicas } from './acks.js';
+import { checkAlpnChallenge } from './record.js';
+
+/**
+ * What a manager gives TLS-ALPN-01 solvers through the order's context (`ChallengeContext`):
+ * the registry its attached servers answer from, and the replicas that must hold a challenge
+ * before the CA is asked to validate (absent: no replica shares the store with change
+ * notifications).
+ */
+export interface TlsAlpnHost {
+  readonly registry: AlpnChallengeRegistry;
+  readonly replicas?: Replicas;
+}
 
 interface Held {
   context: tls.SecureContext;
   notAfter: number;
+  /** The challenge certificate (PEM): whose challenge this is. */
+  cert: string;
 }
 
 export class AlpnChallengeRegistry {
@@ -60,11 +74,14 @@ export class AlpnChallengeRegistry {
     const name = servername.toLowerCase();
     const challenge = checkAlpnChallenge(name, credentials, now);
     const context = tls.createSecureContext({ key: challenge.key, cert: challenge.cert });
-    this.#contexts.set(name, { context, notAfter: challenge.notAfter });
+    this.#contexts.set(name, { context, notAfter: challenge.notAfter, cert: challenge.cert });
   }
 
-  delete(servername: string): void {
-    this.#contexts.delete(servername.toLowerCase());
+  /** Drops the challenge for `servername`; with `cert`, only when it is that challenge. */
+  delete(servername: string, cert?: string): void {
+    const name = servername.toLowerCase();
+    if (cert !== undefined && this.#contexts.get(name)?.cert !== cert) return;
+    this.#contexts.delete(name);
   }
 
   get(servername: string | undefined | null): tls.SecureContext | undefined {

@@ -10,18 +10,17 @@
  */
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { alpnDigest, clearAlpnAcks, waitForAlpnAcks } from '../cluster/membership.js';
-import { createCertificate } from '../crypto/certificate-builder.js';
-import { PrivateKey } from '../crypto/keys.js';
-import { x509 } from '../crypto/x509.js';
-import { CertkeeperError } from '../errors.js';
-import type { IssuerContext } from '../issuers/issuer.js';
-import { ALPN_CERT_LIFETIME_MS, alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './alpn-record.js';
-import { AlpnChallengeRegistry } from './alpn-registry.js';
-import type { ChallengeSolver, ChallengeTask } from './solver.js';
+import { createCertificate } from '../../crypto/certificate-builder.js';
+import { PrivateKey } from '../../crypto/keys.js';
+import { x509 } from '../../crypto/x509.js';
+import { CertkeeperError } from '../../errors.js';
+import type { ChallengeContext, ChallengeSolver, ChallengeTask } from '../solver.js';
+import { alpnDigest, clearAlpnAcks, waitForAlpnAcks } from './acks.js';
+import { ALPN_CERT_LIFETIME_MS, alpnRecordKey, ID_PE_ACME_IDENTIFIER, readAlpnRecord } from './record.js';
+import { AlpnChallengeRegistry } from './registry.js';
 
-export { alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './alpn-record.js';
-export const ACME_TLS_ALPN = 'acme-tls/1';
+export { alpnRecordKey, ID_PE_ACME_IDENTIFIER } from './record.js';
+export { ACME_TLS_ALPN } from './server-hook.js';
 
 /** Whether this Node can answer TLS-ALPN-01 on a serving port. */
 export function tlsAlpnSupported(version = process.versions.node): boolean {
@@ -75,12 +74,14 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   readonly registry = new AlpnChallengeRegistry();
   /** How long to wait for other replicas to hold a challenge before validating (default 10 s). */
   ackTimeoutMs = 10_000;
+  /** The challenge certificate presented per (name, key authorization), until its clean-up. */
+  readonly #presented = new Map<string, string>();
 
   /**
    * Not for wildcards, not on Node without ALPNCallback/setKeyCert, and, in a manager, not while
    * no attached server listens (nothing could answer the CA): the next challenge type is used.
    */
-  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: IssuerContext): boolean {
+  supports(identifier: ChallengeTask['identifier'], wildcard: boolean, context?: ChallengeContext): boolean {
     if (wildcard || !tlsAlpnSupported()) return false;
     return context === undefined || this.unavailable(identifier, wildcard, context) === undefined;
   }
@@ -89,9 +90,9 @@ export class TlsAlpn01Solver implements ChallengeSolver {
   unavailable(
     identifier: ChallengeTask['identifier'],
     wildcard: boolean,
-    context: IssuerContext,
+    context: ChallengeContext,
   ): CertkeeperError | undefined {
-    const registry = context.alpnChallenges;
+    const registry = context.tlsAlpn?.registry;
     // Standalone use (no manager's registry): whoever holds `this.registry` answers.
     if (wildcard || !tlsAlpnSupported() || !registry || registry.answering) return undefined;
     return new CertkeeperError(
@@ -104,21 +105,22 @@ export class TlsAlpn01Solver implements ChallengeSolver {
     );
   }
 
-  async present(task: ChallengeTask, context: IssuerContext): Promise<void> {
+  async present(task: ChallengeTask, context: ChallengeContext): Promise<void> {
     const servername = alpnServerName(task.identifier);
     const credentials = await createAlpnCertificate(task);
     // The store copy is for replicas (sealed where the store encrypts private keys); this process
     // must hold it in memory before the CA looks.
     const record = JSON.stringify(credentials);
     await context.store.put(alpnRecordKey(servername), record);
-    (context.alpnChallenges ?? this.registry).set(servername, credentials);
-    if (context.replicaId) {
-      // Other replicas load it from the store; wait until each holds it (membership.ts).
-      const missing = await waitForAlpnAcks(context.store, servername, context.replicaId, {
+    (context.tlsAlpn?.registry ?? this.registry).set(servername, credentials);
+    this.#presented.set(presentedKey(servername, task), credentials.cert);
+    const replicas = context.tlsAlpn?.replicas;
+    if (replicas) {
+      // Other replicas load it from the store; wait until each holds it (acks.ts).
+      const missing = await waitForAlpnAcks(context.store, servername, replicas, {
         digest: alpnDigest(record),
         timeoutMs: this.ackTimeoutMs,
         signal: context.signal,
-        now: () => context.clock.now(),
       });
       if (missing.length > 0) {
         context.logger.warn('replicas did not confirm the TLS-ALPN-01 challenge in time; validating anyway', {
@@ -129,10 +131,55 @@ export class TlsAlpn01Solver implements ChallengeSolver {
     }
   }
 
-  async cleanup(task: ChallengeTask, context: IssuerContext): Promise<void> {
+  /**
+   * Takes this task's challenge away. Another order for the same name (a forced renewal racing
+   * the scheduled one, another replica) may have replaced it meanwhile: what is held in memory or
+   * stored is removed only when it is this task's challenge (its acmeIdentifier digest is this
+   * key authorization's), so one order's clean-up never pulls the answer of another.
+   */
+  async cleanup(task: ChallengeTask, context: ChallengeContext): Promise<void> {
     const servername = alpnServerName(task.identifier);
-    (context.alpnChallenges ?? this.registry).delete(servername);
-    await context.store.delete(alpnRecordKey(servername));
-    if (context.replicaId) await clearAlpnAcks(context.store, servername);
+    const key = alpnRecordKey(servername);
+    const raw = await context.store.get(key);
+    const stored = raw ? storedChallenge(servername, raw) : null;
+    const mine = stored !== null && challengeDigest(stored.cert) === keyAuthorizationDigest(task);
+    const registry = context.tlsAlpn?.registry ?? this.registry;
+    const held = this.#presented.get(presentedKey(servername, task)) ?? (mine ? stored.cert : undefined);
+    this.#presented.delete(presentedKey(servername, task));
+    if (held !== undefined) registry.delete(servername, held);
+    if (!mine) return;
+    // Not a compare-and-delete: an order presenting between the read and this delete loses its
+    // record; its own in-memory copy stays, and the CA retries a failed validation.
+    await context.store.delete(key);
+    if (context.tlsAlpn?.replicas) await clearAlpnAcks(context.store, servername);
+  }
+}
+
+/** The `{ key, cert }` of a stored record, or null when it is not one (it is not ours then). */
+function storedChallenge(servername: string, raw: Uint8Array): { cert: string } | null {
+  try {
+    const record = readAlpnRecord(servername, raw) as { cert?: unknown };
+    return typeof record?.cert === 'string' ? { cert: record.cert } : null;
+  } catch {
+    return null;
+  }
+}
+
+function presentedKey(servername: string, task: ChallengeTask): string {
+  return `${servername}\n${task.keyAuthorization}`;
+}
+
+function keyAuthorizationDigest(task: ChallengeTask): string {
+  return createHash('sha256').update(task.keyAuthorization).digest('hex');
+}
+
+/** The SHA-256 an RFC 8737 certificate carries in its acmeIdentifier extension (hex), or null. */
+function challengeDigest(certPem: string): string | null {
+  try {
+    const value = new x509.X509Certificate(certPem).getExtension(ID_PE_ACME_IDENTIFIER)?.value;
+    const bytes = value ? Buffer.from(value) : null;
+    return bytes?.length === 34 ? bytes.subarray(2).toString('hex') : null;
+  } catch {
+    return null;
   }
 }
