@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../../src/agent/config-file.js';
-import { buildTargets, targetFactories } from '../../src/agent/targets.js';
+import { buildTargets } from '../../src/agent/targets.js';
 import { AGENT_USAGE } from '../../src/cli/agent-command.js';
 import { makePki } from '../support/pki.js';
 import { requireTools } from '../support/system-tools.js';
@@ -56,13 +56,7 @@ describe('examples/docker-compose', () => {
     expect(nginx).toContain('listen 8443 ssl;');
   });
 
-  it("the targets are built with this build's deploy factories", (t) => {
-    if (targetFactories() === null) {
-      console.warn(
-        "\n!!! file-and-reload targets are not in this build: building the example's targets is NOT being tested\n",
-      );
-      return t.skip();
-    }
+  it("the targets are built with this build's deploy factories", () => {
     const web = composeConfig().certificates[0]!;
     expect(buildTargets('web', web.targets, 'certificates[0].targets', 'certkeeper.yaml')).toHaveLength(1);
   });

@@ -1,20 +1,18 @@
-// The configuration's targets: entries turned into deploy targets. Until this build has the
-// file-and-reload factories, a configuration with targets is refused (NOT_SUPPORTED, naming the
-// setting) instead of running and never deploying; with factories given, each entry becomes one
-// fileTarget with its reload recipes, and an option a factory refuses is named by its path.
+// The configuration's targets: entries turned into deploy targets: each entry becomes one
+// fileTarget with its reload recipes, an option a factory refuses is named by its path, and a
+// running agent deploys every new certificate of the entry to its files through the manager.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { parseAgentConfig } from '../../src/agent/config-file.js';
 import { openAgentStore } from '../../src/agent/store.js';
 import type { TargetFactories } from '../../src/agent/target-specs.js';
-import {
-  attachTargets,
-  buildTargets,
-  managerTakesTargets,
-  targetFactories,
-} from '../../src/agent/targets.js';
+import { attachTargets, buildTargets } from '../../src/agent/targets.js';
+import { inspectCertificate } from '../../src/crypto/inspect.js';
 import type { DeployTarget } from '../../src/deploy/target.js';
-import { CertkeeperError, optionError } from '../../src/errors.js';
+import { optionError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import type { CertificateManager } from '../../src/manager/manager.js';
 
@@ -31,18 +29,38 @@ certificates:
 const config = () => parseAgentConfig(TEXT, '/etc/certkeeper.yaml', { env: {}, cwd: '/' });
 
 describe('deploy targets from the configuration', () => {
-  it('without file-and-reload targets in the build, a configuration with targets is refused at start', () => {
-    expect(targetFactories()).toBeNull();
-    const store = openAgentStore(config().store, '/', silentLogger);
-    let error: unknown;
+  it('a running agent writes each new certificate of a targets: entry to its files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certkeeper-agent-deploy-'));
     try {
-      new Agent(config(), { store, logger: silentLogger, keepAlive: false });
-    } catch (e) {
-      error = e;
+      const c = parseAgentConfig(
+        'store: file:./store\ncertificates:\n  - id: web\n    names: [web.test]\n    targets:\n      - dir: ./certs\n',
+        join(dir, 'certkeeper.yaml'),
+        { env: {}, cwd: dir },
+      );
+      const agent = new Agent(c, {
+        store: openAgentStore(c.store, dir, silentLogger),
+        logger: silentLogger,
+        keepAlive: false,
+      });
+      try {
+        await agent.start();
+        const manager = agent.managerOf('web');
+        await manager.ready(['web']);
+        const onDisk = () =>
+          inspectCertificate(readFileSync(join(dir, 'certs/fullchain.pem'), 'utf8')).serialNumber;
+        const first = agent.status().find((s) => s.id === 'web')!.serial;
+        expect(onDisk()).toBe(first);
+        await manager.renewNow('web');
+        const second = agent.status().find((s) => s.id === 'web')!.serial;
+        expect(second).not.toBe(first);
+        expect(onDisk()).toBe(second);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    expect(error).toBeInstanceOf(CertkeeperError);
-    expect(error).toMatchObject({ code: 'NOT_SUPPORTED', details: { option: 'certificates[0].targets' } });
-  });
+  }, 60_000);
 
   it('each entry becomes one fileTarget for its certificate, with its reload recipes in order', () => {
     const calls: [string, unknown][] = [];
@@ -103,11 +121,9 @@ describe('deploy targets from the configuration', () => {
           log.push(`close ${name}`);
         },
       }) as unknown as DeployTarget;
-    expect(managerTakesTargets(host)).toBe(true);
     const detach = attachTargets(host, [target('t1'), target('t2')]);
     expect(log).toEqual(['add t1', 'add t2']);
     detach();
     expect(log).toEqual(['add t1', 'add t2', 'remove t1', 'remove t2', 'close t1', 'close t2']);
-    expect(() => attachTargets({} as CertificateManager, [target('t3')])).toThrow(/takes no deploy targets/);
   });
 });
