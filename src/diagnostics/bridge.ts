@@ -79,7 +79,7 @@ export function publishDiagnostics(
       finish(id, { result: 'renewed', serial, issuer, notAfter, durationMs }, false),
     adopted: ({ id, serial, notAfter }) => finish(id, { result: 'adopted', serial, notAfter }, false),
     renewalFailed: ({ id, error, retryAt }) => finish(id, { error, retryAt }, true),
-    swapped: ({ id, serial, previousSerial, servers, verified }) => {
+    swapped: ({ id, serial, previousSerial, servers, verified, durationMs }) => {
       if (deployChannel.hasSubscribers) {
         const message: DeployMessage = {
           manager,
@@ -90,6 +90,7 @@ export function publishDiagnostics(
           previousSerial,
           servers,
           verified,
+          durationMs,
         };
         deployChannel.publish(message);
       }

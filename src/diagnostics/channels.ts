@@ -64,8 +64,8 @@ export interface DeployMessage {
   servers?: number;
   verified?: number;
   /**
-   * Store → swap → live check, in ms. Only when the manager publishes it itself (the event
-   * bridge cannot time the deploy apart from issuance): absent from bridged messages.
+   * Apply and live check on every deploy target, in ms by the manager's clock (the `swapped`
+   * event's `durationMs`). Absent from rolled-back messages.
    */
   durationMs?: number;
   /** Why it was refused or undone. */

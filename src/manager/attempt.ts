@@ -32,11 +32,15 @@ export async function attempt(
     // The current certificate matters for renewal (ARI `replaces`, mTLS renew, rollback).
     if (!state.current && state.stored) await core.materialize(state);
     const signal = AbortSignal.any([core.signal, AbortSignal.timeout(options.issueTimeoutMs)]);
+    let adopted = false;
     await withLock(
       options.store,
       layout.issueLock(cert.id),
       async (lease, lockSignal) => {
-        if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) return;
+        if (await adoptStored(core, state, reason === 'forced' ? started : undefined)) {
+          adopted = true;
+          return;
+        }
         const generation = await issueCertificate(
           cert,
           state.current,
@@ -72,7 +76,8 @@ export async function attempt(
           }),
       },
     );
-    succeeded(state);
+    // A deploy recorded its success itself, before its events; an adoption is recorded here.
+    if (adopted) succeeded(state);
     // Only now: the swap is verified and announced (deploy.ts), which is what ready() promises.
     state.ready.resolve();
     return undefined;

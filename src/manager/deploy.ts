@@ -57,6 +57,7 @@ export async function deployGeneration(
   }
   const first = result.failures[0];
   if (first) {
+    state.unverified = generation.info.fingerprint256;
     for (const failure of result.failures) {
       core.emit('liveVerifyFailed', {
         id: cert.id,
@@ -84,6 +85,7 @@ export async function deployGeneration(
     if (all || !previous) throw first.error;
   }
   // Status must already read "healthy" when listeners of the events below look at it.
+  if (!first) state.unverified = undefined;
   core.succeeded(state);
   const serial = generation.info.serialNumber;
   core.emit('swapped', {

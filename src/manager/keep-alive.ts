@@ -28,3 +28,15 @@ export async function foreground<T>(work: Promise<T>): Promise<T> {
     hold.set(false);
   }
 }
+
+/** Resolves when `work` settles or after `ms`, whichever comes first; true when `work` settled. */
+export function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    work.then(done, done);
+  });
+}

@@ -33,8 +33,9 @@ import { succeeded } from './attempt.js';
 import { claimAtStart, learnRevoked } from './claims.js';
 import type { ManagerCore, Meta } from './core.js';
 import type { ManagerEvents } from './events.js';
+import { type HealthReport, type ManagerHealthOptions, managerHealth } from './health.js';
 import { validateGeneration } from './issue.js';
-import { foreground, ProcessHold } from './keep-alive.js';
+import { foreground, ProcessHold, settledWithin } from './keep-alive.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
 import { RenewalLoop } from './loop.js';
 import {
@@ -440,6 +441,16 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     return [...this.#states.values()].map((s) => statusOf(s, now, this.#loop.nextAttempt(s)));
   }
 
+  /** Live, and whether each certificate is served, valid, not expiring, not failed to deploy (the health handler's facts). */
+  health(options: ManagerHealthOptions = {}): HealthReport {
+    return managerHealth(
+      this.status(),
+      this.#o.clock.now(),
+      options,
+      (id) => this.#states.get(id)?.unverified,
+    );
+  }
+
   /** This replica's id among replicas sharing the store. */
   get replicaId(): string {
     return this.#o.replicaId;
@@ -538,11 +549,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
   #reportStored(state: CertState, error: CertkeeperError): void {
     this.#o.logger.warn(
       'stored certificate entry is unusable: never served (a valid generation is used, else a new one obtained)',
-      {
-        id: state.cert.id,
-        code: error.code,
-        error: error.message,
-      },
+      { id: state.cert.id, code: error.code, error: error.message },
     );
     this.emit('storedInvalid', { id: state.cert.id, error });
   }
@@ -742,18 +749,6 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         void reconcile(this.#core, state);
     }
   }
-}
-
-/** Resolves when `work` settles or after `ms`, whichever comes first; true when `work` settled. */
-function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    const done = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    work.then(done, done);
-  });
 }
 
 /** Creates a certificate manager; call `start()` to load and begin renewing. */

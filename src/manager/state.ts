@@ -67,6 +67,8 @@ export interface CertState {
   removed?: boolean;
   /** Serials revoked (here, or as the stored pointer says): never served again, never a fallback. */
   revoked?: Set<string>;
+  /** Fingerprint of a certificate whose deploy failed (still served where it was kept): not ready. */
+  unverified?: string;
   /** `factsKey` of another configuration found stored under this id at start-up, which this one replaces. */
   replaces?: string;
 }

@@ -9,7 +9,16 @@
  */
 import { type Clock, systemClock } from '../clock.js';
 import { optionError } from '../errors.js';
+import { DEFAULT_EXPIRY_MARGIN_MS, type HealthReport, healthReport } from '../manager/health.js';
 import { type ObservedManager, observe } from './observer.js';
+
+export {
+  type CertificateHealth,
+  DEFAULT_EXPIRY_MARGIN_MS,
+  type HealthReport,
+  type NotReadyReason,
+  notReadyReason,
+} from '../manager/health.js';
 
 /** Options of `health` and the health handler. */
 export interface HealthOptions {
@@ -20,38 +29,6 @@ export interface HealthOptions {
   /** The certificates readiness depends on (default: all). */
   certificates?: readonly string[];
 }
-
-/** Why a certificate is not ready. */
-export type NotReadyReason = 'missing' | 'expired' | 'not-yet-valid' | 'expiring' | 'unverified';
-
-/** The health of one managed certificate. */
-export interface CertificateHealth {
-  id: string;
-  ready: boolean;
-  /** Why it is not ready; null when it is. */
-  reason: NotReadyReason | null;
-  serial: string | null;
-  notBefore: Date | null;
-  notAfter: Date | null;
-  /** Milliseconds until notAfter (negative once expired); null when nothing is served. */
-  remainingMs: number | null;
-  nextRenewalAt: Date | null;
-  renewing: boolean;
-  failures: number;
-  lastError: { code: string; message: string } | null;
-}
-
-/** Liveness and readiness of a manager, with the health of each certificate. */
-export interface HealthReport {
-  /** The process answers (this report was made). */
-  live: true;
-  /** Every certificate readiness depends on is ready. */
-  ready: boolean;
-  checkedAt: Date;
-  certificates: CertificateHealth[];
-}
-
-export const DEFAULT_EXPIRY_MARGIN_MS = 3_600_000;
 
 export interface ResolvedHealthOptions {
   now: () => number;
@@ -77,59 +54,7 @@ export function resolveHealthOptions(options: HealthOptions = {}): ResolvedHealt
 /** The health of every managed certificate (and of those `certificates` names but nobody manages). */
 export function assess(manager: ObservedManager, o: ResolvedHealthOptions): HealthReport {
   const observer = observe(manager);
-  const now = o.now();
-  const statuses = manager.status();
-  const byId = new Map(statuses.map((s) => [s.id, s]));
-  const ids = o.certificates ?? statuses.map((s) => s.id);
-  const certificates = ids.map((id): CertificateHealth => {
-    const s = byId.get(id);
-    if (!s)
-      return {
-        id,
-        ready: false,
-        reason: 'missing',
-        serial: null,
-        notBefore: null,
-        notAfter: null,
-        remainingMs: null,
-        nextRenewalAt: null,
-        renewing: false,
-        failures: 0,
-        lastError: null,
-      };
-    const reason = notReadyReason(s, now, o.expiryMarginMs, observer.unverified(s));
-    return {
-      id,
-      ready: reason === null,
-      reason,
-      serial: s.serial,
-      notBefore: s.notBefore,
-      notAfter: s.notAfter,
-      remainingMs: s.notAfter ? s.notAfter.getTime() - now : null,
-      nextRenewalAt: s.nextRenewalAt,
-      renewing: s.renewing,
-      failures: s.failures,
-      lastError: s.lastError,
-    };
-  });
-  return { live: true, ready: certificates.every((c) => c.ready), checkedAt: new Date(now), certificates };
-}
-
-/** Why a certificate (its status) is not ready at `now`, or null when it is. */
-export function notReadyReason(
-  s: { serial: string | null; notBefore: Date | null; notAfter: Date | null },
-  now: number,
-  marginMs: number,
-  unverified: boolean,
-): NotReadyReason | null {
-  if (!s.serial || !s.notAfter || !s.notBefore) return 'missing';
-  const notAfter = s.notAfter.getTime();
-  const notBefore = s.notBefore.getTime();
-  if (notAfter <= now) return 'expired';
-  if (notBefore > now) return 'not-yet-valid';
-  if (notAfter - now <= Math.min(marginMs, (notAfter - notBefore) / 10)) return 'expiring';
-  if (unverified) return 'unverified';
-  return null;
+  return healthReport(manager.status(), o.now(), o, (s) => observer.unverified(s));
 }
 
 /**

@@ -106,6 +106,7 @@ describe('diagnostics channels', () => {
       servers: 1,
       verified: 1,
     });
+    expect((seen[2]!.message as DeployMessage).durationMs).toBeGreaterThanOrEqual(0);
     expect(seen[3]!.message as LiveCheckMessage).toMatchObject({ id: 'web', ok: true, serial, verified: 1 });
   });
 

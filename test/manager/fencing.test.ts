@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { CertificateRequest, IssuedCertificate, IssuerContext } from '../../src/issuers/issuer.js';
 import { silentLogger } from '../../src/logger.js';
 import type { ManagerEvents } from '../../src/manager/events.js';
@@ -87,7 +87,6 @@ const stores: [string, (() => Promise<Opened>) | null][] = [
       : null,
   ],
 ];
-afterAll(() => {});
 
 /** The store as the first replica sees it, remembering the leases it was given. */
 function spied(store: Store): { store: Store; leases: LockLease[] } {
