@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { DeployTarget } from '../deploy/target.js';
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, optionError } from '../errors.js';
 import type { Issuer } from '../issuers/issuer.js';
 import type { Logger } from '../logger.js';
 import type { ManagerEventName, ManagerEvents } from '../manager/events.js';
@@ -138,10 +138,11 @@ export class Agent extends EventEmitter<ManagerEvents> {
     if (this.#phase !== 'running') throw new CertkeeperError('MANAGER_STOPPED', 'the agent is not running');
     const current = this.#plan!;
     if (JSON.stringify(config.store) !== JSON.stringify(current.config.store))
-      throw new CertkeeperError(
-        'INVALID_OPTION',
-        `${config.file}: store changed; the store is only read at start-up: restart the agent to change it`,
-        { details: { option: 'store', file: config.file } },
+      throw optionError(
+        'store',
+        'changed; the store is only read at start-up: restart the agent to change it',
+        config.file,
+        { file: config.file },
       );
     const next = this.#build(config, current.issuers);
     this.#plan = next;

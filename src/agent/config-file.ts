@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { CertkeeperError, optionError } from '../errors.js';
+import { optionError } from '../errors.js';
 import { type AgentConfig, validateConfig } from './config.js';
 import { applyOverrides, readSecretFiles } from './config-env.js';
 
@@ -42,10 +42,11 @@ export function loadAgentConfig(path: string, o: LoadOptions): AgentConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CertkeeperError(
-      'INVALID_OPTION',
-      `configuration file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-      { details: { option: '--config', file } },
+    throw optionError(
+      '--config',
+      `names a configuration file that cannot be read: ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      undefined,
+      { file },
     );
   }
   return parseAgentConfig(text, file, o);

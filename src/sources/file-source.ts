@@ -10,7 +10,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { dirname } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
-import { CertkeeperError, isCertkeeperError } from '../errors.js';
+import { isCertkeeperError, optionError } from '../errors.js';
 import { type PairFiles, type ReadPair, readPair } from './file-pair.js';
 
 export interface FileWatchEvents {
@@ -60,9 +60,7 @@ export class FileWatch extends EventEmitter<FileWatchEvents> {
     this.#files = files;
     this.#pollMs = options.pollIntervalMs ?? 5_000;
     if (!Number.isFinite(this.#pollMs) || this.#pollMs < 50)
-      throw new CertkeeperError('INVALID_OPTION', 'pollIntervalMs must be at least 50', {
-        details: { option: 'pollIntervalMs' },
-      });
+      throw optionError('pollIntervalMs', 'must be at least 50', 'FileWatch');
     this.#settleMs = options.settleMs ?? 100;
     this.#now = options.now ?? Date.now;
   }
