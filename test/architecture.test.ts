@@ -11,7 +11,9 @@ const MAX_LINES = 400;
 const OVER_LIMIT: Record<string, number> = {
   // One object per managed certificate (issue 14) is what splits it.
   'manager/manager.ts': 760,
-  'trust/trust-store.ts': 406,
+  // Both grew by the injected clock; each is one concept (see their headers).
+  'trust/trust-store.ts': 414,
+  'issuers/internal-ca/internal-ca.ts': 406,
   'store/file-lock.ts': 407,
 };
 

@@ -5,11 +5,11 @@
  * `--store` syntax, so `certkeeper status --store …` reads what the agent writes.
  */
 import { resolve } from 'node:path';
-import { redact } from '../cli/store-option.js';
 import type { Logger } from '../logger.js';
 import { EncryptedStore } from '../store/encrypted-store.js';
 import { FileStore } from '../store/file-store.js';
 import { PostgresStore } from '../store/postgres-store.js';
+import { redactUrl } from '../store/redact-url.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { EncryptionChoice } from '../store/sealer.js';
 import type { Store } from '../store/store.js';
@@ -34,7 +34,11 @@ export function openAgentStore(config: StoreConfig, baseDir: string, logger: Log
   const url = config.url;
   if (/^rediss?:\/\//i.test(url)) {
     const prefix = config.redisPrefix ?? 'certkeeper';
-    return { store: new RedisStore({ url, prefix, encryption, logger }), kind: 'redis', where: redact(url) };
+    return {
+      store: new RedisStore({ url, prefix, encryption, logger }),
+      kind: 'redis',
+      where: redactUrl(url),
+    };
   }
   if (/^postgres(ql)?:\/\//i.test(url)) {
     return {
@@ -46,7 +50,7 @@ export function openAgentStore(config: StoreConfig, baseDir: string, logger: Log
         logger,
       }),
       kind: 'postgres',
-      where: redact(url),
+      where: redactUrl(url),
     };
   }
   const directory = resolve(baseDir, url.replace(/^file:/, ''));

@@ -18,6 +18,7 @@ import { EncryptedStore } from '../store/encrypted-store.js';
 import { ENCRYPTION_KEY_ENV, type EncryptionOptions } from '../store/envelope.js';
 import { FileStore } from '../store/file-store.js';
 import { PostgresStore } from '../store/postgres-store.js';
+import { redactUrl } from '../store/redact-url.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { EncryptionChoice } from '../store/sealer.js';
 import type { Store } from '../store/store.js';
@@ -55,20 +56,6 @@ export interface OpenedStore {
 const invalid = (option: string, message: string) =>
   optionError(`--${option}`, message, undefined, { flag: option });
 
-/** A URL without its user information, for messages. */
-export function redact(spec: string): string {
-  try {
-    const url = new URL(spec);
-    if (url.username || url.password) {
-      url.username = '';
-      url.password = '';
-    }
-    return url.toString().replace(/\/$/, '');
-  } catch {
-    return spec;
-  }
-}
-
 function readKeys(file: string, ctx: CliContext): string[] {
   let text: string;
   try {
@@ -104,7 +91,7 @@ export function openStore(values: StoreValues, ctx: CliContext, logger: Logger):
     const prefix = values['redis-prefix'] ?? ctx.env.CERTKEEPER_REDIS_PREFIX ?? 'certkeeper';
     return {
       store: new RedisStore({ url: spec, prefix, encryption: shared, logger }),
-      where: redact(spec),
+      where: redactUrl(spec),
       kind: 'redis',
       keyed,
     };
@@ -121,12 +108,13 @@ export function openStore(values: StoreValues, ctx: CliContext, logger: Logger):
         encryption: shared,
         logger,
       }),
-      where: redact(spec),
+      where: redactUrl(spec),
       kind: 'postgres',
       keyed,
     };
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw invalid('store', `has an unknown scheme: ${redact(spec)}`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec))
+    throw invalid('store', `has an unknown scheme: ${redactUrl(spec)}`);
   const directory = resolve(ctx.cwd, spec.replace(/^file:/, ''));
   // Never created here: a typo must not look like an empty store.
   if (!existsSync(directory) || !statSync(directory).isDirectory())

@@ -11,7 +11,7 @@ import { entries } from '../../tsup.config.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const node = (args: string[]) => execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }).trim();
-const SUBPATHS = ['acme', 'step-ca', 'stores', 'crypto', 'grpc', 'undici', 'metrics', 'testing'];
+const SUBPATHS = ['acme', 'step-ca', 'stores', 'crypto', 'grpc', 'undici', 'metrics', 'deploy', 'testing'];
 const SPECIFIERS = ['certkeeper', ...SUBPATHS.map((s) => `certkeeper/${s}`)];
 
 /** The value names of each entry, loaded in a fresh Node through `import` or `require`. */
