@@ -80,8 +80,7 @@ describe('RotatingAgent (https)', () => {
     const agent = createRotatingAgent(a.manager, 'a-client', { trust: [a.root, b.root] });
     cleanups.push(() => agent.destroy());
     const first = current(a, 'a-client');
-    // Slow enough that a renewal on a loaded machine ends before the response does.
-    const slow = get(server.port, agent, first, '/slow?ms=6000');
+    const slow = get(server.port, agent, first, '/slow?ms=800');
     await waitFor(() => server.pending === 1, 5000, 'the slow request to arrive');
     await get(server.port, agent, first); // a second socket, idle (kept alive) once answered
     expect(server.connections.size).toBe(2);
@@ -100,7 +99,7 @@ describe('RotatingAgent (https)', () => {
     // Generation 1's busy socket was closed when freed, not pooled: only generation 2's remains.
     await waitFor(() => server.connections.size === 1, 5000, 'the freed socket to close');
     expect(server.seen.map((s) => [s.path, s.presented])).toEqual([
-      ['/slow?ms=6000', serialKey(first)],
+      ['/slow?ms=800', serialKey(first)],
       ['/', serialKey(first)],
       ['/', serialKey(second)],
     ]);

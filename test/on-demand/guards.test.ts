@@ -83,7 +83,10 @@ describe('on-demand guards', () => {
     allowed = false;
     await clock.advance(41 * MINUTE);
     expect((await rig.served('left.test')).serial).toBe(first.serial);
-    await vi.waitFor(() => expect(events.at(-1)).toMatchObject({ type: 'denied', reason: 'decided-no' }));
+    // The renewal check runs behind the handshake: give it time on a loaded machine.
+    await vi.waitFor(() => expect(events.at(-1)).toMatchObject({ type: 'denied', reason: 'decided-no' }), {
+      timeout: 10_000,
+    });
     expect((await rig.served('left.test')).serial).toBe(first.serial);
     expect(issuer.total).toBe(1);
   });

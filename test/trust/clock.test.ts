@@ -81,7 +81,7 @@ describe('trust timers on the injected clock', () => {
     await clock.advance(1_000);
     writeFileSync(path, 'a longer content');
     // The poll compares file signatures (stat, asynchronous): let it run between ticks.
-    for (let i = 0; i < 50 && changes === 0; i++) {
+    for (let i = 0; i < 500 && changes === 0; i++) {
       await clock.advance(1_000);
       await new Promise((r) => setTimeout(r, 10));
     }
