@@ -34,7 +34,7 @@ import {
   fileNames,
   renderFileSet,
 } from './files/layout.js';
-import type { ReloadAction } from './reload/action.js';
+import { type ReloadAction, serviceNotRunning } from './reload/action.js';
 import type { DeployableGeneration, DeployTarget, LiveCheck } from './target.js';
 import { checkLive, type LiveEndpoint, validateEndpoint } from './verify/live-check.js';
 
@@ -128,6 +128,8 @@ class FileTarget implements DeployTarget {
   readonly #sets = new Map<string, AtomicFileSet>();
   /** The last operation on each id: applies and rollbacks of one set never interleave. */
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** Ids whose first deploy found the service not running: nothing to verify until the next one. */
+  readonly #notRunning = new Set<string>();
 
   constructor(options: FileTargetOptions) {
     validate(options);
@@ -185,6 +187,13 @@ class FileTarget implements DeployTarget {
     try {
       await this.#reload(id, written.fingerprint256, written.version, signal);
     } catch (error) {
+      // A first deploy to a service that does not run yet: it reads these files when it starts
+      // (a sidecar writes them before nginx can start), so they stay, and there is nothing live
+      // to verify. With files there before, a service that is gone is a failure like any other.
+      if (!before && serviceNotRunning(error)) {
+        this.#notRunning.add(id);
+        return;
+      }
       // The service refused the new files: give it back the old ones, and tell it so.
       if (before && (await set.restore(before.fingerprint256, this.#fileNameList()))) {
         const restored = await set.current();
@@ -197,6 +206,7 @@ class FileTarget implements DeployTarget {
 
   async verify(id: string, generation: DeployableGeneration, signal: AbortSignal): Promise<LiveCheck | null> {
     this.#set(id); // an id this target does not serve is an error, not a pass
+    if (this.#notRunning.delete(id)) return null;
     const endpoints = this.#options.verify ?? [];
     if (endpoints.length === 0) return null;
     let first: LiveCheck | null = null;

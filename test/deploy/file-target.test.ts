@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fileTarget } from '../../src/deploy/file-target.js';
 import type { ReloadAction, ReloadContext } from '../../src/deploy/reload/action.js';
+import { signalReload } from '../../src/deploy/reload/signal.js';
 import { testCa } from '../support/peers/generations.js';
 import { removeTempDirs, tempDir } from '../support/peers/process.js';
 
@@ -89,6 +90,32 @@ describe('fileTarget', () => {
       next.info.fingerprint256,
       old.info.fingerprint256,
     ]);
+  });
+
+  it('a first deploy to a service that does not run yet keeps its files and has nothing to verify; a later one fails', async () => {
+    const base = tempDir('not-running');
+    const pidFile = join(base, 'nginx.pid'); // never written: the service has not started
+    const closed = tls.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const target = fileTarget({
+      ids: ['web'],
+      dir: join(base, 'certs'),
+      reload: [signalReload({ pidFile })],
+      verify: [{ host: '127.0.0.1', port, timeoutMs: 500 }],
+    });
+    const first = await ca.issue();
+    await target.apply('web', first, signal);
+    expect(readFileSync(join(base, 'certs', 'fullchain.pem'), 'utf8')).toBe(first.chainPem);
+    expect(await target.verify('web', first, signal)).toBeNull();
+    // Files were there before: a service that is gone now is a failed deploy, and the old files stay.
+    const second = await ca.issue();
+    await expect(target.apply('web', second, signal)).rejects.toMatchObject({
+      code: 'DEPLOY_FAILED',
+      details: { notRunning: true },
+    });
+    expect(readFileSync(join(base, 'certs', 'fullchain.pem'), 'utf8')).toBe(first.chainPem);
   });
 
   it('applies to one set run one after another, never interleaved', async () => {

@@ -3,6 +3,7 @@
  * service that reads those files takes the new certificate. Actions compose: a target runs its
  * list in order and stops at the first failure (`DEPLOY_FAILED`).
  */
+import { isCertkeeperError } from '../../errors.js';
 import type { FileSetPaths } from '../files/layout.js';
 
 /** What an action is told about the set it reloads. */
@@ -27,4 +28,13 @@ export interface ReloadAction {
   readonly description: string;
   /** Throws `DEPLOY_FAILED` (never with key material in it) when the service refused. */
   run(context: ReloadContext): Promise<void>;
+}
+
+/**
+ * Whether a reload failed because its service does not run (no pidfile, no such process): on a
+ * first deploy that is not a failure — the service reads the files when it starts — and the file
+ * target then has nothing to verify (a sidecar's files are written before nginx can start).
+ */
+export function serviceNotRunning(error: unknown): boolean {
+  return isCertkeeperError(error, 'DEPLOY_FAILED') && error.details.notRunning === true;
 }

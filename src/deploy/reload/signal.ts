@@ -2,7 +2,8 @@
  * Reload by signal: the way nginx, PostgreSQL, NATS and Mosquitto are told to re-read their
  * configuration and certificates. The pid is given or read from a pidfile at each reload (a
  * restarted service has a new pid); a missing or stale pidfile is `DEPLOY_FAILED`, since a
- * signal that reached nobody reloaded nothing.
+ * signal that reached nobody reloaded nothing — marked `notRunning` (see serviceNotRunning), which
+ * a file target's first deploy accepts.
  */
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
@@ -22,8 +23,9 @@ async function readPid(pidFile: string): Promise<number> {
   try {
     text = await readFile(pidFile, 'utf8');
   } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new CertkeeperError('DEPLOY_FAILED', `pidfile ${pidFile} unreadable: ${describeCause(error)}`, {
-      details: { pidFile },
+      details: { pidFile, ...(missing && { notRunning: true }) },
     });
   }
   const pid = Number(text.split('\n')[0]!.trim());
@@ -52,8 +54,9 @@ export function signalReload(options: SignalOptions): ReloadAction {
       try {
         process.kill(pid, signal);
       } catch (error) {
+        const gone = (error as NodeJS.ErrnoException).code === 'ESRCH';
         throw new CertkeeperError('DEPLOY_FAILED', `reload ${description} failed: ${describeCause(error)}`, {
-          details: { reload: description, pid },
+          details: { reload: description, pid, ...(gone && { notRunning: true }) },
         });
       }
     },
