@@ -76,6 +76,10 @@ export const ERROR_CODES = [
   'TRUST_EMPTY',
   'TRUST_PIN_MISMATCH',
   'CA_ROTATION_STATE',
+  // revocation checked by certkeeper itself: a CRL that is not the issuer's genuine, current CRL;
+  // no CRL could be fetched from the certificate's distribution points
+  'CRL_INVALID',
+  'CRL_UNAVAILABLE',
   // lifecycle
   'LIVE_VERIFY_FAILED',
   // a deploy target refused a new certificate (a reload command failed, a file could not be written)
