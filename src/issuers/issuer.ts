@@ -46,8 +46,22 @@ export interface CertificateRequest {
   current?: IssuedCertificate & { info: CertificateInfo; key: PrivateKey };
 }
 
+/**
+ * How the CA checked control of one name of an issued certificate: the ACME challenge type that
+ * answered, or an earlier authorization of the account it reused (then the type that validated
+ * it, when the CA still says).
+ */
+export interface NameValidation {
+  /** The name as ordered (`*.` in front for a wildcard). */
+  identifier: string;
+  challenge: 'http-01' | 'tls-alpn-01' | 'dns-01' | null;
+  reused: boolean;
+}
+
 /** What an issuer returns: the chain, and the key when it is not the requested one. */
 export interface IssuedCertificate {
+  /** How each name was validated, when the issuer knows (ACME). */
+  validation?: NameValidation[];
   /** Leaf first, then intermediates, PEM. A trailing root is tolerated. */
   chainPem: string;
   /**

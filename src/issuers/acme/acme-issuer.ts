@@ -8,7 +8,7 @@
  * and the failed order's pending authorizations are deactivated so they are not handed back.
  */
 
-import type { ChallengeType } from '../../challenges/solver.js';
+import { CHALLENGE_TYPES, type ChallengeType } from '../../challenges/solver.js';
 import type { Clock } from '../../clock.js';
 import type { CertificateInfo } from '../../crypto/inspect.js';
 import { parseCertificates } from '../../crypto/inspect.js';
@@ -19,6 +19,7 @@ import type {
   IssuedCertificate,
   Issuer,
   IssuerContext,
+  NameValidation,
   RenewalWindow,
   RevocationReason,
 } from '../issuer.js';
@@ -211,16 +212,29 @@ export class AcmeIssuer implements Issuer {
 
     const authorizations = (await client.getAuthorizations(order)) as unknown as Authorization[];
     try {
-      await Promise.all(
-        authorizations.map(async (authz) => {
-          if (authz.status === 'valid') return;
+      const validation = await Promise.all(
+        authorizations.map(async (authz): Promise<NameValidation> => {
+          const identifier = `${authz.wildcard ? '*.' : ''}${authz.identifier.value}`;
+          // Valid already: the CA reused an earlier authorization of this account; the challenge
+          // that validated it then is named when the CA still lists it.
+          if (authz.status === 'valid') {
+            const type = authz.challenges?.find((c) => c.status === 'valid')?.type;
+            return { identifier, challenge: isChallengeType(type) ? type : null, reused: true };
+          }
           if (authz.status !== 'pending') {
             throw new CertkeeperError(
               'ORDER_INVALID',
               `authorization for ${authz.identifier.value} is ${authz.status}`,
             );
           }
-          await solveAuthorization(client, authz, this.#plan(context.clock), context, this.#poll);
+          const challenge = await solveAuthorization(
+            client,
+            authz,
+            this.#plan(context.clock),
+            context,
+            this.#poll,
+          );
+          return { identifier, challenge, reused: false };
         }),
       );
       type OrderState = typeof order & { status: string; url: string; [key: string]: unknown };
@@ -248,7 +262,7 @@ export class AcmeIssuer implements Issuer {
       }
       const chainPem = await client.getCertificate(current, this.#o.preferredChain);
       this.#remember(chainPem);
-      return { chainPem };
+      return { chainPem, validation };
     } catch (error) {
       await this.#abandon(client, authorizations, context);
       throw error;
@@ -318,4 +332,8 @@ export class AcmeIssuer implements Issuer {
       },
     };
   }
+}
+
+function isChallengeType(type: unknown): type is ChallengeType {
+  return CHALLENGE_TYPES.includes(type as ChallengeType);
 }

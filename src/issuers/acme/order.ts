@@ -145,14 +145,14 @@ function chooseSolver(
   return { solver, challenge: offered.get(solver.type)! };
 }
 
-/** Solves one pending authorization; the answer is always removed afterwards. */
+/** Solves one pending authorization; the answer is always removed afterwards. Resolves with the challenge type that answered. */
 export async function solveAuthorization(
   client: AcmeClient,
   authz: Authorization,
   plan: ChallengePlan,
   context: IssuerContext,
   poll: PollOptions,
-): Promise<void> {
+): Promise<ChallengeType> {
   const { solver, challenge } = chooseSolver(authz, plan, context);
   // acme-client derives the raw key authorization for http-01; TLS-ALPN-01 and DNS-01 hash it.
   const keyAuthorization = await client.getChallengeKeyAuthorization({
@@ -193,6 +193,7 @@ export async function solveAuthorization(
         },
       );
     }
+    return solver.type;
   } finally {
     // Cleanup runs however the attempt ended, given up included: with a bounded signal of its own.
     const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
