@@ -42,6 +42,11 @@ export interface CertificateRequest {
   key: PrivateKey;
   /** A CSR for `names`, signed by `key`. */
   csr: Csr;
+  /**
+   * The CA profile this certificate is ordered under (ACME `profile`), overriding the issuer's own
+   * choice; issuers without profiles ignore it.
+   */
+  profile?: string;
   /** The certificate being replaced, when this is a renewal (ACME ARI `replaces`, mTLS renew). */
   current?: IssuedCertificate & { info: CertificateInfo; key: PrivateKey };
 }

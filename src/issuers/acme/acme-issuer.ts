@@ -181,7 +181,12 @@ export class AcmeIssuer implements Issuer {
     const payload: Record<string, unknown> = {
       identifiers: request.names.map((name) => ({ type: identifierType(name), value: name })),
     };
-    const profile = chooseProfile(this.#o.profile, request.names, directory, this.#o.directoryUrl);
+    const profile = chooseProfile(
+      request.profile ?? this.#o.profile,
+      request.names,
+      directory,
+      this.#o.directoryUrl,
+    );
     if (profile !== undefined) payload.profile = profile;
     const replaces = await this.#replaces(request, directory, context);
     if (replaces) payload.replaces = replaces;

@@ -3,7 +3,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { Dns01Solver, type DnsProvider } from '../../../src/challenges/dns-01.js';
 import { systemClock } from '../../../src/clock.js';
+import { createCsr } from '../../../src/crypto/csr.js';
 import { parseCertificates } from '../../../src/crypto/inspect.js';
+import { PrivateKey } from '../../../src/crypto/keys.js';
 import { MAX_RETRY_AFTER_MS } from '../../../src/issuers/acme/transport.js';
 import { InternalCA } from '../../../src/issuers/internal-ca.js';
 import { silentLogger } from '../../../src/logger.js';
@@ -330,6 +332,25 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     expect(proxy.orders).toHaveLength(4);
     expect(proxy.orders.map((o) => o.profile)).toEqual(['tlsserver', 'tlsserver', 'tlsserver', 'tlsserver']);
     expect(proxy.orders[2]!.rejectedWith).toBe(`${ACME}alreadyReplaced`);
+  });
+
+  it("profiles: a request naming its own profile is ordered under it, not under the issuer's", async () => {
+    proxy.setProfiles({ classic: 'the usual', tlsserver: '45 days', shortlived: 'about 6 days' });
+    const r = await up(['own-profile.certkeeper.test'], { profile: 'tlsserver' });
+    const key = await PrivateKey.generate('ec-p256');
+    const names = ['own-profile-2.certkeeper.test'];
+    const context = {
+      store: r.store,
+      clock: systemClock,
+      logger: silentLogger,
+      signal: new AbortController().signal,
+    };
+    const request = { id: 'other', names, purpose: 'server' as const, keyType: 'ec-p256' as const, key };
+    await r.issuer.issue(
+      { ...request, csr: await createCsr({ key, names }), profile: 'shortlived' },
+      context,
+    );
+    expect(proxy.orders.map((o) => o.profile)).toEqual(['tlsserver', 'shortlived']);
   });
 
   it.each([
