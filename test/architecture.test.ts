@@ -9,8 +9,6 @@ const SRC = join(import.meta.dirname, '..', 'src');
 const MAX_LINES = 400;
 /** Over the limit today: the ceiling each may not exceed until it is split. */
 const OVER_LIMIT: Record<string, number> = {
-  // One object per managed certificate (issue 14) is what splits it.
-  'manager/manager.ts': 760,
   // Both grew by the injected clock; each is one concept (see their headers).
   'trust/trust-store.ts': 414,
   'issuers/internal-ca/internal-ca.ts': 406,

@@ -4,11 +4,12 @@
  * so that replicas sharing a store serve the same certificate and never order it twice.
  */
 import { type CertkeeperError, describeCause } from '../errors.js';
-import { compatibleFacts, conflictError, factsKey, learnRevoked, sameFacts } from './claims.js';
-import type { ManagerCore } from './core.js';
+import { compatibleFacts, conflictError, factsKey, sameFacts } from './claims.js';
 import { findStored, type Loaded, loadStored } from './loader.js';
+import type { ManagedCertificate } from './managed-certificate.js';
 import { renewalTime } from './policy.js';
-import { type CertState, type StoredPointer, servedFacts } from './state.js';
+import type { Runtime } from './runtime.js';
+import { type StoredPointer, servedFacts } from './status.js';
 
 /**
  * Whether the stored pointer names a newer certificate than the one this replica serves: one
@@ -18,11 +19,11 @@ import { type CertState, type StoredPointer, servedFacts } from './state.js';
  * renewal under a shorter profile expires earlier than what it replaces. A pointer reverted by a
  * rollback is older on both counts and is not followed.
  */
-function supersedes(found: { notAfter: string; storedAt: string }, state: CertState): boolean {
-  const mine = servedFacts(state);
+function supersedes(found: { notAfter: string; storedAt: string }, cert: ManagedCertificate): boolean {
+  const mine = servedFacts(cert);
   if (!mine) return true;
   if (Date.parse(found.notAfter) > mine.notAfter.getTime()) return true;
-  const mineStoredAt = Date.parse(state.currentMeta?.storedAt ?? state.stored?.meta.storedAt ?? '') || 0;
+  const mineStoredAt = Date.parse(cert.currentMeta?.storedAt ?? cert.stored?.meta.storedAt ?? '') || 0;
   return (Date.parse(found.storedAt) || 0) > mineStoredAt;
 }
 
@@ -31,37 +32,32 @@ function supersedes(found: { notAfter: string; storedAt: string }, state: CertSt
  * just moves its pointer; one in memory is loaded, validated and swapped in. Not while this
  * replica is obtaining it itself (its lock re-check does the same).
  */
-export async function reconcile(core: ManagerCore, state: CertState): Promise<void> {
-  if (state.inflight || state.removed || !core.running()) return;
+export async function reconcile(rt: Runtime, cert: ManagedCertificate): Promise<void> {
+  if (cert.renewing || cert.removed || !rt.running()) return;
   try {
-    const found = await findLatest(core, state);
-    const mine = servedFacts(state);
+    const found = await findLatest(rt, cert);
+    const mine = servedFacts(cert);
     if (!found || found.meta.fingerprint256 === mine?.fingerprint256) return;
-    if (!supersedes(found.meta, state)) return;
+    if (!supersedes(found.meta, cert)) return;
     // Another configuration's certificate is taken only when it fits this one (claims.ts).
-    if (!sameFacts(found.meta, state.cert) && !compatibleFacts(found.meta, state.cert)) return;
-    if (!state.current) {
-      if (state.revoked?.has(found.meta.serial)) return;
-      state.stored = found;
-      core.planRenewal(state, found.meta.fingerprint256, {
-        notBefore: new Date(found.meta.notBefore),
-        notAfter: new Date(found.meta.notAfter),
-      });
-      state.ready.resolve();
-      core.emit('adopted', {
-        id: state.cert.id,
+    if (!sameFacts(found.meta, cert.config) && !compatibleFacts(found.meta, cert.config)) return;
+    if (!cert.current) {
+      if (cert.revoked.has(found.meta.serial)) return;
+      cert.adoptPointer(found);
+      rt.emit('adopted', {
+        id: cert.config.id,
         serial: found.meta.serial,
         notAfter: new Date(found.meta.notAfter),
       });
-      core.reschedule(state);
+      cert.schedule();
       return;
     }
-    const loaded = await loadFound(core, state, found);
-    if (!loaded || state.inflight || state.current?.info.fingerprint256 === found.meta.fingerprint256) return;
-    adopt(core, state, loaded);
-    core.reschedule(state);
+    const loaded = await loadFound(rt, cert, found);
+    if (!loaded || cert.renewing || cert.current?.info.fingerprint256 === found.meta.fingerprint256) return;
+    adopt(rt, cert, loaded);
+    cert.schedule();
   } catch (error) {
-    core.options.logger.debug('reconcile failed', { id: state.cert.id, error: describeCause(error) });
+    rt.options.logger.debug('reconcile failed', { id: cert.config.id, error: describeCause(error) });
   }
 }
 
@@ -71,30 +67,30 @@ export async function reconcile(core: ManagerCore, state: CertState): Promise<vo
  * or (for a forced renewal) stored after the request was made.
  */
 export async function adoptStored(
-  core: ManagerCore,
-  state: CertState,
+  rt: Runtime,
+  cert: ManagedCertificate,
   storedAfter: number | undefined,
 ): Promise<boolean> {
-  const found = await findLatest(core, state);
+  const found = await findLatest(rt, cert);
   if (
     found &&
     !found.rebuilt &&
-    !sameFacts(found.meta, state.cert) &&
-    factsKey(found.meta) !== state.replaces
+    !sameFacts(found.meta, cert.config) &&
+    factsKey(found.meta) !== cert.replaces
   )
-    return adoptForeign(core, state, found);
-  if (!found || found.meta.fingerprint256 === state.current?.info.fingerprint256) return false;
+    return adoptForeign(rt, cert, found);
+  if (!found || found.meta.fingerprint256 === cert.current?.info.fingerprint256) return false;
   if (storedAfter !== undefined && Date.parse(found.meta.storedAt) < storedAfter) return false;
-  const loaded = await loadFound(core, state, found);
+  const loaded = await loadFound(rt, cert, found);
   if (!loaded) return false;
   const { generation } = loaded;
-  if (state.current && !supersedes(loaded.meta, state)) return false;
+  if (cert.current && !supersedes(loaded.meta, cert)) return false;
   if (
     storedAfter === undefined &&
-    renewalTime(generation.info, core.options.policy, state.sample) <= core.options.clock.now()
+    renewalTime(generation.info, rt.options.policy, cert.plan.sample) <= rt.options.clock.now()
   )
     return false;
-  adopt(core, state, loaded);
+  adopt(rt, cert, loaded);
   return true;
 }
 
@@ -102,56 +98,56 @@ export async function adoptStored(
  * Another configuration committed this id after this replica started (claims.ts): adopt its
  * certificate if it is newer and fits this configuration, else refuse to replace it.
  */
-async function adoptForeign(core: ManagerCore, state: CertState, found: StoredPointer): Promise<true> {
+async function adoptForeign(rt: Runtime, cert: ManagedCertificate, found: StoredPointer): Promise<true> {
   if (
-    compatibleFacts(found.meta, state.cert) &&
-    found.meta.fingerprint256 !== state.current?.info.fingerprint256
+    compatibleFacts(found.meta, cert.config) &&
+    found.meta.fingerprint256 !== cert.current?.info.fingerprint256
   ) {
-    const loaded = await loadFound(core, state, found);
-    if (loaded && (!state.current || supersedes(loaded.meta, state))) {
-      adopt(core, state, loaded);
+    const loaded = await loadFound(rt, cert, found);
+    if (loaded && (!cert.current || supersedes(loaded.meta, cert))) {
+      adopt(rt, cert, loaded);
       return true;
     }
   }
-  throw conflictError(state.cert, found.meta);
+  throw conflictError(cert.config, found.meta);
 }
 
 /** The pointer stored under any of this certificate's issuers that is newest. */
-async function findLatest(core: ManagerCore, state: CertState): Promise<StoredPointer | null> {
+async function findLatest(rt: Runtime, cert: ManagedCertificate): Promise<StoredPointer | null> {
   const found = await findStored({
-    store: core.options.store,
-    cert: state.cert,
-    issuers: core.issuersFor(state.cert).map((i) => i.id),
-    validate: (g) => core.validate(state.cert, g, undefined, true),
+    store: rt.options.store,
+    cert: cert.config,
+    issuers: rt.issuersFor(cert.config).map((i) => i.id),
+    validate: (g) => rt.validate(cert.config, g, undefined, true),
     report: () => {},
-    revoked: state.revoked,
+    revoked: cert.revoked,
   });
-  if (found) learnRevoked(state, found.meta);
+  if (found) cert.markRevoked(...(found.meta.revoked ?? []));
   return found;
 }
 
 /** Reads and validates what a pointer names; an unusable one is reported, not adopted. */
-function loadFound(core: ManagerCore, state: CertState, found: StoredPointer): Promise<Loaded | null> {
+function loadFound(rt: Runtime, cert: ManagedCertificate, found: StoredPointer): Promise<Loaded | null> {
   return loadStored(
     {
-      store: core.options.store,
-      cert: state.cert,
-      validate: (g) => core.validate(state.cert, g),
-      report: (error) => unadoptable(core, state, error),
-      revoked: state.revoked,
+      store: rt.options.store,
+      cert: cert.config,
+      validate: (g) => rt.validate(cert.config, g),
+      report: (error) => unadoptable(rt, cert, error),
+      revoked: cert.revoked,
     },
     { ...found, meta: { ...found.meta, previous: null } },
   );
 }
 
 function adopt(
-  core: ManagerCore,
-  state: CertState,
+  rt: Runtime,
+  cert: ManagedCertificate,
   { generation, meta }: Pick<Loaded, 'generation' | 'meta'>,
 ): void {
-  core.install(state, generation, meta);
-  core.emit('adopted', {
-    id: state.cert.id,
+  cert.install(generation, meta, 'targets');
+  rt.emit('adopted', {
+    id: cert.config.id,
     serial: generation.info.serialNumber,
     notAfter: generation.info.notAfter,
   });
@@ -162,9 +158,9 @@ function adopt(
  * configuration, or sealed with an encryption key this replica does not have. Said at warn level
  * because it is a misconfiguration a person must fix; the current certificate stays in service.
  */
-function unadoptable(core: ManagerCore, state: CertState, error: CertkeeperError): void {
-  core.options.logger.warn('a certificate stored by another replica cannot be used here', {
-    id: state.cert.id,
+function unadoptable(rt: Runtime, cert: ManagedCertificate, error: CertkeeperError): void {
+  rt.options.logger.warn('a certificate stored by another replica cannot be used here', {
+    id: cert.config.id,
     code: error.code,
     error: error.message,
   });

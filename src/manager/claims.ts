@@ -15,9 +15,8 @@
  */
 import { CertkeeperError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ManagedCertificate } from './options.js';
+import type { CertificateConfig } from './options.js';
 import type { GenerationMeta } from './records.js';
-import type { CertState } from './state.js';
 
 type Facts = Pick<GenerationMeta, 'id' | 'names' | 'keyType' | 'purpose'>;
 
@@ -27,12 +26,12 @@ export function factsKey(facts: Facts): string {
 }
 
 /** Whether a pointer was written for this configuration. */
-export function sameFacts(meta: Facts, cert: ManagedCertificate): boolean {
+export function sameFacts(meta: Facts, cert: CertificateConfig): boolean {
   return factsKey(meta) === factsKey(cert);
 }
 
 /** Whether a certificate made for `meta` may be served by `cert` (names are checked by validation). */
-export function compatibleFacts(meta: Facts, cert: ManagedCertificate): boolean {
+export function compatibleFacts(meta: Facts, cert: CertificateConfig): boolean {
   return meta.id === cert.id && meta.keyType === cert.keyType && meta.purpose === cert.purpose;
 }
 
@@ -40,7 +39,7 @@ export function describeFacts(facts: Facts): string {
   return `names ${facts.names.join(', ')}; key type ${facts.keyType}; purpose ${facts.purpose}`;
 }
 
-export function conflictError(cert: ManagedCertificate, stored: GenerationMeta): CertkeeperError {
+export function conflictError(cert: CertificateConfig, stored: GenerationMeta): CertkeeperError {
   return new CertkeeperError(
     'CERTIFICATE_CONFLICT',
     `certificate "${cert.id}" is stored for another configuration (${describeFacts(stored)}), ` +
@@ -58,21 +57,19 @@ export function conflictError(cert: ManagedCertificate, stored: GenerationMeta):
 
 /**
  * At start-up: a pointer stored for other facts is a configuration change (or a second
- * configuration claiming the id), which this one replaces (`state.replaces`, renewed at once).
+ * configuration claiming the id), which this one replaces: returns the stored facts' key (the
+ * certificate is renewed at once), or undefined when the pointer is this configuration's.
  */
-export function claimAtStart(state: CertState, stored: GenerationMeta, logger: Logger): void {
-  if (sameFacts(stored, state.cert)) return;
-  state.replaces = factsKey(stored);
+export function claimAtStart(
+  cert: CertificateConfig,
+  stored: GenerationMeta,
+  logger: Logger,
+): string | undefined {
+  if (sameFacts(stored, cert)) return undefined;
   logger.warn('stored certificate was made for another configuration of this id; replacing it', {
-    id: state.cert.id,
+    id: cert.id,
     stored: describeFacts(stored),
-    configured: describeFacts(state.cert),
+    configured: describeFacts(cert),
   });
-}
-
-/** Revoked serials a stored pointer names are never served or fallen back to here either. */
-export function learnRevoked(state: CertState, meta: GenerationMeta): void {
-  if (!meta.revoked?.length) return;
-  state.revoked ??= new Set();
-  for (const serial of meta.revoked) state.revoked.add(serial);
+  return factsKey(stored);
 }

@@ -5,7 +5,7 @@
  * the operations tools (src/ops) share these rules.
  */
 import { optionError } from '../errors.js';
-import type { CertificateStatus } from './state.js';
+import type { CertificateStatus } from './status.js';
 
 /** Why a certificate is not ready. */
 export type NotReadyReason = 'missing' | 'expired' | 'not-yet-valid' | 'expiring' | 'unverified';

@@ -13,10 +13,11 @@
  * not read (STORE_UNREADABLE), is not damage: that error is thrown, so that callers wait and
  * read again instead of re-issuing what the store still holds.
  */
-import { CertkeeperError } from '../errors.js';
+import { CertkeeperError, describeCause } from '../errors.js';
+import type { Logger } from '../logger.js';
 import { type CertificateKeys, layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
-import type { ManagedCertificate } from './options.js';
+import type { CertificateConfig } from './options.js';
 import {
   type Generation,
   type GenerationMeta,
@@ -25,7 +26,8 @@ import {
   readPointerAt,
   storedSerials,
 } from './records.js';
-import { asError, type StoredPointer } from './state.js';
+import type { Runtime } from './runtime.js';
+import { asError, type StoredPointer } from './status.js';
 
 /** Errors that say the store cannot be read now, not that what it holds is damaged. */
 export function isStoreUnavailable(error: CertkeeperError): boolean {
@@ -48,7 +50,7 @@ export function isDamage(error: CertkeeperError): boolean {
 /** What looking a certificate up needs. */
 export interface Lookup {
   store: Store;
-  cert: ManagedCertificate;
+  cert: CertificateConfig;
   /** The ids of the issuers whose directories are searched. */
   issuers: string[];
   /** The first problem of a generation for this certificate, or null. */
@@ -65,10 +67,43 @@ export type Loaded = {
   heal: boolean;
 };
 
+/** How a managed certificate is looked up in the store; damage found is announced (`storedInvalid`). */
+export function lookupFor(
+  rt: Runtime,
+  cert: CertificateConfig,
+  revoked: ReadonlySet<string> | undefined,
+): Lookup {
+  return {
+    store: rt.options.store,
+    cert,
+    issuers: rt.issuersFor(cert).map((i) => i.id),
+    validate: (generation) => rt.validate(cert, generation, undefined, true),
+    report: (error) => {
+      rt.options.logger.warn(
+        'stored certificate entry is unusable: never served (a valid generation is used, else a new one obtained)',
+        { id: cert.id, code: error.code, error: error.message },
+      );
+      rt.emit('storedInvalid', { id: cert.id, error });
+    },
+    revoked,
+  };
+}
+
+/** The store could not be read (down, or an entry this process may not read): nothing is ordered for it. */
+export function reportUnreadable(logger: Logger, id: string, error: unknown): void {
+  const failure = asError(error);
+  logger.warn(
+    failure.code === 'STORE_UNREADABLE'
+      ? 'stored certificate is unreadable here (permissions?); nothing is ordered, reading again'
+      : 'store unreachable while loading a certificate; reading again',
+    { id, code: failure.code, error: describeCause(error) },
+  );
+}
+
 /** The directory a found pointer lives in. */
 export function keysOf(
   stored: Pick<StoredPointer, 'issuer' | 'legacy'>,
-  cert: ManagedCertificate,
+  cert: CertificateConfig,
 ): CertificateKeys {
   return stored.legacy
     ? layout.legacyCertificate(stored.issuer, cert.primary)

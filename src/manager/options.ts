@@ -118,7 +118,7 @@ const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
   'purpose',
 ];
 
-export interface ManagedCertificate {
+export interface CertificateConfig {
   id: string;
   names: string[];
   primary: string;
@@ -135,7 +135,7 @@ export interface ResolvedOptions {
   ownsIssuers: boolean;
   /** What each issuer can do beyond `issue`, by id: detected once, here. */
   capabilities: ReadonlyMap<string, IssuerCapabilities>;
-  certificates: ManagedCertificate[];
+  certificates: CertificateConfig[];
   policy: RenewalPolicy;
   logger: Logger;
   clock: Clock;
@@ -163,7 +163,7 @@ function hasMethods(value: unknown, methods: string[]): boolean {
   );
 }
 
-export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): ManagedCertificate {
+export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): CertificateConfig {
   if (typeof input !== 'object' || input === null) throw optionError(path, 'must be an object');
   const cert = input as ManagedCertificateOptions;
   refuseUnknown(cert, CERTIFICATE_OPTIONS, path);

@@ -16,8 +16,8 @@
 import type { EventEmitter } from 'eventemitter3';
 import { CertkeeperError, isRetryable } from '../errors.js';
 import type { ManagerEvents } from './events.js';
+import type { ManagedCertificate } from './managed-certificate.js';
 import { optionError } from './options.js';
-import type { CertState } from './state.js';
 
 export interface ReadyOptions {
   /** The certificates to wait for (default: all). */
@@ -74,7 +74,7 @@ type Reason = 'timeout' | 'aborted' | 'not-retryable';
 
 /** Resolves when every state is ready; rejects as the module comment says. */
 export function waitReady(
-  states: readonly CertState[],
+  states: readonly ManagedCertificate[],
   events: EventEmitter<ManagerEvents>,
   stopped: AbortSignal,
   options: { signal?: AbortSignal; timeoutMs: number },
@@ -109,40 +109,40 @@ export function waitReady(
       undo.push(() => clearTimeout(timer));
     }
     // Already failed for good before this call (during start(), say): waiting cannot help.
-    if (states.some((s) => !s.ready.done && s.blocked))
+    if (states.some((s) => !s.isReady && s.plan.blocked))
       return finish(notReady(states, 'not-retryable', options.timeoutMs));
     const onFailure = ({ id, error }: ManagerEvents['renewalFailed'][0]) => {
       if (isRetryable(error)) return;
-      if (states.some((s) => s.cert.id === id && !s.ready.done))
+      if (states.some((s) => s.id === id && !s.isReady))
         finish(notReady(states, 'not-retryable', options.timeoutMs));
     };
     events.on('renewalFailed', onFailure);
     undo.push(() => events.off('renewalFailed', onFailure));
-    void Promise.all(states.map((s) => s.ready.promise)).then(() => finish());
+    void Promise.all(states.map((s) => s.readyPromise)).then(() => finish());
   });
 }
 
 /** NOT_READY naming each certificate not ready and its last typed error (null: none yet). */
-function notReady(states: readonly CertState[], reason: Reason, timeoutMs: number): CertkeeperError {
-  const pending = states.filter((s) => !s.ready.done);
+function notReady(states: readonly ManagedCertificate[], reason: Reason, timeoutMs: number): CertkeeperError {
+  const pending = states.filter((s) => !s.isReady);
   const why =
     reason === 'timeout'
       ? ` after ${timeoutMs} ms`
       : reason === 'aborted'
         ? ' (the wait was aborted)'
         : ' (a failure retrying cannot fix)';
-  const list = pending.map((s) => `${s.cert.id} (${s.lastError?.code ?? 'no attempt finished yet'})`);
+  const list = pending.map((s) => `${s.id} (${s.plan.lastError?.code ?? 'no attempt finished yet'})`);
   const errors = Object.fromEntries(
-    pending.flatMap((s) => (s.lastError ? [[s.cert.id, s.lastError] as const] : [])),
+    pending.flatMap((s) => (s.plan.lastError ? [[s.id, s.plan.lastError] as const] : [])),
   );
   return new CertkeeperError(
     'NOT_READY',
     `${pending.length} of ${states.length} certificates are not ready${why}: ${list.join(', ')}`,
     {
-      cause: pending.find((s) => s.lastError)?.lastError,
+      cause: pending.find((s) => s.plan.lastError)?.plan.lastError,
       details: {
         reason,
-        failed: Object.fromEntries(pending.map((s) => [s.cert.id, s.lastError?.code ?? null])),
+        failed: Object.fromEntries(pending.map((s) => [s.id, s.plan.lastError?.code ?? null])),
         errors,
       },
     },

@@ -14,9 +14,9 @@ import type { Logger } from '../logger.js';
 import { layout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import type { Loaded } from './loader.js';
-import type { ManagedCertificate } from './options.js';
+import type { CertificateConfig } from './options.js';
 import { commitGeneration, deleteBelow, readPointerAt } from './records.js';
-import type { StoredPointer } from './state.js';
+import type { StoredPointer } from './status.js';
 
 export interface RepairEnv {
   store: Store;
@@ -26,7 +26,7 @@ export interface RepairEnv {
 
 export async function healStored(
   env: RepairEnv,
-  cert: ManagedCertificate,
+  cert: CertificateConfig,
   stored: StoredPointer,
   loaded: Loaded,
   revoked: Iterable<string>,
@@ -63,7 +63,7 @@ export async function healStored(
 }
 
 /** Whether the id directory still holds what loading found there (nobody committed since). */
-async function stillAsFound(store: Store, cert: ManagedCertificate, stored: StoredPointer): Promise<boolean> {
+async function stillAsFound(store: Store, cert: CertificateConfig, stored: StoredPointer): Promise<boolean> {
   let now: Awaited<ReturnType<typeof readPointerAt>>;
   try {
     now = await readPointerAt(store, layout.certificate(stored.issuer, cert.id));
@@ -79,7 +79,7 @@ async function stillAsFound(store: Store, cert: ManagedCertificate, stored: Stor
  * Removes the first-name directory an earlier version kept `cert` in, once it lives under its
  * id. Only when that directory's pointer names this id: it may be another id's (they shared it).
  */
-export async function removeLegacy(store: Store, issuer: string, cert: ManagedCertificate): Promise<void> {
+export async function removeLegacy(store: Store, issuer: string, cert: CertificateConfig): Promise<void> {
   const keys = layout.legacyCertificate(issuer, cert.primary);
   const pointer = await readPointerAt(store, keys).catch(() => null);
   if (pointer?.id !== cert.id) return;
