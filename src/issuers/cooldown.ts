@@ -17,7 +17,7 @@
  * CA's own Retry-After is honoured when it is longer (bounded by `maxMs`). A success clears it.
  */
 import type { Clock } from '../clock.js';
-import { type CertkeeperError, isCertkeeperError } from '../errors.js';
+import { type CertkeeperError, isCertkeeperError, optionError } from '../errors.js';
 
 export interface CooldownOptions {
   /** First cooldown after a failure of the CA. Default 60 s. */
@@ -45,6 +45,30 @@ export interface IssuerCooldownState {
   until: number;
   /** The code of the last failure. */
   code: string;
+}
+
+/** Checks `issuerCooldown` options (`path` names them in errors). */
+export function validateCooldownOptions(input: unknown, path: string): CooldownOptions {
+  if (input === undefined) return {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw optionError(path, 'must be an object');
+  const o = input as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['baseMs', 'maxMs', 'jitter', 'random'].includes(key))
+      throw optionError(`${path}.${key}`, 'is not an option (known: baseMs, maxMs, jitter)');
+  }
+  const positive = (key: string) => {
+    const v = o[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0))
+      throw optionError(`${path}.${key}`, 'must be a number of milliseconds > 0');
+  };
+  positive('baseMs');
+  positive('maxMs');
+  if (o.jitter !== undefined && !(typeof o.jitter === 'number' && o.jitter >= 0 && o.jitter <= 1))
+    throw optionError(`${path}.jitter`, 'must be a number in 0..1');
+  if (o.random !== undefined && typeof o.random !== 'function')
+    throw optionError(`${path}.random`, 'must be a function');
+  return o as CooldownOptions;
 }
 
 const CA_FAILURES = new Set(['ISSUER_UNAVAILABLE', 'RATE_LIMITED']);

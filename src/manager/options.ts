@@ -12,6 +12,7 @@ import { parseNames } from '../crypto/names.js';
 import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { type CooldownOptions, validateCooldownOptions } from '../issuers/cooldown.js';
 import { InternalCA } from '../issuers/internal-ca.js';
 import {
   type CertificatePurpose,
@@ -24,6 +25,7 @@ import { FileStore } from '../store/file-store.js';
 import { certificateSegment, issuerKey } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import { type RenewalPolicy, validatePolicy } from './policy.js';
+import { type RevocationCheckOptions, resolveRevocationCheck } from './revocation-watch.js';
 
 export interface ManagedCertificateOptions {
   /** Stable id for events, status and `renewNow`. Default: the first name. */
@@ -87,6 +89,18 @@ export interface ManagerOptions {
    * keep the new one, and the renewal stands). See docs/architecture.md.
    */
   rollback?: RollbackPolicy;
+  /**
+   * With several issuers: how long one whose CA is down or rate limiting us goes behind the
+   * others (doubling from `baseMs`, default 60 s, to `maxMs`, default 1 h, ±`jitter` 0.2; a
+   * Retry-After is honoured). See issuers/cooldown.ts.
+   */
+  issuerCooldown?: CooldownOptions;
+  /**
+   * Checking the CRLs named in served certificates, so a revocation by the CA is noticed here:
+   * the certificate is replaced at once and connections still using it are retired. Default on;
+   * `false` turns it off. See manager/revocation-watch.ts.
+   */
+  revocationCheck?: boolean | RevocationCheckOptions;
 }
 
 /** The manager's options, by the name the rest of the library uses. */
@@ -110,6 +124,8 @@ const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
   'stopTimeoutMs',
   'targets',
   'rollback',
+  'issuerCooldown',
+  'revocationCheck',
 ];
 const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
   'id',
@@ -149,6 +165,8 @@ export interface ResolvedOptions {
   stopTimeoutMs: number;
   targets: DeployTarget[];
   rollback: RollbackPolicy;
+  issuerCooldown: CooldownOptions;
+  revocationCheck: RevocationCheckOptions | false;
 }
 
 export function optionError(path: string, message: string): CertkeeperError {
@@ -341,6 +359,8 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     throw optionError('targets', 'must have unique names');
   const rollback = options.rollback ?? 'all';
   if (!ROLLBACK_POLICIES.includes(rollback)) throw optionError('rollback', "must be 'all' or 'target'");
+  const issuerCooldown = validateCooldownOptions(options.issuerCooldown, 'issuerCooldown');
+  const revocationCheck = resolveRevocationCheck(options.revocationCheck, 'revocationCheck');
   const policy = validatePolicy(options.renewal, 'options.renewal');
   // Last, so that any other problem of a configuration under construction is named first.
   if (certificates.length === 0) {
@@ -370,6 +390,8 @@ export function resolveOptions(options: ManagerOptions): ResolvedOptions {
     stopTimeoutMs,
     targets,
     rollback,
+    issuerCooldown,
+    revocationCheck,
   };
 }
 

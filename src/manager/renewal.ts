@@ -105,7 +105,8 @@ async function issue(rt: Runtime, cert: ManagedCertificate, signal: AbortSignal)
   const key = await PrivateKey.generate(config.keyType);
   const csr = await createCsr({ key, names: config.names });
   let lastError: CertkeeperError | undefined;
-  for (const issuerOf of rt.issuersFor(config)) {
+  // An issuer whose CA just failed goes last for a while: the others are asked first.
+  for (const issuerOf of rt.cooldowns.order(rt.issuersFor(config), (i) => i.id)) {
     const { issuer, renewer, anchors } = tracked(options.capabilities.get(issuerOf.id)!, rt);
     // Given up (time limit, stop, lost lock): the last issuer's error says why; no further issuer.
     if (signal.aborted) throw lastError ?? gaveUp(issuer.id, signal);
@@ -151,6 +152,7 @@ async function issue(rt: Runtime, cert: ManagedCertificate, signal: AbortSignal)
         });
         throw problem;
       }
+      rt.cooldowns.succeeded(issuer.id);
       return generation;
     } catch (error) {
       lastError = asError(error);
@@ -160,6 +162,13 @@ async function issue(rt: Runtime, cert: ManagedCertificate, signal: AbortSignal)
         code: lastError.code,
         error: lastError.message,
       });
+      const cooling = rt.cooldowns.failed(issuer.id, lastError);
+      if (cooling)
+        options.logger.warn('issuer cooling down: the other issuers are asked first', {
+          issuer: issuer.id,
+          failures: cooling.failures,
+          until: new Date(cooling.until).toISOString(),
+        });
     }
   }
   throw lastError ?? new CertkeeperError('ISSUER_FAILED', `no issuer can issue "${config.id}"`);

@@ -13,7 +13,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { ParsedCertificate } from '../crypto/inspect.js';
-import { describeCause, isCertkeeperError } from '../errors.js';
+import { describeCause, isCertkeeperError, optionError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RevocationChecker } from '../revocation/checker.js';
 
@@ -35,6 +35,36 @@ export interface RevocationWatchOptions {
   minIntervalMs?: number;
   /** Longest sleep between passes. Default 6 h. */
   maxIntervalMs?: number;
+}
+
+/** The manager's `revocationCheck` option. */
+export interface RevocationCheckOptions extends RevocationWatchOptions {
+  /** Deadline of one CRL fetch. Default 15 s. */
+  timeoutMs?: number;
+  /** Largest CRL accepted. Default 16 MiB. */
+  maxBytes?: number;
+  /**
+   * After a certificate found revoked was replaced, connections of attached servers still using
+   * it are closed gracefully; those still open this long after are destroyed. Default 10 s.
+   */
+  retireBoundMs?: number;
+}
+
+const REVOCATION_OPTIONS = ['minIntervalMs', 'maxIntervalMs', 'timeoutMs', 'maxBytes', 'retireBoundMs'];
+
+/** Checks the `revocationCheck` option: `false` turns the check off; default on. */
+export function resolveRevocationCheck(input: unknown, path: string): RevocationCheckOptions | false {
+  if (input === false) return false;
+  if (input === undefined || input === true) return {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw optionError(path, 'must be false, true or an object');
+  for (const [key, value] of Object.entries(input)) {
+    if (!REVOCATION_OPTIONS.includes(key))
+      throw optionError(`${path}.${key}`, `is not an option (known: ${REVOCATION_OPTIONS.join(', ')})`);
+    if (!(typeof value === 'number' && Number.isFinite(value) && value > 0))
+      throw optionError(`${path}.${key}`, 'must be a number > 0');
+  }
+  return input as RevocationCheckOptions;
 }
 
 export class RevocationWatch {

@@ -13,6 +13,7 @@ import { liveMembers } from '../cluster/membership.js';
 import { validateBundle } from '../crypto/validate.js';
 import type { DeployTarget } from '../deploy/target.js';
 import { type CertkeeperError, describeCause } from '../errors.js';
+import { IssuerCooldowns } from '../issuers/cooldown.js';
 import type { Issuer, IssuerContext } from '../issuers/issuer.js';
 import type { AttachmentHost, ServerAttachment } from '../server/attachment.js';
 import { CertificateCache } from '../server/certificate-cache.js';
@@ -40,6 +41,8 @@ export class Runtime {
    * the store. stop() waits for all of it, bounded.
    */
   readonly background = new Set<Promise<unknown>>();
+  /** Issuers whose CA failed lately go behind the others for a while (issuers/cooldown.ts). */
+  readonly cooldowns: IssuerCooldowns;
   readonly #abort = new AbortController();
   #phase: 'new' | 'running' | 'stopped' = 'new';
   #tlsAlpn: TlsAlpnHost | undefined;
@@ -55,6 +58,7 @@ export class Runtime {
     // fleet and `concurrency` above 10 that is many listeners by design, not a leak.
     setMaxListeners(0, this.#abort.signal);
     this.scheduler = new Scheduler(options.clock, tick, { concurrency: options.concurrency });
+    this.cooldowns = new IssuerCooldowns(options.clock, options.issuerCooldown);
   }
 
   /** Aborted when the manager stops. */
