@@ -22,6 +22,7 @@ export {
   type RenewalContext,
 } from './diagnostics/channels.js';
 export { CertkeeperError, ERROR_CODES, type ErrorCode, isCertkeeperError, isRetryable } from './errors.js';
+export type { CooldownOptions } from './issuers/cooldown.js';
 export {
   InternalCA,
   type InternalCAOptions,
@@ -36,6 +37,7 @@ export type {
   Issuer,
   IssuerBinding,
   IssuerContext,
+  NameValidation,
   RenewalWindow,
   RevocationReason,
 } from './issuers/issuer.js';
@@ -61,6 +63,8 @@ export {
 } from './manager/manager.js';
 export type { ManagedCertificateOptions, ManagerOptions } from './manager/options.js';
 export { DEFAULT_RENEWAL_POLICY, type RenewalPolicy } from './manager/policy.js';
+export type { RevocationCheckOptions } from './manager/revocation-watch.js';
+export type { Issuance } from './manager/status.js';
 export { type ClientGeneration, ClientIdentity, type ClientIdentityOptions } from './mtls/generations.js';
 export { createRotatingAgent, RotatingAgent, type RotatingAgentOptions } from './mtls/rotating-agent.js';
 export {

@@ -3,6 +3,7 @@
  * serials, fingerprints, times and typed errors). The same facts are in `status()`.
  */
 import type { CertkeeperError } from '../errors.js';
+import type { NameValidation } from '../issuers/issuer.js';
 
 export type ObtainReason = 'missing' | 'renewal' | 'expired' | 'forced' | 'healing' | 'retry';
 
@@ -16,7 +17,19 @@ export interface ManagerEvents {
   storedInvalid: [{ id: string; error: CertkeeperError }];
   obtaining: [{ id: string; names: string[]; reason: ObtainReason; attempt: number }];
   /** The first certificate for an id (nothing was served before). */
-  obtained: [{ id: string; serial: string; notAfter: Date; issuer: string; durationMs: number }];
+  obtained: [
+    {
+      id: string;
+      serial: string;
+      notAfter: Date;
+      issuer: string;
+      durationMs: number;
+      /** This replica: it held the issuance lock for the order. */
+      replica: string;
+      /** How each name was validated (ACME: the challenge type, or a reused authorization). */
+      validation: NameValidation[];
+    },
+  ];
   /** A certificate replaced a previous one. */
   renewed: [
     {
@@ -26,6 +39,8 @@ export interface ManagerEvents {
       notAfter: Date;
       issuer: string;
       durationMs: number;
+      replica: string;
+      validation: NameValidation[];
     },
   ];
   /** Another replica obtained a newer certificate; this process adopted it. */

@@ -75,7 +75,7 @@ export class ManagedCertificate {
     return this.#stored;
   }
   /** When it is next due and what its attempts came to, to read (renewal-plan.ts). */
-  get plan(): Pick<RenewalPlan, 'sample' | 'failures' | 'lastError' | 'blocked'> {
+  get plan(): Pick<RenewalPlan, 'sample' | 'failures' | 'lastError' | 'blocked' | 'lastIssuance'> {
     return this.#plan;
   }
   get isReady(): boolean {
@@ -279,8 +279,8 @@ export class ManagedCertificate {
     this.#unverified = fingerprint;
   }
 
-  succeeded(): void {
-    this.#plan.succeeded();
+  succeeded(issuance?: RenewalPlan['lastIssuance']): void {
+    this.#plan.succeeded(issuance);
   }
 
   /** Counts a failed attempt; the next one comes at `retryAt` (unless another certificate is adopted). */

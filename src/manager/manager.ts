@@ -36,7 +36,7 @@ import {
   resolveOptions,
 } from './options.js';
 import { type ReadyOptions, readyOptions, waitReady } from './ready.js';
-import { revokeCertificate } from './revoke.js';
+import { revocationWatch, revokeCertificate } from './revoke.js';
 import { Runtime } from './runtime.js';
 import { type CertificateStatus, renewAllFailure } from './status.js';
 
@@ -85,6 +85,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     // A handshake's miss: a job loading the certificate outside the handshake.
     rt.cache.setLoader((id) => this.#certs.get(id)?.materialize('lazy') ?? Promise.resolve(undefined));
     for (const target of this.#o.targets) rt.targets.add(target);
+    rt.revocations = revocationWatch(rt, () => this.#certs.values());
     // An attempt that found no server listening to answer TLS-ALPN-01 goes again once one listens.
     rt.alpn.onListening(() => {
       for (const cert of this.#certs.values()) cert.retryWhenAnswerable();
@@ -201,7 +202,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         throw optionError('attach.certificates', `"${id}" is not a server certificate`);
     }
     const attachment = new ServerAttachment(server, this.#source, options);
-    this.#rt.attachments.add(attachment);
+    this.#rt.addAttachment(attachment);
     this.#updateHold();
     for (const cert of this.#certs.values()) {
       if (cert.config.purpose !== 'server') continue;
@@ -216,7 +217,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     for (const attachment of this.#rt.attachments) {
       if (attachment === target || attachment.server === target) {
         attachment.detach();
-        this.#rt.attachments.delete(attachment);
+        this.#rt.removeAttachment(attachment);
       }
     }
     this.#updateHold();

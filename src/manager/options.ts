@@ -89,17 +89,9 @@ export interface ManagerOptions {
    * keep the new one, and the renewal stands). See docs/architecture.md.
    */
   rollback?: RollbackPolicy;
-  /**
-   * With several issuers: how long one whose CA is down or rate limiting us goes behind the
-   * others (doubling from `baseMs`, default 60 s, to `maxMs`, default 1 h, ±`jitter` 0.2; a
-   * Retry-After is honoured). See issuers/cooldown.ts.
-   */
+  /** How long an issuer whose CA failed goes behind the others (issuers/cooldown.ts). */
   issuerCooldown?: CooldownOptions;
-  /**
-   * Checking the CRLs named in served certificates, so a revocation by the CA is noticed here:
-   * the certificate is replaced at once and connections still using it are retired. Default on;
-   * `false` turns it off. See manager/revocation-watch.ts.
-   */
+  /** CRLs of served certificates checked; a revoked one replaced (revocation-watch.ts). Default on. */
   revocationCheck?: boolean | RevocationCheckOptions;
 }
 

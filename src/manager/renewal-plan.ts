@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 import type { ObtainReason } from './events.js';
 import { type RenewalPolicy, renewalTime, timeInWindow, windowRefreshTime } from './policy.js';
 import type { Generation } from './records.js';
+import type { Issuance } from './status.js';
 import { expiryWarnings } from './warnings.js';
 
 type Validity = { notBefore: Date | string; notAfter: Date | string };
@@ -34,6 +35,7 @@ export class RenewalPlan {
   #retryFor?: string | null;
   #failures = 0;
   #lastError?: CertkeeperError;
+  #lastIssuance: Issuance | null = null;
   /**
    * The last attempt failed with an error retrying cannot fix, and nothing has changed since
    * (no new attempt, no server started listening): `ready()` gives up on it at once.
@@ -52,6 +54,9 @@ export class RenewalPlan {
   }
   get lastError(): CertkeeperError | undefined {
     return this.#lastError;
+  }
+  get lastIssuance(): Issuance | null {
+    return this.#lastIssuance;
   }
   get blocked(): CertkeeperError | undefined {
     return this.#blocked;
@@ -102,7 +107,9 @@ export class RenewalPlan {
     return true;
   }
 
-  succeeded(): void {
+  /** An attempt ended well: `issuance` when this replica obtained the certificate (not an adoption). */
+  succeeded(issuance?: Issuance | null): void {
+    if (issuance) this.#lastIssuance = issuance;
     this.#failures = 0;
     this.#lastError = undefined;
     this.#blocked = undefined;

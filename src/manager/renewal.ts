@@ -24,7 +24,7 @@ import { parseCertificates } from '../crypto/inspect.js';
 import { PrivateKey } from '../crypto/keys.js';
 import { deploy } from '../deploy/deploy.js';
 import { CertkeeperError, describeCause, isRetryable } from '../errors.js';
-import type { CertificateRequest, IssuerCapabilities } from '../issuers/issuer.js';
+import type { CertificateRequest, IssuerCapabilities, NameValidation } from '../issuers/issuer.js';
 import { layout } from '../store/layout.js';
 import type { LockLease } from '../store/store.js';
 import { withLock } from '../store/with-lock.js';
@@ -68,9 +68,9 @@ export async function renew(
           return;
         }
         // 3-5. key, CSR, issuer, validate
-        const generation = await issue(rt, cert, AbortSignal.any([signal, lockSignal]));
+        const { generation, validation } = await issue(rt, cert, AbortSignal.any([signal, lockSignal]));
         // 6-9. commit, deploy, verify, emit (or roll back)
-        await commitAndDeploy(rt, cert, generation, started, { lease, signal: lockSignal });
+        await commitAndDeploy(rt, cert, generation, validation, started, { lease, signal: lockSignal });
       },
       {
         ttlMs: options.lockTtlMs,
@@ -99,7 +99,11 @@ export async function renew(
 }
 
 /** Steps 3-5: a fresh key and CSR, the issuers in order, the answer validated. */
-async function issue(rt: Runtime, cert: ManagedCertificate, signal: AbortSignal): Promise<Generation> {
+async function issue(
+  rt: Runtime,
+  cert: ManagedCertificate,
+  signal: AbortSignal,
+): Promise<{ generation: Generation; validation: NameValidation[] }> {
   const { config, current } = cert;
   const { options } = rt;
   const key = await PrivateKey.generate(config.keyType);
@@ -153,7 +157,7 @@ async function issue(rt: Runtime, cert: ManagedCertificate, signal: AbortSignal)
         throw problem;
       }
       rt.cooldowns.succeeded(issuer.id);
-      return generation;
+      return { generation, validation: issued.validation ?? [] };
     } catch (error) {
       lastError = asError(error);
       options.logger.warn('issuer failed', {
@@ -184,6 +188,7 @@ async function commitAndDeploy(
   rt: Runtime,
   cert: ManagedCertificate,
   generation: Generation,
+  validation: NameValidation[],
   started: number,
   lock: { lease: LockLease; signal: AbortSignal },
 ): Promise<void> {
@@ -252,8 +257,16 @@ async function commitAndDeploy(
     if (all || !previous) throw first.error;
   } else cert.setUnverified(undefined);
   // 9. emit. Status must already read "healthy" when listeners of these events look at it.
-  cert.succeeded();
   const serial = generation.info.serialNumber;
+  // This replica held the issuance lock for the order: it is the one named.
+  const issuance = {
+    at: new Date(options.clock.now()),
+    serial,
+    issuer: generation.issuer,
+    replica: options.replicaId,
+    validation,
+  };
+  cert.succeeded(issuance);
   rt.emit('swapped', {
     id: config.id,
     serial,
@@ -270,6 +283,8 @@ async function commitAndDeploy(
     notAfter: generation.info.notAfter,
     issuer: generation.issuer,
     durationMs,
+    replica: options.replicaId,
+    validation,
   };
   if (replaced) rt.emit('renewed', { ...facts, previousSerial: replaced.info.serialNumber });
   else rt.emit('obtained', facts);

@@ -17,9 +17,11 @@ import { IssuerCooldowns } from '../issuers/cooldown.js';
 import type { Issuer, IssuerContext } from '../issuers/issuer.js';
 import type { AttachmentHost, ServerAttachment } from '../server/attachment.js';
 import { CertificateCache } from '../server/certificate-cache.js';
+import { type ConnectionTracker, trackConnections } from '../server/retire.js';
 import type { ManagerEvents } from './events.js';
 import type { CertificateConfig, ResolvedOptions } from './options.js';
 import type { Generation } from './records.js';
+import type { RevocationWatch } from './revocation-watch.js';
 import { Scheduler } from './scheduler.js';
 
 export class Runtime {
@@ -28,6 +30,10 @@ export class Runtime {
   /** What handshakes read: written by the certificates (install) and the manager (add, remove). */
   readonly cache = new CertificateCache();
   readonly attachments = new Set<ServerAttachment>();
+  /** The live connections of each attached server, to retire those presenting a revoked certificate. */
+  readonly #connections = new Map<ServerAttachment, ConnectionTracker>();
+  /** Checks the CRLs of what is served (revoke.ts); set by the manager, run while running. */
+  revocations: RevocationWatch | undefined;
   /** Deploy targets other than attached servers (`targets`, `addTarget`). */
   readonly targets = new Set<DeployTarget>();
   /** TLS-ALPN-01 challenge certificates, shared by issuers (writers) and attachments (readers). */
@@ -80,13 +86,46 @@ export class Runtime {
 
   begin(): void {
     this.#phase = 'running';
+    this.revocations?.start();
   }
 
-  /** Ends every attempt and timer: the signal aborts, the scheduler stops. */
+  /** Ends every attempt and timer: the signal aborts, the scheduler and the CRL watch stop. */
   end(): void {
     this.#phase = 'stopped';
     this.scheduler.stop();
+    if (this.revocations) this.track(this.revocations.stop());
     this.#abort.abort();
+  }
+
+  addAttachment(attachment: ServerAttachment): void {
+    this.attachments.add(attachment);
+    this.#connections.set(attachment, trackConnections(attachment.server));
+  }
+
+  removeAttachment(attachment: ServerAttachment): void {
+    this.attachments.delete(attachment);
+    this.#connections.get(attachment)?.close();
+    this.#connections.delete(attachment);
+  }
+
+  /**
+   * Closes the connections of attached servers still presenting the certificate `fingerprint256`
+   * (after its replacement was deployed): gracefully, destroyed at `retireBoundMs`.
+   */
+  async retireConnections(fingerprint256: string): Promise<void> {
+    const { revocationCheck, logger } = this.options;
+    const boundMs = (revocationCheck ? revocationCheck.retireBoundMs : undefined) ?? 10_000;
+    const results = await Promise.all(
+      [...this.#connections.values()].map((t) =>
+        t.retire((c) => c.servedFingerprint() === fingerprint256, { boundMs }),
+      ),
+    );
+    const matched = results.reduce((n, r) => n + r.matched, 0);
+    if (matched > 0)
+      logger.info('connections presenting a revoked certificate retired', {
+        connections: matched,
+        forced: results.reduce((n, r) => n + r.forced, 0),
+      });
   }
 
   readonly emit: EventEmitter<ManagerEvents>['emit'] = (event, ...args) => this.events.emit(event, ...args);

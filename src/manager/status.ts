@@ -3,6 +3,7 @@
  * it knows, what it serves, and the status snapshot derived from them.
  */
 import { CertkeeperError, describeCause, type ErrorCode, isCertkeeperError } from '../errors.js';
+import type { NameValidation } from '../issuers/issuer.js';
 import type { CertificateConfig } from './options.js';
 import type { Generation, GenerationMeta } from './records.js';
 
@@ -35,6 +36,18 @@ export interface CertificateStatus {
   failures: number;
   /** The last attempt's typed error (its stable code), null after a success. */
   lastError: { code: ErrorCode; message: string } | null;
+  /** The last certificate this replica obtained for it; null while it only loaded or adopted one. */
+  lastIssuance: Issuance | null;
+}
+
+/** How a certificate was obtained: by which replica (it held the issuance lock), from which issuer, how each name was validated. */
+export interface Issuance {
+  at: Date;
+  serial: string;
+  issuer: string;
+  replica: string;
+  /** Per name: the challenge type that answered, or a reused authorization (ACME); empty when the issuer does not say. */
+  validation: NameValidation[];
 }
 
 export function asError(error: unknown): CertkeeperError {
@@ -89,7 +102,7 @@ export function statusOf(
   state: Served & {
     config: CertificateConfig;
     renewing: boolean;
-    plan: { failures: number; lastError?: CertkeeperError };
+    plan: { failures: number; lastError?: CertkeeperError; lastIssuance: Issuance | null };
   },
   now: number,
   due: number | undefined,
@@ -111,5 +124,6 @@ export function statusOf(
     lastError: state.plan.lastError
       ? { code: state.plan.lastError.code, message: state.plan.lastError.message }
       : null,
+    lastIssuance: state.plan.lastIssuance,
   };
 }

@@ -9,11 +9,19 @@
  * fetch of a CRL could itself need a revocation check).
  */
 import { type Clock, systemClock } from '../clock.js';
-import type { ParsedCertificate } from '../crypto/inspect.js';
+import { isSignedBy, type ParsedCertificate } from '../crypto/inspect.js';
 import type { x509 } from '../crypto/x509.js';
 import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
 import { HttpsClient } from '../net/https-client.js';
-import { type CheckCrlOptions, type CrlVerdict, checkCrl, crlUrls, parseCrl } from './crl.js';
+import {
+  authenticateCrl,
+  type CheckCrlOptions,
+  type CheckedCrl,
+  type CrlVerdict,
+  crlUrls,
+  parseCrl,
+  verdictOf,
+} from './crl.js';
 
 export interface RevocationCheckerOptions extends CheckCrlOptions {
   clock?: Clock;
@@ -31,7 +39,7 @@ export interface RevocationCheckerOptions extends CheckCrlOptions {
 export type RevocationResult = CrlVerdict & { url: string; checkAgainAt: number };
 
 interface Kept {
-  crl: x509.X509Crl;
+  checked: CheckedCrl;
   until: number;
 }
 
@@ -42,6 +50,8 @@ export class RevocationChecker {
   /** Checked CRLs by URL and issuer key. */
   readonly #kept = new Map<string, Kept>();
   readonly #inFlight = new Map<string, Promise<x509.X509Crl>>();
+  readonly #signedBy = new WeakMap<ParsedCertificate, string>();
+  readonly #urls = new WeakMap<ParsedCertificate, string[]>();
 
   constructor(options: RevocationCheckerOptions = {}) {
     this.#o = options;
@@ -65,8 +75,18 @@ export class RevocationChecker {
     issuer: ParsedCertificate,
     signal?: AbortSignal,
   ): Promise<RevocationResult | null> {
-    const urls = crlUrls(certificate);
+    let urls = this.#urls.get(certificate);
+    if (!urls) {
+      urls = crlUrls(certificate);
+      this.#urls.set(certificate, urls);
+    }
     if (urls.length === 0) return null;
+    // Checked once per certificate and issuer: a pass over many certificates costs lookups.
+    if (this.#signedBy.get(certificate) !== issuer.info.fingerprint256) {
+      if (!isSignedBy(certificate, issuer))
+        throw new CertkeeperError('CRL_INVALID', 'the issuer given did not sign the certificate');
+      this.#signedBy.set(certificate, issuer.info.fingerprint256);
+    }
     let failure: CertkeeperError | undefined;
     for (const url of urls) {
       const key = `${issuer.info.fingerprint256} ${url}`;
@@ -77,8 +97,10 @@ export class RevocationChecker {
         try {
           const crl = await this.#fetch(url, signal);
           // Checked before it is kept: a CRL that is not the issuer's never replaces one that is.
-          await checkCrl(crl, certificate, issuer, now, this.#o);
-          kept = { crl, until: this.#refreshAt(crl, now) };
+          kept = {
+            checked: await authenticateCrl(crl, issuer, now, this.#o),
+            until: this.#refreshAt(crl, now),
+          };
           this.#kept.set(key, kept);
           checkAgainAt = kept.until;
         } catch (error) {
@@ -88,8 +110,7 @@ export class RevocationChecker {
           checkAgainAt = now + this.#minRefreshMs;
         }
       }
-      const verdict = await checkCrl(kept.crl, certificate, issuer, this.#clock.now(), this.#o);
-      return { ...verdict, url, checkAgainAt };
+      return { ...verdictOf(kept.checked, certificate, this.#clock.now()), url, checkAgainAt };
     }
     throw failure;
   }

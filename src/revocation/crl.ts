@@ -72,18 +72,24 @@ export function parseCrl(input: string | Uint8Array): x509.X509Crl {
 
 const strip = (hex: string) => hex.toLowerCase().replace(/^(00)+(?=.)/, '');
 
+/** A CRL found genuine for one issuer, indexed by serial. */
+export interface CheckedCrl {
+  thisUpdate: Date;
+  nextUpdate: Date | undefined;
+  /** Serial (lowercase hex, no leading zero bytes) → what the entry says. */
+  revoked: Map<string, { reason: string; revokedAt: Date }>;
+}
+
 /**
- * What `crl` says about `certificate`, issued by `issuer`, at `now`. Throws CRL_INVALID when the
- * CRL is not the issuer's genuine CRL.
+ * Checks that `crl` is the genuine CRL of `issuer` at `now` (name, key id, signature, no critical
+ * extension we cannot judge, not from the future) and indexes its entries; CRL_INVALID otherwise.
  */
-export async function checkCrl(
+export async function authenticateCrl(
   crl: x509.X509Crl,
-  certificate: ParsedCertificate,
   issuer: ParsedCertificate,
   now: number,
   options: CheckCrlOptions = {},
-): Promise<CrlVerdict> {
-  if (!isSignedBy(certificate, issuer)) throw invalid('the issuer given did not sign the certificate');
+): Promise<CheckedCrl> {
   const issuerCert = new x509.X509Certificate(issuer.der);
   if (crl.issuer !== issuerCert.subject)
     throw invalid(
@@ -108,16 +114,39 @@ export async function checkCrl(
   if (!verified) throw invalid("the CRL's signature does not verify with the issuer's key");
   if (crl.thisUpdate.getTime() > now + (options.skewMs ?? 300_000))
     throw invalid(`the CRL is dated in the future (thisUpdate ${crl.thisUpdate.toISOString()})`);
-
-  const serial = strip(certificate.info.serialNumber);
-  const entry = crl.entries.find((e) => strip(e.serialNumber) === serial);
-  if (entry) {
+  const revoked = new Map<string, { reason: string; revokedAt: Date }>();
+  for (const entry of crl.entries) {
     const code = entry.reason ?? 0;
-    return { status: 'revoked', reason: REASONS[code] ?? `reason ${code}`, revokedAt: entry.revocationDate };
+    revoked.set(strip(entry.serialNumber), {
+      reason: REASONS[code] ?? `reason ${code}`,
+      revokedAt: entry.revocationDate,
+    });
   }
-  const next = crl.nextUpdate;
+  return { thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, revoked };
+}
+
+/** What an authenticated CRL says about `certificate` at `now`. */
+export function verdictOf(checked: CheckedCrl, certificate: ParsedCertificate, now: number): CrlVerdict {
+  const entry = checked.revoked.get(strip(certificate.info.serialNumber));
+  if (entry) return { status: 'revoked', ...entry };
+  const next = checked.nextUpdate;
   if (!next || next.getTime() <= now) return { status: 'unknown', why: 'stale', nextUpdate: next };
-  return { status: 'good', thisUpdate: crl.thisUpdate, nextUpdate: next };
+  return { status: 'good', thisUpdate: checked.thisUpdate, nextUpdate: next };
+}
+
+/**
+ * What `crl` says about `certificate`, issued by `issuer`, at `now`. Throws CRL_INVALID when the
+ * CRL is not the issuer's genuine CRL, or `issuer` did not sign `certificate`.
+ */
+export async function checkCrl(
+  crl: x509.X509Crl,
+  certificate: ParsedCertificate,
+  issuer: ParsedCertificate,
+  now: number,
+  options: CheckCrlOptions = {},
+): Promise<CrlVerdict> {
+  if (!isSignedBy(certificate, issuer)) throw invalid('the issuer given did not sign the certificate');
+  return verdictOf(await authenticateCrl(crl, issuer, now, options), certificate, now);
 }
 
 /** The http(s) URLs of a certificate's CRL distribution points, in order (others are ignored). */

@@ -20,7 +20,7 @@ afterEach(async () => {
   await Promise.all(managers.splice(0).map((m) => m.stop()));
 });
 
-async function setup(lifetimeMs: number, count = 1, reconcileIntervalMs = 0) {
+async function setup(lifetimeMs: number, count = 1, reconcileIntervalMs = 0, revocationCheck = false) {
   const clock = new FakeClock();
   const issuer = new SwitchableIssuer({ lifetimeMs, intermediateLifetimeMs: 3 * 365 * DAY });
   const manager = createCertificateManager({
@@ -29,6 +29,7 @@ async function setup(lifetimeMs: number, count = 1, reconcileIntervalMs = 0) {
     clock,
     logger: quiet,
     reconcileIntervalMs,
+    revocationCheck,
     certificates: Array.from({ length: count }, (_, i) => ({ id: `c${i}`, names: [`c${i}.test`] })),
   });
   managers.push(manager);
@@ -44,9 +45,10 @@ async function setup(lifetimeMs: number, count = 1, reconcileIntervalMs = 0) {
 const status = (m: CertificateManager, i = 0) => m.status()[i]!;
 
 describe('renewal schedule', () => {
-  it('keeps one timer for fifty certificates (plus one for the periodic reconcile)', async () => {
+  it('keeps one timer for fifty certificates (plus one for the periodic reconcile, one for the CRL watch)', async () => {
     expect((await setup(DAY, 50)).clock.pending).toBe(1);
     expect((await setup(DAY, 50, 60_000)).clock.pending).toBe(2);
+    expect((await setup(DAY, 50, 60_000, true)).clock.pending).toBe(3);
   });
 
   it.each([
