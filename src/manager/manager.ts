@@ -202,7 +202,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
         throw optionError('attach.certificates', `"${id}" is not a server certificate`);
     }
     const attachment = new ServerAttachment(server, this.#source, options);
-    this.#rt.addAttachment(attachment);
+    this.#rt.attachments.add(attachment);
     this.#updateHold();
     for (const cert of this.#certs.values()) {
       if (cert.config.purpose !== 'server') continue;
@@ -217,7 +217,7 @@ export class CertificateManager extends EventEmitter<ManagerEvents> {
     for (const attachment of this.#rt.attachments) {
       if (attachment === target || attachment.server === target) {
         attachment.detach();
-        this.#rt.removeAttachment(attachment);
+        this.#rt.attachments.delete(attachment);
       }
     }
     this.#updateHold();

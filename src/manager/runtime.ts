@@ -17,7 +17,6 @@ import { IssuerCooldowns } from '../issuers/cooldown.js';
 import type { Issuer, IssuerContext } from '../issuers/issuer.js';
 import type { AttachmentHost, ServerAttachment } from '../server/attachment.js';
 import { CertificateCache } from '../server/certificate-cache.js';
-import { type ConnectionTracker, trackConnections } from '../server/retire.js';
 import type { ManagerEvents } from './events.js';
 import type { CertificateConfig, ResolvedOptions } from './options.js';
 import type { Generation } from './records.js';
@@ -30,8 +29,6 @@ export class Runtime {
   /** What handshakes read: written by the certificates (install) and the manager (add, remove). */
   readonly cache = new CertificateCache();
   readonly attachments = new Set<ServerAttachment>();
-  /** The live connections of each attached server, to retire those presenting a revoked certificate. */
-  readonly #connections = new Map<ServerAttachment, ConnectionTracker>();
   /** Checks the CRLs of what is served (revoke.ts); set by the manager, run while running. */
   revocations: RevocationWatch | undefined;
   /** Deploy targets other than attached servers (`targets`, `addTarget`). */
@@ -97,17 +94,6 @@ export class Runtime {
     this.#abort.abort();
   }
 
-  addAttachment(attachment: ServerAttachment): void {
-    this.attachments.add(attachment);
-    this.#connections.set(attachment, trackConnections(attachment.server));
-  }
-
-  removeAttachment(attachment: ServerAttachment): void {
-    this.attachments.delete(attachment);
-    this.#connections.get(attachment)?.close();
-    this.#connections.delete(attachment);
-  }
-
   /**
    * Closes the connections of attached servers still presenting the certificate `fingerprint256`
    * (after its replacement was deployed): gracefully, destroyed at `retireBoundMs`.
@@ -116,8 +102,8 @@ export class Runtime {
     const { revocationCheck, logger } = this.options;
     const boundMs = (revocationCheck ? revocationCheck.retireBoundMs : undefined) ?? 10_000;
     const results = await Promise.all(
-      [...this.#connections.values()].map((t) =>
-        t.retire((c) => c.servedFingerprint() === fingerprint256, { boundMs }),
+      [...this.attachments].map((a) =>
+        a.connections.retire((c) => c.servedFingerprint() === fingerprint256, { boundMs }),
       ),
     );
     const matched = results.reduce((n, r) => n + r.matched, 0);

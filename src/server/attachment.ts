@@ -22,6 +22,7 @@ import type { TrustBundleSource } from '../trust/bundle.js';
 import type { CertificateCache } from './certificate-cache.js';
 import { ContextCache } from './context-cache.js';
 import { ProbeTracker, probe, probeTarget } from './live-verify.js';
+import { type ConnectionTracker, retireUntrusted, trackConnections } from './retire.js';
 import { CONTEXT_OPTION_KEYS, hideSecretFields } from './server-fields.js';
 import { installSniRouting, type SniCallback, SniRouter } from './sni.js';
 
@@ -70,6 +71,12 @@ export interface ClientAuthOptions {
    * or distrusted client identity can live on through resumption.
    */
   sessionTimeout?: number;
+  /**
+   * After a trust change, connections whose client was verified under a CA no longer in the
+   * bundle are closed (gracefully: GOAWAY, `Connection: close`, TLS end); those still open this
+   * long after are destroyed. Default 10 s.
+   */
+  retireBoundMs?: number;
 }
 
 /** Default session lifetime (s) when client certificates are verified. */
@@ -94,6 +101,8 @@ export class ServerAttachment implements DeployTarget {
   /** `node-server-<n>`, numbered per process in attach order: names the target in events. */
   readonly name = `node-server-${++attachments}`;
   readonly server: tls.Server;
+  /** Its live connections, to retire those carrying an identity no longer trusted (retire.ts). */
+  readonly connections: ConnectionTracker;
   readonly liveVerify: boolean;
   readonly #source: AttachmentHost;
   readonly #router: SniRouter;
@@ -141,6 +150,7 @@ export class ServerAttachment implements DeployTarget {
     this.#unknown = options.unknownName ?? 'default';
     this.liveVerify = options.liveVerify ?? true;
     this.#contexts = new ContextCache(options.contextCacheSize ?? 1000);
+    this.connections = trackConnections(server);
     if (options.clientAuth) this.#startClientAuth(options.clientAuth);
     const attachment = this;
     this.#router = new SniRouter({
@@ -288,6 +298,7 @@ export class ServerAttachment implements DeployTarget {
     if (this.#detached) return;
     this.#detached = true;
     this.#stopTrust?.();
+    this.connections.close();
     this.#restoreSni?.();
     this.#restoreEvents();
     this.#restoreAlpn?.();
@@ -319,6 +330,12 @@ export class ServerAttachment implements DeployTarget {
     this.#stopTrust = trust.subscribe((bundle) => {
       try {
         this.applyTrust(bundle.certificates, bundle.version);
+        void retireUntrusted(
+          this.connections,
+          bundle.certificates,
+          options.retireBoundMs,
+          this.#source.logger,
+        );
       } catch (error) {
         this.#source.logger.error('applying a new trust bundle failed; the previous one is still used', {
           version: bundle.version,

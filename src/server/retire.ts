@@ -17,10 +17,12 @@
  * identity alive past the bound.
  */
 
+import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import https from 'node:https';
 import type tls from 'node:tls';
+import type { Logger } from '../logger.js';
 
 /** One live TLS connection, as a retirement predicate sees it. */
 export interface TrackedConnection {
@@ -168,4 +170,26 @@ function peerChain(socket: tls.TLSSocket): tls.DetailedPeerCertificate[] {
     cert = cert.issuerCertificate;
   }
   return chain;
+}
+
+/**
+ * After a trust change: closes the connections whose client certificate was verified under a CA
+ * that is not among `anchors` (PEM) any more. Connections without a client certificate are left.
+ */
+export async function retireUntrusted(
+  tracker: ConnectionTracker,
+  anchors: readonly string[],
+  boundMs: number | undefined,
+  logger: Logger,
+): Promise<void> {
+  const trusted = new Set(anchors.map((pem) => new X509Certificate(pem).fingerprint256));
+  const result = await tracker.retire(
+    (c) => {
+      const chain = c.peerChain();
+      return chain.length > 0 && !chain.some((cert) => trusted.has(cert.fingerprint256));
+    },
+    boundMs === undefined ? {} : { boundMs },
+  );
+  if (result.matched > 0)
+    logger.info('connections of clients verified under a CA no longer trusted retired', { ...result });
 }
