@@ -7,36 +7,28 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
-import { DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from '../crypto/keys.js';
-import { parseNames } from '../crypto/names.js';
 import { ROLLBACK_POLICIES, type RollbackPolicy } from '../deploy/deploy.js';
 import type { DeployTarget } from '../deploy/target.js';
-import { CertkeeperError, describeCause, isCertkeeperError } from '../errors.js';
+import { describeCause } from '../errors.js';
 import { type CooldownOptions, validateCooldownOptions } from '../issuers/cooldown.js';
 import { InternalCA } from '../issuers/internal-ca.js';
-import {
-  type CertificatePurpose,
-  capabilitiesOf,
-  type Issuer,
-  type IssuerCapabilities,
-} from '../issuers/issuer.js';
+import { capabilitiesOf, type Issuer, type IssuerCapabilities } from '../issuers/issuer.js';
 import { defaultLogger, type Logger } from '../logger.js';
 import { FileStore } from '../store/file-store.js';
-import { certificateSegment, issuerKey } from '../store/layout.js';
+import { issuerKey } from '../store/layout.js';
 import type { Store } from '../store/store.js';
+import {
+  type CertificateConfig,
+  type ManagedCertificateOptions,
+  optionError,
+  refuseUnknown,
+  resolveCertificate,
+} from './certificate-options.js';
 import { type RenewalPolicy, validatePolicy } from './policy.js';
 import { type RevocationCheckOptions, resolveRevocationCheck } from './revocation-watch.js';
 
-export interface ManagedCertificateOptions {
-  /** Stable id for events, status and `renewNow`. Default: the first name. */
-  id?: string;
-  /** DNS names, wildcards and IP addresses; the first is the primary name. */
-  names: string[];
-  /** Default `ec-p256`. */
-  keyType?: KeyType;
-  /** Default `server`. */
-  purpose?: CertificatePurpose;
-}
+export type { CertificateConfig, ManagedCertificateOptions } from './certificate-options.js';
+export { optionError, resolveCertificate } from './certificate-options.js';
 
 export interface ManagerOptions {
   /** Default: a FileStore in `$CERTKEEPER_DIR` or `./.certkeeper`. */
@@ -119,21 +111,6 @@ const MANAGER_OPTIONS: readonly (keyof ManagerOptions)[] = [
   'issuerCooldown',
   'revocationCheck',
 ];
-const CERTIFICATE_OPTIONS: readonly (keyof ManagedCertificateOptions)[] = [
-  'id',
-  'names',
-  'keyType',
-  'purpose',
-];
-
-export interface CertificateConfig {
-  id: string;
-  names: string[];
-  primary: string;
-  keyType: KeyType;
-  purpose: CertificatePurpose;
-}
-
 export interface ResolvedOptions {
   store: Store;
   /** The manager created the store (the default FileStore): `stop()` closes it. */
@@ -161,79 +138,12 @@ export interface ResolvedOptions {
   revocationCheck: RevocationCheckOptions | false;
 }
 
-export function optionError(path: string, message: string): CertkeeperError {
-  return new CertkeeperError('INVALID_OPTION', `options.${path} ${message}`, { details: { option: path } });
-}
-
 function hasMethods(value: unknown, methods: string[]): boolean {
   return (
     typeof value === 'object' &&
     value !== null &&
     methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')
   );
-}
-
-export function resolveCertificate(input: unknown, path: string, issuers: Issuer[]): CertificateConfig {
-  if (typeof input !== 'object' || input === null) throw optionError(path, 'must be an object');
-  const cert = input as ManagedCertificateOptions;
-  refuseUnknown(cert, CERTIFICATE_OPTIONS, path);
-  if (!Array.isArray(cert.names) || cert.names.length === 0)
-    throw optionError(`${path}.names`, 'must be a non-empty array');
-  let names: string[];
-  try {
-    names = parseNames(cert.names).map((n) => n.value);
-  } catch (error) {
-    const index = cert.names.findIndex((n) => {
-      try {
-        parseNames([n]);
-        return false;
-      } catch {
-        return true;
-      }
-    });
-    throw optionError(
-      `${path}.names[${index}]`,
-      isCertkeeperError(error) ? `is invalid: ${error.message}` : 'is invalid',
-    );
-  }
-  const keyType = cert.keyType ?? DEFAULT_KEY_TYPE;
-  if (!isKeyType(keyType)) throw optionError(`${path}.keyType`, `must be one of ${KEY_TYPES.join(', ')}`);
-  const purpose = cert.purpose ?? 'server';
-  if (purpose !== 'server' && purpose !== 'client')
-    throw optionError(`${path}.purpose`, "must be 'server' or 'client'");
-  const unable = issuers.filter((i) => i.supportsPurpose && !i.supportsPurpose(purpose));
-  if (unable.length === issuers.length) {
-    throw optionError(
-      `${path}.purpose`,
-      `is '${purpose}', which no configured issuer can issue (${unable.map((i) => i.id).join(', ')})` +
-        // Public ACME CAs stopped issuing clientAuth certificates (docs/platform.md, "ACME"): say where to go.
-        (purpose === 'client'
-          ? ': client certificates need a private CA (InternalCA, StepCaIssuer, or AcmeIssuer with clientAuth: true for a private ACME CA)'
-          : ''),
-    );
-  }
-  const id = cert.id ?? names[0]!;
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200)
-    throw optionError(`${path}.id`, 'must be a non-empty string');
-  // The id is the certificate's identity in the store: it must map to one key, and back.
-  try {
-    certificateSegment(id);
-  } catch (error) {
-    throw optionError(
-      `${path}.id`,
-      `${cert.id === undefined ? '(by default the first name) ' : ''}cannot be stored: ${(error as Error).message}`,
-    );
-  }
-  return { id, names, primary: names[0]!, keyType, purpose };
-}
-
-/** Refuses keys of `input` that are not options: a misspelt one would silently keep a default. */
-function refuseUnknown(input: object, known: readonly string[], path: string): void {
-  for (const key of Object.keys(input)) {
-    if (!known.includes(key)) {
-      throw optionError(path ? `${path}.${key}` : key, `is not an option (known: ${known.join(', ')})`);
-    }
-  }
 }
 
 /**

@@ -123,6 +123,7 @@ async function issue(
         keyType: config.keyType,
         key,
         csr,
+        ...(config.profile !== undefined ? { profile: config.profile } : {}),
         current: current ? { chainPem: current.chainPem, key: current.key, info: current.info } : undefined,
       };
       // Issuers may be user code: one that ignores the signal still cannot outlast the attempt.

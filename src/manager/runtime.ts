@@ -158,9 +158,11 @@ export class Runtime {
     );
   }
 
-  /** The issuers that may issue `cert`, in order. */
+  /** The issuers that may issue `cert`, in order: those it names (`issuer` option), else all. */
   issuersFor(cert: CertificateConfig): Issuer[] {
-    return this.options.issuers.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));
+    const { issuers } = this.options;
+    const chosen = cert.issuers?.map((id) => issuers.find((i) => i.id === id)!) ?? issuers;
+    return chosen.filter((i) => !i.supportsPurpose || i.supportsPurpose(cert.purpose));
   }
 
   /**

@@ -21,6 +21,19 @@ describe('issuerCooldown and revocationCheck options', () => {
     );
   });
 
+  it('a certificate profile must be a profile name', () => {
+    for (const profile of ['', 'two words', 42]) {
+      expect(() =>
+        createCertificateManager({
+          store: new MemoryStore(),
+          certificates: [{ names: ['p.test'], profile } as never],
+        }),
+      ).toThrow(
+        expect.objectContaining({ details: expect.objectContaining({ option: 'certificates[0].profile' }) }),
+      );
+    }
+  });
+
   it('accepts the documented forms', () => {
     for (const extra of [
       { issuerCooldown: { baseMs: 1000, maxMs: 60_000, jitter: 0 } },

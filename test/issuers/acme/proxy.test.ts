@@ -353,6 +353,30 @@ describePebble('ACME through a proxy: ARI, replaces, profiles, rate limits, garb
     expect(proxy.orders.map((o) => o.profile)).toEqual(['tlsserver', 'shortlived']);
   });
 
+  it('profiles: a certificate configured with its own profile is ordered and renewed under it, the others under the issuer’s', async () => {
+    proxy.setProfiles({ classic: 'the usual', tlsserver: '45 days', shortlived: 'about 6 days' });
+    const names = ['short.certkeeper.test'];
+    const r = await rig({ ...pebble, directoryUrl: proxy.directoryUrl, caPem: proxy.caPem } as Pebble, {
+      names,
+      challenges: ['http-01'],
+      issuer: { profile: 'tlsserver' },
+      manager: {
+        certificates: [
+          { id: 'web', names, profile: 'shortlived' },
+          { id: 'other', names: ['long.certkeeper.test'] },
+        ],
+      },
+    });
+    rigs.push(r);
+    await r.manager.start();
+    await r.manager.ready();
+    await r.manager.renewNow('web');
+    const byName = (name: string) =>
+      proxy.orders.filter((o) => JSON.stringify(o.identifiers).includes(name)).map((o) => o.profile);
+    expect(byName('short.certkeeper.test')).toEqual(['shortlived', 'shortlived']);
+    expect(byName('long.certkeeper.test')).toEqual(['tlsserver']);
+  });
+
   it.each([
     [
       'advertises others',
